@@ -1,0 +1,1 @@
+"""Crawler: discovery, polite fetching, rendering and extraction (see DESIGN.md)."""

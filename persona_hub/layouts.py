@@ -1,0 +1,127 @@
+"""Which field holds the persona text, and which the source's id, for the public datasets' layouts.
+
+Recognised without flags (first match wins):
+
+| layout                  | text field      | id field | how it is recognised                               |
+|-------------------------|-----------------|----------|----------------------------------------------------|
+| personahub_synthesized  | `input persona` | —        | the key `input persona` (PersonaHub's synthesized sets) |
+| nemotron                | `persona`       | `uuid`   | `persona` plus Nemotron-Personas columns            |
+| finepersonas            | `persona`       | `id`     | `id`, `persona` and `labels`                        |
+| personahub_elite        | `persona`       | —        | `persona` plus `… domain (top 1 percent)` columns   |
+| persona                 | `persona`       | `id`/`uuid`/`persona_id` if present | a `persona` field          |
+| tinytroupe              | built from the nested `persona` object | — | a `.agent.json` / `{"type": "TinyPerson"}` |
+| text                    | the line        | —        | plain-text files, one persona per line              |
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from persona_hub.errors import NoTextField
+
+NEMOTRON_MARKERS = {"professional_persona", "skills_and_expertise_list", "hobbies_and_interests_list"}
+ELITE_MARKER = "general domain (top 1 percent)"
+GENERIC_ID_FIELDS = ("id", "uuid", "persona_id")
+
+
+@dataclass(frozen=True)
+class Layout:
+    name: str
+    text_field: str
+    id_field: str | None
+
+
+def detect(keys: Iterable[str], *, text_field: str | None = None, id_field: str | None = None,
+           source: str = "file") -> Layout:
+    """Choose the layout for records with these keys; explicit fields override detection."""
+    present = list(dict.fromkeys(keys))
+    have = set(present)
+    if text_field is not None:
+        if text_field not in have:
+            raise NoTextField(_missing(source, f"--text-field {text_field!r} is not a field", present))
+        if id_field is not None and id_field not in have:
+            raise NoTextField(_missing(source, f"--id-field {id_field!r} is not a field", present))
+        return Layout("custom", text_field, id_field)
+    layout = _detect(have)
+    if layout is None:
+        raise NoTextField(_missing(source, "no persona text field (persona / input persona)", present))
+    if id_field is not None:
+        if id_field not in have:
+            raise NoTextField(_missing(source, f"--id-field {id_field!r} is not a field", present))
+        return Layout(layout.name, layout.text_field, id_field)
+    return layout
+
+
+def _detect(have: set[str]) -> Layout | None:
+    if "input persona" in have:
+        return Layout("personahub_synthesized", "input persona", None)
+    if "persona" not in have:
+        return None
+    if have & NEMOTRON_MARKERS:
+        return Layout("nemotron", "persona", "uuid" if "uuid" in have else None)
+    if {"id", "labels"} <= have:
+        return Layout("finepersonas", "persona", "id")
+    if ELITE_MARKER in have:
+        return Layout("personahub_elite", "persona", None)
+    id_field = next((f for f in GENERIC_ID_FIELDS if f in have), None)
+    return Layout("persona", "persona", id_field)
+
+
+def _missing(source: str, what: str, fields: list[str]) -> str:
+    listed = ", ".join(repr(f) for f in fields[:40]) or "none"
+    return (f"{source}: {what}. Fields found: {listed}. "
+            "Name the text column with --text-field (and the id column with --id-field).")
+
+
+# -- TinyTroupe ------------------------------------------------------------------------------------
+
+def _words(value: Any) -> str:
+    if isinstance(value, Mapping):
+        return "; ".join(f"{k.replace('_', ' ')}: {_words(v)}" for k, v in value.items() if v not in (None, ""))
+    if isinstance(value, (list, tuple)):
+        return ", ".join(_words(v) for v in value if v not in (None, ""))
+    return str(value)
+
+
+def tinytroupe_record(spec: Mapping[str, Any]) -> dict[str, Any]:
+    """Flatten a TinyTroupe agent spec into one persona record: a readable text plus its fields.
+
+    TinyTroupe has no single text field; the text is written from the nested `persona` object in a
+    fixed order (who, work, education, interests, skills, goals, style, beliefs, facts) so the same
+    spec always gives the same text, and every field is kept in the attributes as well.
+    """
+    persona = spec.get("persona")
+    if not isinstance(persona, Mapping):
+        raise NoTextField("TinyTroupe spec without a nested 'persona' object")
+    parts: list[str] = []
+    who = ", ".join(str(persona[k]) for k in ("name", "age", "nationality") if persona.get(k) not in (None, ""))
+    if who:
+        parts.append(who + (f", lives in {persona['residence']}" if persona.get("residence") else "") + ".")
+    occupation = persona.get("occupation")
+    if isinstance(occupation, Mapping):
+        title = occupation.get("title", "")
+        org = occupation.get("organization")
+        line = f"Works as {title}" + (f" at {org}" if org else "")
+        if occupation.get("description"):
+            line += f": {occupation['description']}"
+        parts.append(line.rstrip(".") + ".")
+    elif occupation:
+        parts.append(f"Works as {occupation}.")
+    labels = [
+        ("education", "Education"), ("preferences", "Preferences"), ("skills", "Skills"),
+        ("long_term_goals", "Goals"), ("style", "Style"), ("personality", "Personality"),
+        ("beliefs", "Beliefs"), ("other_facts", "Other facts"),
+    ]
+    for key, label in labels:
+        if persona.get(key) not in (None, "", [], {}):
+            parts.append(f"{label}: {_words(persona[key])}.")
+    record: dict[str, Any] = {"persona": " ".join(parts)}
+    for key, value in persona.items():
+        record[key] = value
+    if isinstance(occupation, Mapping):  # a flat, filterable occupation; the details stay alongside
+        record["occupation"] = occupation.get("title")
+        record["occupation_detail"] = dict(occupation)
+    record["tinytroupe_type"] = spec.get("type")
+    return record

@@ -1,0 +1,87 @@
+"""Cleaning attribute values the way the public datasets need it.
+
+- The literal strings "None", "null", "NaN" and "" mean "no value" in PersonaHub and pandas exports:
+  they become JSON null. Done on the compact JSON text in SQL (`:"None"` can only be a value there,
+  since a string's closing quote is never followed by a letter), so it costs one pass of `replace`.
+- Lists stored as strings — JSON-encoded (`"[\\"a\\", \\"b\\"]"`, FinePersonas) or Python reprs
+  (`"['a', 'b']"`, Nemotron-Personas) — become real lists. Only rows that contain such a value go
+  through Python (`ast.literal_eval` is the one parser that reads Python reprs correctly).
+"""
+
+from __future__ import annotations
+
+import ast
+import json
+from typing import Any
+
+import duckdb
+import pyarrow as pa
+
+NULL_LITERALS = ("None", "null", "NaN", "")
+UDF_NAME = "swarm_parse_list_strings"
+
+
+def null_literals_sql(expr: str) -> str:
+    for literal in NULL_LITERALS:
+        expr = f"replace({expr}, ':\"{literal}\"', ':null')"
+    return expr
+
+
+def _parse_list_string(value: str) -> list[Any] | None:
+    text = value.strip()
+    if not (text.startswith("[") and text.endswith("]")):
+        return None
+    try:
+        parsed = json.loads(text)
+    except json.JSONDecodeError:
+        try:
+            parsed = ast.literal_eval(text)
+        except (ValueError, SyntaxError, MemoryError, RecursionError):
+            return None
+    if isinstance(parsed, (list, tuple)) and all(
+        isinstance(v, (str, int, float, bool)) or v is None for v in parsed
+    ):
+        return list(parsed)
+    return None
+
+
+def parse_list_strings(record_json: str) -> str:
+    """Return the record with every list-looking string value replaced by the list it spells."""
+    record = json.loads(record_json)
+    if not isinstance(record, dict):
+        return record_json
+    changed = False
+    for key, value in record.items():
+        if isinstance(value, str):
+            parsed = _parse_list_string(value)
+            if parsed is not None:
+                record[key] = parsed
+                changed = True
+    if not changed:
+        return record_json
+    return json.dumps(record, ensure_ascii=False, separators=(",", ":"))
+
+
+def _udf(values: pa.ChunkedArray) -> pa.Array:
+    return pa.array(
+        [None if v is None else parse_list_strings(v) for v in values.to_pylist()], pa.string()
+    )
+
+
+def register(con: duckdb.DuckDBPyConnection) -> None:
+    """Make `swarm_parse_list_strings(VARCHAR)` available on this connection."""
+    try:
+        con.create_function(UDF_NAME, _udf, ["VARCHAR"], "VARCHAR", type="arrow")
+    except duckdb.CatalogException:
+        pass  # already registered on this connection
+
+
+def attributes_sql(rec: str, drop_keys: list[str]) -> str:
+    """SQL for every field of record `rec` but `drop_keys`, with null literals cleaned (compact JSON)."""
+    patch = json.dumps({k: None for k in drop_keys}).replace("'", "''")
+    return null_literals_sql(f"CAST(json_merge_patch({rec}, '{patch}') AS VARCHAR)")
+
+
+def list_strings_sql(column: str) -> str:
+    """SQL that parses list-looking strings in the attributes `column`, touching only rows that have one."""
+    return f"CASE WHEN contains({column}, ':\"[') THEN {UDF_NAME}({column}) ELSE {column} END"

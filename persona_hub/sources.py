@@ -1,0 +1,251 @@
+"""Reading a persona file of any supported format into one shape: `_raw(line, rec, reason, detail)`.
+
+`rec` is one JSON object as text (one record), `line` its line (JSONL, TXT, CSV) or 1-based row/index
+(Parquet, JSON array), and `reason` is set when the record was already found bad while reading
+(bad encoding, a CSV row with too many columns, a JSON array element that is not an object). Every
+format then goes through the same SQL pipeline in `importer`, so each rule is written once.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import duckdb
+import pyarrow as pa
+
+from persona_hub import encoding, layouts
+from persona_hub.errors import UnsupportedFile
+
+FORMATS = ("jsonl", "json", "csv", "tsv", "parquet", "txt", "tinytroupe")
+_LINE_DELIM = "\x1f\x1e\x1d\x1c"  # four control bytes no text line carries: each line is one field
+_EXTENSIONS = {
+    ".jsonl": "jsonl", ".ndjson": "jsonl", ".json": "json", ".csv": "csv", ".tsv": "tsv",
+    ".tab": "tsv", ".parquet": "parquet", ".pq": "parquet", ".txt": "txt",
+}
+
+
+@dataclass
+class RawSource:
+    path: Path
+    format: str
+    fixed_layout: str | None = None   # "text" for TXT; "tinytroupe" for agent specs
+    converted_from: str | None = None
+
+
+def sql_str(value: str) -> str:
+    return "'" + value.replace("'", "''") + "'"
+
+
+def detect_format(path: Path, override: str | None = None) -> str:
+    """The format named by `--format`, else by the extension (`.gz` is looked through)."""
+    if override:
+        if override not in FORMATS:
+            raise UnsupportedFile(f"unknown --format {override!r}; use one of: {', '.join(FORMATS)}")
+        return override
+    name = path.name.lower()
+    if name.endswith(".agent.json") or name.endswith(".fragment.json"):
+        return "tinytroupe"
+    suffixes = [s for s in path.suffixes if s.lower() != ".gz"]
+    ext = suffixes[-1].lower() if suffixes else ""
+    if ext not in _EXTENSIONS:
+        raise UnsupportedFile(
+            f"{path}: cannot tell the format from the extension {ext or '(none)'!r}; "
+            f"pass --format ({', '.join(FORMATS)})"
+        )
+    return _EXTENSIONS[ext]
+
+
+@contextmanager
+def load(con: duckdb.DuckDBPyConnection, path: Path, fmt: str) -> Iterator[RawSource]:
+    """Fill the temp table `_raw` from `path`; temp files are removed when the block ends."""
+    if not path.is_file():
+        raise UnsupportedFile(f"{path}: no such file")
+    con.execute("CREATE OR REPLACE TEMP TABLE _raw (line BIGINT, rec VARCHAR, reason VARCHAR, detail VARCHAR)")
+    if fmt == "parquet":
+        _load_parquet(con, path)
+        yield RawSource(path, fmt)
+        return
+    if fmt in ("json", "tinytroupe"):
+        yield _load_json_document(con, path, fmt)
+        return
+    scan = encoding.scan(path)
+    try:
+        _insert_rows(con, [(n, None, "bad_encoding", f"not UTF-8: {excerpt}") for n, excerpt in scan.bad_lines])
+        readable = scan.readable_path
+        if fmt in ("jsonl", "txt"):
+            _load_lines(con, readable, as_text=fmt == "txt")
+        else:
+            _load_csv(con, readable, delim="\t" if fmt == "tsv" else ",")
+        yield RawSource(path, fmt, "text" if fmt == "txt" else None, scan.converted_from)
+    finally:
+        scan.cleanup()
+
+
+def _insert_rows(con: duckdb.DuckDBPyConnection, rows: list[tuple[Any, ...]]) -> None:
+    if not rows:
+        return
+    table = pa.table({
+        "line": pa.array([r[0] for r in rows], pa.int64()),
+        "rec": pa.array([r[1] for r in rows], pa.string()),
+        "reason": pa.array([r[2] for r in rows], pa.string()),
+        "detail": pa.array([r[3] for r in rows], pa.string()),
+    })
+    con.register("_rows", table)
+    con.execute("INSERT INTO _raw SELECT * FROM _rows")
+    con.unregister("_rows")
+
+
+def _load_lines(con: duckdb.DuckDBPyConnection, path: Path, *, as_text: bool) -> None:
+    # A multi-byte delimiter that never occurs and no quoting: DuckDB's parallel CSV reader then
+    # yields each line as one value, in order, blank lines included, so row_number() is the line.
+    rec = "json_object('persona', trim(value))" if as_text else "value"
+    rec = f"CASE WHEN trim(value) = '' THEN NULL ELSE {rec} END"
+    con.execute(
+        f"""
+        INSERT INTO _raw
+        SELECT line, {rec}, NULL, NULL FROM (
+            SELECT row_number() OVER () AS line, value
+            FROM read_csv({sql_str(str(path))}, columns={{'value': 'VARCHAR'}}, header=false,
+                          delim={sql_str(_LINE_DELIM)}, quote='', escape='', auto_detect=false,
+                          max_line_size=67108864, strict_mode=false)
+        ) WHERE line NOT IN (SELECT line FROM _raw)
+        """
+    )
+    # a byte-order mark is not part of the first record
+    con.execute("UPDATE _raw SET rec = ltrim(rec, chr(65279)) WHERE line = 1 AND rec IS NOT NULL")
+
+
+def _load_csv(con: duckdb.DuckDBPyConnection, path: Path, *, delim: str) -> None:
+    src = (
+        f"read_csv({sql_str(str(path))}, header=true, all_varchar=true, delim={sql_str(delim)}, "
+        "store_rejects=true, rejects_table='_csv_rejects', rejects_scan='_csv_scans', "
+        "max_line_size=67108864)"
+    )
+    try:
+        con.execute(f"CREATE OR REPLACE TEMP TABLE _csv AS SELECT row_number() OVER () AS _row, * FROM {src}")
+    except duckdb.Error as exc:
+        raise UnsupportedFile(f"{path}: not a readable {'TSV' if delim == chr(9) else 'CSV'} file: {exc}") from exc
+    columns = [r[0] for r in con.execute("DESCRIBE _csv").fetchall() if r[0] != "_row"]
+    rejects = con.execute(
+        "SELECT line, error_type, error_message, csv_line FROM _csv_rejects ORDER BY line"
+    ).fetchall()
+    # A rejected row has no row number of its own, so accepted rows after it are shifted back to
+    # their file line (one line per record; quoted multi-line fields make this the record's row).
+    _insert_rows(con, [
+        (line, None, "csv_" + str(kind).lower().replace(" ", "_"), f"{message}: {str(raw)[:200]}")
+        for line, kind, message, raw in rejects
+    ])
+    con.execute(
+        "CREATE OR REPLACE TEMP TABLE _csv_shift AS "
+        "SELECT line - 2 - (row_number() OVER (ORDER BY line) - 1) AS before_count FROM _csv_rejects"
+    )
+    typed = ", ".join(f"{sql_str(c)}: {_typed_column(con, c)}" for c in columns)
+    con.execute(
+        f"""
+        INSERT INTO _raw
+        SELECT _row + 1 + (SELECT count(*) FROM _csv_shift WHERE before_count < _row), to_json({{{typed}}}),
+               NULL, NULL
+        FROM _csv
+        """
+    )
+    con.execute("DROP TABLE _csv; DROP TABLE _csv_shift; DROP TABLE _csv_rejects; DROP TABLE _csv_scans")
+
+
+def _ident(name: str) -> str:
+    return '"' + name.replace('"', '""') + '"'
+
+
+def _typed_column(con: duckdb.DuckDBPyConnection, column: str) -> str:
+    """Numbers stay numbers, but `02134` (a zip code) and `1e3`-style ids stay text."""
+    col = _ident(column)
+    is_int, is_float = con.execute(
+        f"""
+        SELECT bool_and(regexp_full_match({col}, '-?(0|[1-9][0-9]{{0,17}})')),
+               bool_and(regexp_full_match({col}, '-?(0|[1-9][0-9]*)\\.[0-9]+'))
+        FROM _csv WHERE {col} IS NOT NULL
+        """
+    ).fetchone() or (None, None)
+    if is_int:
+        return f"CAST({col} AS BIGINT)"
+    if is_float:
+        return f"CAST({col} AS DOUBLE)"
+    return col
+
+
+def _load_parquet(con: duckdb.DuckDBPyConnection, path: Path) -> None:
+    src = f"read_parquet({sql_str(str(path))}, file_row_number=true)"
+    try:
+        columns = [r[0] for r in con.execute(f"DESCRIBE SELECT * FROM {src}").fetchall()]
+    except duckdb.Error as exc:
+        raise UnsupportedFile(f"{path}: not a readable Parquet file: {exc}") from exc
+    fields = ", ".join(f"{sql_str(c)}: {_ident(c)}" for c in columns if c != "file_row_number")
+    con.execute(f"INSERT INTO _raw SELECT file_row_number + 1, to_json({{{fields}}}), NULL, NULL FROM {src}")
+
+
+def _load_json_document(con: duckdb.DuckDBPyConnection, path: Path, fmt: str) -> RawSource:
+    scan = encoding.scan(path)
+    try:
+        if scan.bad_lines:
+            raise UnsupportedFile(
+                f"{path}: not UTF-8 (line {scan.bad_lines[0][0]}: {scan.bad_lines[0][1]!r}); "
+                "a JSON document cannot be read in part: re-save it as UTF-8"
+            )
+        text = scan.readable_path.read_text(encoding="utf-8-sig")
+    finally:
+        scan.cleanup()
+    stripped = text.lstrip()
+    if fmt == "json" and stripped.startswith("{") and _looks_like_jsonl(stripped):
+        # JSON Lines saved with a .json extension: read it as such, with line numbers.
+        _load_lines(con, path, as_text=False)
+        return RawSource(path, "jsonl")
+    try:
+        document = json.loads(text)
+    except json.JSONDecodeError as exc:
+        _insert_rows(con, [(exc.lineno, None, "bad_json", f"{exc.msg} (column {exc.colno})")])
+        return RawSource(path, fmt)
+    if isinstance(document, dict) and isinstance(document.get("persona"), dict):
+        if document.get("type") == "Fragment":
+            _insert_rows(con, [(1, None, "tinytroupe_fragment",
+                                "a TinyTroupe Fragment is a partial persona; merge it into an agent spec")])
+        else:
+            _insert_rows(con, [(1, json.dumps(layouts.tinytroupe_record(document), ensure_ascii=False),
+                                None, None)])
+        return RawSource(path, "tinytroupe", fixed_layout="tinytroupe")
+    records = _records_of(document)
+    if records is None:
+        _insert_rows(con, [(1, None, "not_an_array",
+                            "a JSON file must hold an array of persona objects (or one object)")])
+        return RawSource(path, fmt)
+    rows = [
+        (i, json.dumps(r, ensure_ascii=False), None, None) if isinstance(r, dict)
+        else (i, None, "not_an_object", f"element is {type(r).__name__}: {json.dumps(r)[:200]}")
+        for i, r in enumerate(records, start=1)
+    ]
+    _insert_rows(con, rows)
+    return RawSource(path, fmt)
+
+
+def _looks_like_jsonl(text: str) -> bool:
+    first, _, rest = text.partition("\n")
+    if not rest.strip():
+        return False
+    try:
+        return isinstance(json.loads(first), dict)
+    except json.JSONDecodeError:
+        return False
+
+
+def _records_of(document: Any) -> list[Any] | None:
+    if isinstance(document, list):
+        return document
+    if isinstance(document, dict):
+        lists = [v for v in document.values() if isinstance(v, list) and v and isinstance(v[0], dict)]
+        if len(lists) == 1:  # {"personas": [...]} and similar wrappers
+            return lists[0]
+        return [document]
+    return None

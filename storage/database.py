@@ -1,0 +1,130 @@
+"""Opening the DuckDB file so that one process can write while others read.
+
+DuckDB lets one process hold a file read-write, or many hold it read-only, never both at once. So no
+process keeps the file open: a writer opens it for one batch and closes it (~20 ms), a reader opens it
+read-only for one query. Whoever finds the file locked retries with a short backoff until
+`lock_timeout`, which is what lets `swarm query` watch a run's tables grow while the run writes.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import duckdb
+
+from storage.errors import DatabaseBusy, DatabaseMissing
+from storage.migrations import LATEST, applied_versions, check_not_newer, migrate
+
+DEFAULT_DB = "swarm.duckdb"
+DEFAULT_LOCK_TIMEOUT = 30.0  # seconds a command waits for another process's write to finish
+
+# One DuckDB instance per file per process: opening the same file read-only and read-write from two
+# threads of one process is an error in DuckDB, so every open in this process is serialised per path.
+_path_locks: dict[str, threading.RLock] = {}
+_path_locks_guard = threading.Lock()
+
+
+def _lock_for(path: str) -> threading.RLock:
+    with _path_locks_guard:
+        return _path_locks.setdefault(path, threading.RLock())
+
+
+def resolve_db_path(cli_value: str | os.PathLike[str] | None = None) -> Path:
+    """`--db` wins over `SWARM_DB`, which wins over `./swarm.duckdb`."""
+    value = cli_value or os.environ.get("SWARM_DB") or DEFAULT_DB
+    return Path(value).expanduser()
+
+
+def _is_lock_conflict(exc: Exception) -> bool:
+    text = str(exc)
+    return "Could not set lock" in text or "Conflicting lock" in text
+
+
+def _holder(exc: Exception) -> str:
+    match = re.search(r"\(PID (\d+)\)", str(exc))
+    return f"process {match.group(1)}" if match else "another process"
+
+
+class Database:
+    """A DuckDB file shared by one writer and any number of readers in other processes.
+
+        db = Database("swarm.duckdb")
+        with db.write() as con:          # migrates on first open, commits on exit
+            con.execute("INSERT …")
+        with db.read() as con:           # read-only, waits while a writer holds the file
+            con.execute("SELECT …").fetchall()
+    """
+
+    def __init__(self, path: str | os.PathLike[str], *, lock_timeout: float = DEFAULT_LOCK_TIMEOUT):
+        self.path = Path(path).expanduser()
+        self.lock_timeout = lock_timeout
+        self._migrated = False
+
+    def __repr__(self) -> str:
+        return f"Database({str(self.path)!r})"
+
+    @property
+    def exists(self) -> bool:
+        return self.path.exists()
+
+    def _open(self, read_only: bool, deadline: float) -> duckdb.DuckDBPyConnection:
+        delay = 0.005
+        while True:
+            try:
+                return duckdb.connect(str(self.path), read_only=read_only)
+            except duckdb.IOException as exc:
+                if not _is_lock_conflict(exc):
+                    raise
+                if time.monotonic() >= deadline:
+                    raise DatabaseBusy(
+                        f"{self.path} is held by {_holder(exc)} and was not released within "
+                        f"{self.lock_timeout:g}s; wait for it to finish or raise --wait."
+                    ) from exc
+                time.sleep(delay)
+                delay = min(delay * 1.5, 0.1)
+
+    @contextmanager
+    def write(self) -> Iterator[duckdb.DuckDBPyConnection]:
+        """A read-write connection for one unit of work; the file is released on exit."""
+        key = str(self.path.resolve())
+        with _lock_for(key):
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            con = self._open(read_only=False, deadline=time.monotonic() + self.lock_timeout)
+            try:
+                if not self._migrated:
+                    migrate(con, path=str(self.path))
+                    self._migrated = True
+                yield con
+            finally:
+                con.close()
+
+    @contextmanager
+    def read(self) -> Iterator[duckdb.DuckDBPyConnection]:
+        """A read-only connection; upgrades an older file first (which needs a brief write)."""
+        if not self.path.exists():
+            raise DatabaseMissing(
+                f"no database at {self.path}: import personas first "
+                "(swarm personas import FILE) or point --db / SWARM_DB at an existing file."
+            )
+        key = str(self.path.resolve())
+        with _lock_for(key):
+            con = self._open(read_only=True, deadline=time.monotonic() + self.lock_timeout)
+            versions = applied_versions(con)
+            check_not_newer(versions, str(self.path))
+            if (max(versions) if versions else 0) >= LATEST:
+                try:
+                    yield con
+                finally:
+                    con.close()
+                return
+            con.close()
+        with self.write():
+            pass
+        with self.read() as con:
+            yield con
