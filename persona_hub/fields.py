@@ -58,10 +58,24 @@ def widen(old: str, new: str) -> str:
     return "VARCHAR"
 
 
-def update_catalog(con: duckdb.DuckDBPyConnection, import_id: str, where_sql: str) -> None:
-    """Fold the attribute types of the personas matching `where_sql` into `persona_fields`."""
-    row = con.execute(f"SELECT json_group_structure(attributes) FROM personas WHERE {where_sql}").fetchone()
+_TYPE_SAMPLE = 100_000  # rows whose structure sets the column types (a full pass costs as much as the import)
+
+
+def types_of(con: duckdb.DuckDBPyConnection, table: str) -> dict[str, str]:
+    """Attribute keys of `table` (all rows) with their types (from the first rows)."""
+    row = con.execute(
+        f"SELECT json_group_structure(CAST(attributes AS JSON)) FROM (SELECT attributes FROM {table} LIMIT {_TYPE_SAMPLE})"
+    ).fetchone()
     found = types_from_structure(row[0] if row else None)
+    total = con.execute(f"SELECT count(*) FROM {table}").fetchone()
+    if total and total[0] > _TYPE_SAMPLE:
+        for (key,) in con.execute(f"SELECT DISTINCT unnest(json_keys(attributes)) FROM {table}").fetchall():
+            found.setdefault(key, "VARCHAR")  # seen only past the sample: compared as text
+    return found
+
+
+def update_catalog(con: duckdb.DuckDBPyConnection, import_id: str, found: dict[str, str]) -> None:
+    """Fold newly seen attribute types into `persona_fields` and rebuild `personas_flat`."""
     known = {f: t for f, t in con.execute("SELECT field, sql_type FROM persona_fields").fetchall()}
     for field, sql_type in found.items():
         if field in known:

@@ -26,7 +26,6 @@ from storage import Database
 DedupMode = Literal["exact", "near", "none"]
 DEFAULT_MAX_CHARS = 4000
 _KEY_SAMPLE = 1000  # records whose keys decide the layout
-_WS = " OR ".join(f"contains(_t, chr({c}))" for c in (9, 10, 11, 12, 13)) + " OR contains(_t, '  ')"
 
 
 @dataclass
@@ -49,6 +48,7 @@ class ImportReport:
     rejects: list[tuple[str, int | None, str, str | None]] = field(default_factory=list)
     rejects_total: int = 0
     status: str = "finished"
+    field_types: dict[str, str] = field(default_factory=dict)
 
     def total(self, name: str) -> int:
         return sum(getattr(s, name) for s in self.sources)
@@ -76,6 +76,8 @@ def import_files(db: Database, paths: Sequence[str | Path], options: ImportOptio
     started = dt.datetime.now(dt.timezone.utc)
     with db.write() as con:
         normalise.register(con)
+        # lines are numbered explicitly, so DuckDB may write rows in any order (and in parallel)
+        con.execute("SET preserve_insertion_order = false")
         con.execute("BEGIN TRANSACTION")
         try:
             for raw_path in paths:
@@ -94,7 +96,7 @@ def import_files(db: Database, paths: Sequence[str | Path], options: ImportOptio
                     f"--strict: {report.rejects_total} bad line(s), nothing was imported",
                     [(p, n, r) for p, n, r, _ in report.rejects],
                 )
-            fields.update_catalog(con, report.import_id, f"import_id = {sql_str(report.import_id)}")
+            fields.update_catalog(con, report.import_id, report.field_types)
             _record_import(con, report, options, started)
             con.execute("COMMIT")
         except StrictRefused:
@@ -109,27 +111,15 @@ def _import_one(con: duckdb.DuckDBPyConnection, path: Path, fmt: str, options: I
                 report: ImportReport, src: SourceReport) -> None:
     with sources.load(con, path, fmt) as raw:
         src.format = raw.format
-        _validate(con)
         layout = _layout(con, raw, options, str(path))
         src.layout = layout.name
-        _extract(con, layout, options.max_chars)
-        counts = con.execute(
-            "SELECT count(*) FILTER (WHERE rec IS NOT NULL OR reason IS NOT NULL),"
-            " count(*) FILTER (WHERE reason IS NOT NULL) FROM _cand"
-        ).fetchone() or (0, 0)
-        src.records, src.rejected = int(counts[0]), int(counts[1])
-        _store_rejects(con, report, str(path), options)
-        _dedup_and_insert(con, report, src, layout, options)
+        _find_rejects(con, layout, options.max_chars)
+        _store_rejects(con, report, src, options)
+        _insert_new(con, report, src, layout, options)
+    con.execute("DROP VIEW _raw; DROP TABLE _lines; DROP TABLE _pre; DROP TABLE _rej")
 
 
-def _validate(con: duckdb.DuckDBPyConnection) -> None:
-    con.execute(
-        """
-        UPDATE _raw SET reason = CASE WHEN NOT json_valid(rec) THEN 'bad_json' ELSE 'not_an_object' END,
-                        detail = left(rec, 200), rec = NULL
-        WHERE rec IS NOT NULL AND reason IS NULL AND (NOT json_valid(rec) OR json_type(rec) <> 'OBJECT')
-        """
-    )
+_OBJECT = "coalesce(try(json_type(rec)) = 'OBJECT', false)"
 
 
 def _layout(con: duckdb.DuckDBPyConnection, raw: sources.RawSource, options: ImportOptions,
@@ -138,115 +128,139 @@ def _layout(con: duckdb.DuckDBPyConnection, raw: sources.RawSource, options: Imp
         return layouts.Layout("text", "persona", None)
     if raw.fixed_layout == "tinytroupe":
         return layouts.Layout("tinytroupe", "persona", None)
-    keys = [r[0] for r in con.execute(
-        f"SELECT DISTINCT unnest(json_keys(rec)) FROM (SELECT rec FROM _raw WHERE rec IS NOT NULL"
-        f" ORDER BY line LIMIT {_KEY_SAMPLE})"
+    keys = [r[0] for r in con.execute(  # in the order the file first uses them, for messages
+        f"""
+        SELECT k FROM (
+            SELECT line, unnest(json_keys(rec)) AS k, generate_subscripts(json_keys(rec), 1) AS i
+            FROM (SELECT line, rec FROM _raw WHERE rec IS NOT NULL AND {_OBJECT} ORDER BY line LIMIT {_KEY_SAMPLE})
+        ) GROUP BY k ORDER BY min(line * 1000000 + i)
+        """
     ).fetchall()]
     if not keys and options.text_field is None:
-        has_bad = con.execute("SELECT count(*) FROM _raw WHERE reason IS NOT NULL").fetchone()
-        if has_bad and has_bad[0]:
-            return layouts.Layout("unknown", "persona", None)  # every line bad: just report them
+        row = con.execute("SELECT count(*) FROM _raw WHERE rec IS NOT NULL OR reason IS NOT NULL").fetchone()
+        if row and row[0]:
+            return layouts.Layout("unknown", "persona", None)  # every record is bad: report them all
         raise NoTextField(f"{source}: no persona records in the file")
     return layouts.detect(keys, text_field=options.text_field, id_field=options.id_field, source=source)
 
 
-def _extract(con: duckdb.DuckDBPyConnection, layout: layouts.Layout, max_chars: int) -> None:
+def _find_rejects(con: duckdb.DuckDBPyConnection, layout: layouts.Layout, max_chars: int) -> None:
+    """Pass 1, cheap: `_rej` gets every record that cannot be a persona, with its reason."""
     text_path = sql_str(fields.json_path(layout.text_field))
-    id_sql = f"rec->>{sql_str(fields.json_path(layout.id_field))}" if layout.id_field else "NULL"
-    drop = [layout.text_field] + ([layout.id_field] if layout.id_field else [])
-    attrs = normalise.attributes_sql("rec", drop)
+    too_long = sql_str(f" characters, over the limit of {int(max_chars)} (--max-chars)")
+    no_field = sql_str(f"no {layout.text_field!r} field")
     con.execute(
         f"""
-        CREATE OR REPLACE TEMP TABLE _cand AS
-        SELECT line, rec, reason, detail, text, text_hash, source_id,
-               CASE WHEN reason IS NULL THEN {normalise.list_strings_sql('attributes')} END AS attributes
-        FROM (
-            SELECT line, rec, source_id, text,
-                   CASE WHEN reason IS NOT NULL OR rec IS NULL THEN NULL ELSE {attrs} END AS attributes,
-                   CASE WHEN reason IS NOT NULL OR rec IS NULL THEN NULL
-                        ELSE md5(CASE WHEN {_WS.replace('_t', 'lower(text)')}
-                                      THEN regexp_replace(lower(text), '\\s+', ' ', 'g')
-                                      ELSE lower(text) END) END AS text_hash,
+        CREATE OR REPLACE TEMP TABLE _rej AS
+        SELECT line, reason, detail, coalesce(raw, rec) AS raw FROM (
+            SELECT line, rec, raw,
                    coalesce(reason, CASE
-                        WHEN rec IS NULL THEN NULL
+                        WHEN NOT is_object THEN (CASE WHEN json_valid(rec) THEN 'not_an_object' ELSE 'bad_json' END)
                         WHEN text_type IS NULL OR text_type = 'NULL' THEN 'no_text'
                         WHEN text_type <> 'VARCHAR' THEN 'text_not_string'
-                        WHEN text = '' THEN 'empty_text'
-                        WHEN length(text) > {int(max_chars)} THEN 'too_long'
+                        WHEN is_empty THEN 'empty_text'
+                        WHEN is_too_long THEN 'too_long'
                    END) AS reason,
                    coalesce(detail, CASE
-                        WHEN text_type IS NULL THEN {sql_str(f"no {layout.text_field!r} field")}
-                        WHEN length(text) > {int(max_chars)}
-                             THEN length(text) || ' characters, over the limit of {int(max_chars)}'
+                        WHEN NOT is_object THEN NULL
+                        WHEN text_type IS NULL THEN {no_field}
+                        WHEN is_too_long THEN length(trim(text)) || {too_long}
                    END) AS detail
             FROM (
-                SELECT line, rec, reason, detail, json_type(rec, {text_path}) AS text_type,
-                       trim(rec->>{text_path}) AS text, {id_sql} AS source_id
-                FROM _raw
+                SELECT *,  -- byte tests first, so only the rare candidates are trimmed or counted
+                       strlen(text) = 0 OR (ascii(text) <= 32 AND trim(text) = '') AS is_empty,
+                       strlen(text) > {int(max_chars)} AND length(trim(text)) > {int(max_chars)} AS is_too_long
+                FROM (
+                    SELECT *, CASE WHEN is_object THEN json_type(rec, {text_path}) END AS text_type,
+                              CASE WHEN is_object THEN json_extract_string(rec, {text_path}) END AS text
+                    FROM (SELECT *, reason IS NULL AND {_OBJECT} AS is_object FROM _raw)
+                )
             )
-        )
+        ) WHERE reason IS NOT NULL
         """
     )
 
 
-def _store_rejects(con: duckdb.DuckDBPyConnection, report: ImportReport, source: str,
+def _trimmed(expr: str) -> str:
+    # trim() copies every string; most texts have nothing to trim, which two byte tests tell
+    return (f"(CASE WHEN ascii({expr}) > 32 AND ascii(right({expr}, 1)) > 32 "
+            f"THEN {expr} ELSE trim({expr}) END)")
+
+
+def _store_rejects(con: duckdb.DuckDBPyConnection, report: ImportReport, src: SourceReport,
                    options: ImportOptions) -> None:
     con.execute(
         f"""
         INSERT INTO import_rejects
-        SELECT {sql_str(report.import_id)}, {sql_str(source)}, line, reason, detail, left(rec, 500)
-        FROM _cand WHERE reason IS NOT NULL
+        SELECT {sql_str(report.import_id)}, {sql_str(src.path)}, line, reason, detail, left(raw, 500) FROM _rej
         """
     )
     room = max(0, options.shown_rejects - len(report.rejects))
     for line, reason, detail in con.execute(
-        f"SELECT line, reason, detail FROM _cand WHERE reason IS NOT NULL ORDER BY line LIMIT {room}"
+        f"SELECT line, reason, detail FROM _rej ORDER BY line LIMIT {room}"
     ).fetchall():
-        report.rejects.append((source, line, reason, detail))
-    got = con.execute("SELECT count(*) FROM _cand WHERE reason IS NOT NULL").fetchone()
-    report.rejects_total += int(got[0]) if got else 0
+        report.rejects.append((src.path, line, reason, detail))
+    counts = con.execute("SELECT (SELECT count(*) FROM _raw), (SELECT count(*) FROM _rej)").fetchone()
+    src.records, src.rejected = (int(counts[0]), int(counts[1])) if counts else (0, 0)
+    report.rejects_total += src.rejected
 
 
-def _dedup_and_insert(con: duckdb.DuckDBPyConnection, report: ImportReport, src: SourceReport,
-                      layout: layouts.Layout, options: ImportOptions) -> None:
-    good = "reason IS NULL AND rec IS NOT NULL"
-    if options.dedup == "none":
-        keep = good
-    else:
-        con.execute(
-            "CREATE OR REPLACE TEMP TABLE _hub_hashes AS SELECT DISTINCT text_hash FROM personas"
+def _insert_new(con: duckdb.DuckDBPyConnection, report: ImportReport, src: SourceReport,
+                layout: layouts.Layout, options: ImportOptions) -> None:
+    """Pass 2, over the good records only: text, hash, id and attributes, deduplicated, appended."""
+    text_path = sql_str(fields.json_path(layout.text_field))
+    id_sql = f"rec->>{sql_str(fields.json_path(layout.id_field))}" if layout.id_field else "NULL::VARCHAR"
+    drop = [layout.text_field] + ([layout.id_field] if layout.id_field else [])
+    whitespace = " OR ".join(f"contains(lowered, chr({c}))" for c in (9, 10, 11, 12, 13))
+    good = f"""
+        SELECT line, text, source_id, merged,
+               md5_number(CASE WHEN contains(lowered, '  ') OR {whitespace}
+                               THEN regexp_replace(lowered, '\\s+', ' ', 'g') ELSE lowered END) AS text_hash
+        FROM (
+            SELECT line, text, lower(text) AS lowered, source_id, merged FROM (
+                SELECT line, {_trimmed(f"rec->>{text_path}")} AS text, {id_sql} AS source_id,
+                       {normalise.attributes_sql('rec', drop)} AS merged
+                FROM _raw WHERE line NOT IN (SELECT line FROM _rej)
+            )
         )
-        keep = (f"{good} AND first_of_hash AND text_hash NOT IN (SELECT text_hash FROM _hub_hashes)")
-    con.execute(
-        f"""
-        CREATE OR REPLACE TEMP TABLE _new AS
-        SELECT line, text, text_hash, source_id, attributes FROM (
-            SELECT *, row_number() OVER (PARTITION BY text_hash ORDER BY line) = 1 AS first_of_hash
-            FROM _cand WHERE {good}
-        ) WHERE {keep}
+    """
+    new = f"SELECT * FROM ({good})"
+    if options.dedup != "none":
+        # the first line of each text, unless the hub has that text already (a hash aggregate with
+        # arg_min is cheaper than a window over a million rows)
+        new = f"""
+            SELECT min(line) AS line, arg_min(text, line) AS text, arg_min(source_id, line) AS source_id,
+                   arg_min(merged, line) AS merged, text_hash
+            FROM ({good}) WHERE text_hash NOT IN (SELECT text_hash FROM personas)
+            GROUP BY text_hash
         """
-    )
-    good_count = con.execute(f"SELECT count(*) FROM _cand WHERE {good}").fetchone()
-    new_count = con.execute("SELECT count(*) FROM _new").fetchone()
-    src.duplicates = int(good_count[0] if good_count else 0) - int(new_count[0] if new_count else 0)
+    new = (f"SELECT line, text, source_id, text_hash, "
+           f"{normalise.list_strings_sql(normalise.null_literals_sql('merged'))} AS attributes FROM ({new})")
     if options.dedup == "near":
+        con.execute(f"CREATE OR REPLACE TEMP TABLE _new AS {new}")
         src.near_duplicates = near_dedup.remove_near_duplicates(con, report.import_id, src.path)
-    # The source's own id names the persona unless another persona already has that id.
-    con.execute(
+        new = "SELECT * FROM _new"
+    persona_id = "'p_' || lpad(to_hex(CAST(text_hash >> 64 AS UBIGINT)), 16, '0')"
+    if layout.id_field:
+        # The source's own id names the persona unless another persona already has that id.
+        persona_id = (f"CASE WHEN source_id IS NOT NULL AND id_rank = 1 AND source_id NOT IN "
+                      f"(SELECT persona_id FROM personas) THEN source_id ELSE {persona_id} END")
+        new = f"SELECT *, row_number() OVER (PARTITION BY source_id ORDER BY line) AS id_rank FROM ({new})"
+    inserted = con.execute(
         f"""
         INSERT INTO personas
-        SELECT CASE WHEN source_id IS NOT NULL AND id_rank = 1
-                         AND source_id NOT IN (SELECT persona_id FROM personas)
-                    THEN source_id ELSE 'p_' || left(text_hash, 20) END,
-               text, attributes, text_hash, {sql_str(src.path)}, line, source_id, {sql_str(layout.name)},
-               {sql_str(report.import_id)}, now()
-        FROM (SELECT *, row_number() OVER (PARTITION BY source_id ORDER BY line) AS id_rank FROM _new)
-        ORDER BY line
+        SELECT {persona_id}, text, attributes, text_hash, {sql_str(src.path)}, line, source_id,
+               {sql_str(layout.name)}, {sql_str(report.import_id)}, now()
+        FROM ({new})
         """
-    )
-    inserted = con.execute("SELECT count(*) FROM _new").fetchone()
-    src.imported = int(inserted[0]) if inserted else 0
-    con.execute("DROP TABLE _new; DROP TABLE _cand; DROP TABLE IF EXISTS _hub_hashes; DROP TABLE _raw")
+    ).fetchall()
+    src.imported = int(inserted[0][0]) if inserted else 0
+    src.duplicates = src.records - src.rejected - src.near_duplicates - src.imported
+    con.execute("DROP TABLE IF EXISTS _new")
+    this_file = (f"(SELECT attributes FROM personas WHERE import_id = {sql_str(report.import_id)} "
+                 f"AND source = {sql_str(src.path)})")
+    for key, sql_type in fields.types_of(con, this_file).items():
+        report.field_types[key] = fields.widen(report.field_types.get(key, "NULL"), sql_type)
 
 
 def _record_import(con: duckdb.DuckDBPyConnection, report: ImportReport, options: ImportOptions,

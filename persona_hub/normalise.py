@@ -17,14 +17,16 @@ from typing import Any
 import duckdb
 import pyarrow as pa
 
-NULL_LITERALS = ("None", "null", "NaN", "")
 UDF_NAME = "swarm_parse_list_strings"
 
 
+_NULL_PATTERN = "':\"(None|null|NaN)?\"'"
+
+
 def null_literals_sql(expr: str) -> str:
-    for literal in NULL_LITERALS:
-        expr = f"replace({expr}, ':\"{literal}\"', ':null')"
-    return expr
+    # regexp_matches with a literal prefix is a fast scan; only matching rows pay for the rewrite
+    return (f"CASE WHEN regexp_matches({expr}, {_NULL_PATTERN}) "
+            f"THEN regexp_replace({expr}, {_NULL_PATTERN}, ':null', 'g') ELSE {expr} END")
 
 
 def _parse_list_string(value: str) -> list[Any] | None:
@@ -77,9 +79,9 @@ def register(con: duckdb.DuckDBPyConnection) -> None:
 
 
 def attributes_sql(rec: str, drop_keys: list[str]) -> str:
-    """SQL for every field of record `rec` but `drop_keys`, with null literals cleaned (compact JSON)."""
+    """SQL for every field of record `rec` but `drop_keys`, as compact JSON (clean it with null_literals_sql)."""
     patch = json.dumps({k: None for k in drop_keys}).replace("'", "''")
-    return null_literals_sql(f"CAST(json_merge_patch({rec}, '{patch}') AS VARCHAR)")
+    return f"CAST(json_merge_patch({rec}, '{patch}') AS VARCHAR)"
 
 
 def list_strings_sql(column: str) -> str:

@@ -1,4 +1,4 @@
-"""Reading a persona file of any supported format into one shape: `_raw(line, rec, reason, detail)`.
+"""Reading a persona file of any supported format into one shape: the view `_raw(line, rec, reason, detail, raw)`.
 
 `rec` is one JSON object as text (one record), `line` its line (JSONL, TXT, CSV) or 1-based row/index
 (Parquet, JSON array), and `reason` is set when the record was already found bad while reading
@@ -62,10 +62,14 @@ def detect_format(path: Path, override: str | None = None) -> str:
 
 @contextmanager
 def load(con: duckdb.DuckDBPyConnection, path: Path, fmt: str) -> Iterator[RawSource]:
-    """Fill the temp table `_raw` from `path`; temp files are removed when the block ends."""
+    """Make `_raw` show the records of `path`; temp files are removed when the block ends."""
     if not path.is_file():
         raise UnsupportedFile(f"{path}: no such file")
-    con.execute("CREATE OR REPLACE TEMP TABLE _raw (line BIGINT, rec VARCHAR, reason VARCHAR, detail VARCHAR)")
+    con.execute(
+        "CREATE OR REPLACE TEMP TABLE _pre (line BIGINT, rec VARCHAR, reason VARCHAR, detail VARCHAR, raw VARCHAR)"
+    )
+    con.execute("CREATE OR REPLACE TEMP TABLE _lines (line BIGINT, rec VARCHAR)")
+    _create_raw_view(con)
     if fmt == "parquet":
         _load_parquet(con, path)
         yield RawSource(path, fmt)
@@ -96,28 +100,38 @@ def _insert_rows(con: duckdb.DuckDBPyConnection, rows: list[tuple[Any, ...]]) ->
         "detail": pa.array([r[3] for r in rows], pa.string()),
     })
     con.register("_rows", table)
-    con.execute("INSERT INTO _raw SELECT * FROM _rows")
+    con.execute("INSERT INTO _pre SELECT line, rec, reason, detail, NULL FROM _rows")
     con.unregister("_rows")
+
+
+def _create_raw_view(con: duckdb.DuckDBPyConnection) -> None:
+    con.execute(
+        """
+        CREATE OR REPLACE TEMP VIEW _raw AS
+        SELECT line, rec, NULL::VARCHAR AS reason, NULL::VARCHAR AS detail, NULL::VARCHAR AS raw
+        FROM _lines WHERE rec IS NOT NULL
+        UNION ALL SELECT * FROM _pre
+        """
+    )
 
 
 def _load_lines(con: duckdb.DuckDBPyConnection, path: Path, *, as_text: bool) -> None:
     # A multi-byte delimiter that never occurs and no quoting: DuckDB's parallel CSV reader then
-    # yields each line as one value, in order, blank lines included, so row_number() is the line.
+    # yields each line as one value, in file order (so row_number() is the line number). Blank lines
+    # are kept as NULL so the numbering stays true.
     rec = "json_object('persona', trim(value))" if as_text else "value"
-    rec = f"CASE WHEN trim(value) = '' THEN NULL ELSE {rec} END"
     con.execute(
         f"""
-        INSERT INTO _raw
-        SELECT line, {rec}, NULL, NULL FROM (
-            SELECT row_number() OVER () AS line, value
-            FROM read_csv({sql_str(str(path))}, columns={{'value': 'VARCHAR'}}, header=false,
-                          delim={sql_str(_LINE_DELIM)}, quote='', escape='', auto_detect=false,
-                          max_line_size=67108864, strict_mode=false)
-        ) WHERE line NOT IN (SELECT line FROM _raw)
+        INSERT INTO _lines
+        SELECT row_number() OVER () AS line,
+               CASE WHEN ascii(value) > 32 OR trim(value) <> '' THEN {rec} END  -- trim only what starts blank
+        FROM read_csv({sql_str(str(path))}, columns={{'value': 'VARCHAR'}}, header=false,
+                      delim={sql_str(_LINE_DELIM)}, quote='', escape='', auto_detect=false,
+                      max_line_size=67108864, strict_mode=false)
         """
     )
     # a byte-order mark is not part of the first record
-    con.execute("UPDATE _raw SET rec = ltrim(rec, chr(65279)) WHERE line = 1 AND rec IS NOT NULL")
+    con.execute("UPDATE _lines SET rec = ltrim(rec, chr(65279)) WHERE line = 1 AND starts_with(rec, chr(65279))")
 
 
 def _load_csv(con: duckdb.DuckDBPyConnection, path: Path, *, delim: str) -> None:
@@ -147,9 +161,9 @@ def _load_csv(con: duckdb.DuckDBPyConnection, path: Path, *, delim: str) -> None
     typed = ", ".join(f"{sql_str(c)}: {_typed_column(con, c)}" for c in columns)
     con.execute(
         f"""
-        INSERT INTO _raw
+        INSERT INTO _pre
         SELECT _row + 1 + (SELECT count(*) FROM _csv_shift WHERE before_count < _row), to_json({{{typed}}}),
-               NULL, NULL
+               NULL, NULL, NULL
         FROM _csv
         """
     )
@@ -184,7 +198,7 @@ def _load_parquet(con: duckdb.DuckDBPyConnection, path: Path) -> None:
     except duckdb.Error as exc:
         raise UnsupportedFile(f"{path}: not a readable Parquet file: {exc}") from exc
     fields = ", ".join(f"{sql_str(c)}: {_ident(c)}" for c in columns if c != "file_row_number")
-    con.execute(f"INSERT INTO _raw SELECT file_row_number + 1, to_json({{{fields}}}), NULL, NULL FROM {src}")
+    con.execute(f"INSERT INTO _pre SELECT file_row_number + 1, to_json({{{fields}}}), NULL, NULL, NULL FROM {src}")
 
 
 def _load_json_document(con: duckdb.DuckDBPyConnection, path: Path, fmt: str) -> RawSource:

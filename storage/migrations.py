@@ -23,7 +23,7 @@ def m001_personas(con: duckdb.DuckDBPyConnection) -> None:
             persona_id   VARCHAR NOT NULL,   -- source's own id when given, else derived from text_hash
             text         VARCHAR NOT NULL,
             attributes   JSON,               -- every source field that is not the text
-            text_hash    VARCHAR NOT NULL,   -- md5 of the normalised text (exact dedup key)
+            text_hash    UHUGEINT NOT NULL,  -- md5 of the normalised text as a number (exact dedup key)
             source       VARCHAR,            -- file the persona came from
             source_line  BIGINT,             -- line (JSONL/TXT), row (CSV/Parquet) or index (JSON array)
             source_id    VARCHAR,            -- the source's own id field, if any

@@ -1,0 +1,55 @@
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from agents.cli import app
+
+REPO = Path(__file__).resolve().parent.parent
+SHARED_FORMATS = REPO.parent / "shared" / "formats"
+
+
+@pytest.fixture(autouse=True)
+def isolated_db(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """Every test gets its own database file, as a user would with SWARM_DB."""
+    path = tmp_path / "swarm.duckdb"
+    monkeypatch.setenv("SWARM_DB", str(path))
+    monkeypatch.setenv("COLUMNS", "200")  # rich tables wide enough to read in assertions
+    return path
+
+
+@pytest.fixture
+def formats() -> Path:
+    if not SHARED_FORMATS.is_dir():
+        pytest.fail(f"the shared persona format examples are missing: {SHARED_FORMATS}")
+    return SHARED_FORMATS
+
+
+class Cli:
+    """Drive `swarm` as a user would; returns (exit code, stdout, stderr)."""
+
+    def __init__(self) -> None:
+        self.runner = CliRunner()
+
+    def __call__(self, *args: str) -> tuple[int, str, str]:
+        result = self.runner.invoke(app, list(args), catch_exceptions=False)
+        return result.exit_code, result.stdout, result.stderr
+
+
+@pytest.fixture
+def cli() -> Cli:
+    return Cli()
+
+
+def swarm_subprocess(*args: str, env: dict[str, str] | None = None, timeout: float = 60) -> subprocess.CompletedProcess[str]:
+    """Run the installed console script in a real process."""
+    exe = Path(sys.executable).parent / "swarm"
+    return subprocess.run(
+        [str(exe), *args], capture_output=True, text=True, timeout=timeout,
+        env={**os.environ, **(env or {})}, stdin=subprocess.DEVNULL,
+    )

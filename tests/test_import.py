@@ -1,0 +1,258 @@
+"""`swarm personas import`: the public datasets' layouts, every format, provenance, dedup and bad input."""
+
+from __future__ import annotations
+
+import gzip
+import json
+from pathlib import Path
+from typing import Any
+
+import duckdb
+import pytest
+
+from tests.conftest import Cli
+
+
+def q(db: Path, sql: str) -> list[tuple[Any, ...]]:
+    con = duckdb.connect(str(db), read_only=True)
+    try:
+        return con.execute(sql).fetchall()
+    finally:
+        con.close()
+
+
+def attrs(db: Path, where: str) -> dict[str, Any]:
+    return json.loads(q(db, f"SELECT attributes FROM personas WHERE {where}")[0][0])
+
+
+def test_public_layouts_are_recognised_without_flags(cli: Cli, formats: Path, isolated_db: Path) -> None:
+    files = ["personahub_persona.jsonl", "personahub_synthesized.jsonl", "personahub_elite.jsonl",
+             "finepersonas.jsonl", "nemotron_personas.csv", "tinytroupe.agent.json"]
+    code, out, err = cli("personas", "import", *(str(formats / f) for f in files))
+    assert code == 0, err
+    assert "13 imported, 0 duplicates, 0 rejected" in out
+    layouts = dict(q(isolated_db, "SELECT layout, count(*) FROM personas GROUP BY 1"))
+    assert layouts == {"persona": 3, "personahub_synthesized": 3, "personahub_elite": 2,
+                       "finepersonas": 2, "nemotron": 2, "tinytroupe": 1}
+    # PersonaHub synthesized: text from "input persona", the rest kept under their own keys
+    syn = attrs(isolated_db, "text LIKE 'A freelance translator%'")
+    assert syn == {"synthesized text": "How should I translate 'foro de eleição' so that an English-speaking "
+                   "judge understands it?", "description": "instruction"}
+    # Elite: the literal "None" means no value
+    elite = attrs(isolated_db, "text LIKE 'A structural biologist%'")
+    assert elite["general domain (top 0.1 percent)"] is None
+    assert elite["specific domain (top 1 percent)"] == "Structural Biology"
+    # FinePersonas: its id is the persona_id; labels become a list even when JSON-encoded as a string
+    fine = dict(q(isolated_db, "SELECT persona_id, attributes->'labels' FROM personas WHERE layout = 'finepersonas'"))
+    assert {k: json.loads(v) for k, v in fine.items()} == {
+        "<urn:uuid:4f1c2a3e-0000-4000-8000-000000000001>": ["Education", "History"],
+        "<urn:uuid:4f1c2a3e-0000-4000-8000-000000000002>": ["Urban Planning", "Economics"],
+    }
+    # Nemotron: uuid is the id, Python-repr lists are lists, numbers are numbers, empty is null
+    nemo = attrs(isolated_db, "persona_id = '0a1b2c3d-0000-4000-8000-000000000001'")
+    assert nemo["skills_and_expertise_list"] == ["inventory control", "sterile compounding", "staff training"]
+    assert nemo["age"] == 52 and nemo["bachelors_field"] is None and nemo["state"] == "TX"
+    # TinyTroupe: the text is written from the nested persona; its fields stay filterable
+    (text,) = q(isolated_db, "SELECT text FROM personas WHERE layout = 'tinytroupe'")[0]
+    assert text.startswith("Ines Carvalho, 41, Portuguese") and "Fisheries scientist" in text
+    assert "ocean acidification" in text
+    assert q(isolated_db, "SELECT occupation, age FROM personas_flat WHERE layout = 'tinytroupe'") == [
+        ("Fisheries scientist", 41)]
+
+
+def test_provenance_and_the_import_record(cli: Cli, formats: Path, isolated_db: Path) -> None:
+    src = formats / "personahub_persona.jsonl"
+    cli("personas", "import", str(src))
+    rows = q(isolated_db, "SELECT source, source_line, import_id, imported_at IS NOT NULL FROM personas ORDER BY 2")
+    assert [(r[0], r[1]) for r in rows] == [(str(src), 1), (str(src), 2), (str(src), 3)]
+    import_id = rows[0][2]
+    assert q(isolated_db, "SELECT import_id, status, imported, duplicates, rejected FROM imports") == [
+        (import_id, "finished", 3, 0, 0)]
+
+
+RECORDS = [
+    {"persona": "A harbour pilot who guides container ships into Rotterdam at night.", "age": 47,
+     "country": "Netherlands", "hobbies": ["sailing", "chess"]},
+    {"persona": "A pastry chef in Lyon experimenting with low-sugar croissants.", "age": 29,
+     "country": "France", "hobbies": ["cycling"]},
+    {"persona": "A soil scientist mapping peat bogs in Finland.", "age": 61, "country": "None",
+     "hobbies": []},
+]
+
+
+def _write(path: Path, fmt: str) -> Path:
+    if fmt == "jsonl":
+        path.write_text("".join(json.dumps(r) + "\n" for r in RECORDS))
+    elif fmt == "json":
+        path.write_text(json.dumps(RECORDS, indent=2))
+    elif fmt in ("csv", "tsv", "parquet"):
+        con = duckdb.connect()
+        con.execute("CREATE TABLE t (persona VARCHAR, age BIGINT, country VARCHAR, hobbies VARCHAR)")
+        for r in RECORDS:  # CSV exports carry lists as Python reprs, like Nemotron-Personas
+            con.execute("INSERT INTO t VALUES (?, ?, ?, ?)", [r["persona"], r["age"], r["country"], repr(r["hobbies"])])
+        options = {"csv": "(HEADER)", "tsv": "(HEADER, DELIMITER '\t')", "parquet": "(FORMAT parquet)"}[fmt]
+        con.execute(f"COPY t TO '{path}' {options}")
+    elif fmt == "txt":
+        path.write_text("\n".join(r["persona"] for r in RECORDS) + "\n\n")
+    elif fmt == "jsonl.gz":
+        with gzip.open(path, "wt") as fh:
+            fh.writelines(json.dumps(r) + "\n" for r in RECORDS)
+    return path
+
+
+@pytest.mark.parametrize("fmt", ["jsonl", "json", "csv", "tsv", "parquet", "txt", "jsonl.gz"])
+def test_every_format_gives_the_same_personas(cli: Cli, tmp_path: Path, isolated_db: Path, fmt: str) -> None:
+    path = _write(tmp_path / f"people.{fmt}", fmt)
+    code, out, err = cli("personas", "import", str(path))
+    assert code == 0, err
+    assert "3 imported, 0 duplicates, 0 rejected" in out
+    rows = q(isolated_db, "SELECT text, source_line, attributes FROM personas ORDER BY source_line")
+    assert [r[0] for r in rows] == [r["persona"] for r in RECORDS]
+    if fmt == "txt":
+        assert [r[1] for r in rows] == [1, 2, 3] and all(json.loads(r[2]) == {} for r in rows)
+        return
+    assert [r[1] for r in rows] == ([2, 3, 4] if fmt in ("csv", "tsv") else [1, 2, 3])
+    assert [json.loads(r[2]) for r in rows] == [
+        {"age": 47, "country": "Netherlands", "hobbies": ["sailing", "chess"]},
+        {"age": 29, "country": "France", "hobbies": ["cycling"]},
+        {"age": 61, "country": None, "hobbies": []},
+    ]
+    assert q(isolated_db, "SELECT count(*) FROM personas_flat WHERE age > 40 AND list_contains(hobbies, 'chess')") == [(1,)]
+
+
+def test_format_flag_overrides_the_extension(cli: Cli, tmp_path: Path, isolated_db: Path) -> None:
+    path = _write(tmp_path / "people.data", "jsonl")
+    code, _, err = cli("personas", "import", str(path))
+    assert code == 1 and "--format" in err
+    code, out, _ = cli("personas", "import", str(path), "--format", "jsonl")
+    assert code == 0 and "3 imported" in out
+
+
+def test_named_fields_and_a_file_without_a_text_field(cli: Cli, tmp_path: Path, isolated_db: Path) -> None:
+    path = tmp_path / "bios.jsonl"
+    path.write_text(json.dumps({"uid": "u-1", "bio": "A glassblower who restores church windows.", "city": "Prague"}) + "\n")
+    code, _, err = cli("personas", "import", str(path))
+    assert code == 1
+    assert "'uid', 'bio', 'city'" in err and "--text-field" in err
+    assert q(isolated_db, "SELECT count(*) FROM personas") == [(0,)]
+    code, out, err = cli("personas", "import", str(path), "--text-field", "bio", "--id-field", "uid")
+    assert code == 0, err
+    assert q(isolated_db, "SELECT persona_id, text, attributes FROM personas") == [
+        ("u-1", "A glassblower who restores church windows.", '{"city":"Prague"}')]
+    code, _, err = cli("personas", "import", str(path), "--text-field", "biography")
+    assert code == 1 and "'biography' is not a field" in err
+
+
+def _bad_file(tmp_path: Path) -> Path:
+    lines = [
+        json.dumps({"persona": "A lighthouse keeper who logs seabird counts."}).encode(),
+        b'{"persona": "broken json',
+        b'["a list, not an object"]',
+        json.dumps({"persona": "   "}).encode(),
+        json.dumps({"persona": "x" * 5000}).encode(),
+        '{"persona": "Une boulangère à Nîmes"}'.encode("latin-1"),
+        json.dumps({"name": "no text here"}).encode(),
+        json.dumps({"persona": 42}).encode(),
+        b"",
+        json.dumps({"persona": "A tram driver in Melbourne learning Italian."}).encode(),
+    ]
+    path = tmp_path / "mixed.jsonl"
+    path.write_bytes(b"\n".join(lines) + b"\n")
+    return path
+
+
+def test_bad_lines_are_reported_with_file_line_and_reason_and_the_rest_imported(
+    cli: Cli, tmp_path: Path, isolated_db: Path
+) -> None:
+    path = _bad_file(tmp_path)
+    code, out, err = cli("personas", "import", str(path))
+    assert code == 0
+    expected = {2: "bad_json", 3: "not_an_object", 4: "empty_text", 5: "too_long", 6: "bad_encoding",
+                7: "no_text", 8: "text_not_string"}
+    for line, reason in expected.items():
+        assert f"{path}:{line}: {reason}" in err
+    assert "2 imported, 0 duplicates, 7 rejected" in out
+    assert q(isolated_db, "SELECT source_line FROM personas ORDER BY 1") == [(1,), (10,)]
+    stored = dict(q(isolated_db, "SELECT line, reason FROM import_rejects"))
+    assert stored == expected
+    raw = dict(q(isolated_db, "SELECT line, raw FROM import_rejects WHERE line IN (2, 3)"))
+    assert raw == {2: '{"persona": "broken json', 3: '["a list, not an object"]'}
+
+
+def test_strict_imports_nothing_when_any_line_is_bad(cli: Cli, tmp_path: Path, isolated_db: Path, formats: Path) -> None:
+    code, out, err = cli("personas", "import", str(formats / "personahub_persona.jsonl"), str(_bad_file(tmp_path)), "--strict")
+    assert code == 1
+    assert "nothing was imported" in err and ":2: bad_json" in err
+    assert q(isolated_db, "SELECT count(*) FROM personas") == [(0,)]
+    assert q(isolated_db, "SELECT status, imported, rejected FROM imports") == [("strict_refused", 0, 7)]
+
+
+def test_reimporting_adds_nothing_and_exact_dedup_ignores_case_and_spacing(
+    cli: Cli, tmp_path: Path, isolated_db: Path, formats: Path
+) -> None:
+    src = formats / "personahub_persona.jsonl"
+    cli("personas", "import", str(src))
+    code, out, _ = cli("personas", "import", str(src))
+    assert code == 0 and "0 imported, 3 duplicates, 0 rejected" in out
+    variant = tmp_path / "variant.jsonl"
+    variant.write_text(
+        json.dumps({"persona": "a  NIGHT-SHIFT paramedic in Glasgow who reads about sleep science\tto cope with rotating rosters."}) + "\n"
+        + json.dumps({"persona": "A brand new persona: a ferry engineer in Oslo."}) + "\n"
+        + json.dumps({"persona": "A brand new persona: a ferry engineer in Oslo."}) + "\n"
+    )
+    code, out, _ = cli("personas", "import", str(variant))
+    assert "1 imported, 2 duplicates, 0 rejected" in out
+    assert q(isolated_db, "SELECT count(*) FROM personas") == [(4,)]
+
+
+def test_near_duplicates_are_removed_only_when_asked_and_recorded(cli: Cli, tmp_path: Path, isolated_db: Path) -> None:
+    base = ("A retired marine engineer in Cork who restores old diesel engines, teaches knot tying to scouts, "
+            "keeps detailed logbooks of every repair, and reads about tidal energy projects on the Irish coast")
+    texts = [base + ".", base + " today.", "A completely different persona: a beekeeper in Umbria."]
+    path = tmp_path / "near.jsonl"
+    path.write_text("".join(json.dumps({"persona": t}) + "\n" for t in texts))
+    code, out, _ = cli("personas", "import", str(path), "--dedup", "near")
+    assert code == 0 and "2 imported, 0 duplicates, 1 near-duplicates" in out
+    assert q(isolated_db, "SELECT line, reason, detail FROM import_rejects") == [
+        (2, "near_duplicate", "near-duplicate of line 1 of this file")]
+    other = tmp_path / "again.jsonl"
+    other.write_text(json.dumps({"persona": base + " again."}) + "\n")
+    code, out, _ = cli("personas", "import", str(other), "--dedup", "near")
+    assert "0 imported, 0 duplicates, 1 near-duplicates" in out
+    code, out, _ = cli("personas", "import", str(other))  # exact dedup keeps a near-duplicate
+    assert "1 imported" in out
+
+
+def test_csv_rows_with_broken_structure_are_reported_with_their_line(cli: Cli, tmp_path: Path, isolated_db: Path) -> None:
+    path = tmp_path / "people.csv"
+    path.write_text(
+        "persona,age\n"
+        "A rope-access technician who inspects wind turbines.,34\n"
+        "A broken row,1,extra\n"
+        "A school librarian who runs a chess club.,52\n"
+    )
+    code, out, err = cli("personas", "import", str(path))
+    assert code == 0
+    assert f"{path}:3: csv_too_many_columns" in err
+    assert q(isolated_db, "SELECT source_line, text FROM personas ORDER BY 1") == [
+        (2, "A rope-access technician who inspects wind turbines."),
+        (4, "A school librarian who runs a chess club."),
+    ]
+
+
+def test_json_documents_tinytroupe_fragments_and_unreadable_files(cli: Cli, tmp_path: Path, isolated_db: Path) -> None:
+    fragment = tmp_path / "skills.fragment.json"
+    fragment.write_text(json.dumps({"type": "Fragment", "persona": {"skills": ["welding"]}}))
+    code, out, err = cli("personas", "import", str(fragment))
+    assert code == 0 and "tinytroupe_fragment" in err and "0 imported" in out
+    wrapped = tmp_path / "wrapped.json"
+    wrapped.write_text(json.dumps({"personas": [{"persona": "A kite surfer who repairs sails."}, "oops"]}))
+    code, out, err = cli("personas", "import", str(wrapped))
+    assert "1 imported" in out and f"{wrapped}:2: not_an_object" in err
+    code, _, err = cli("personas", "import", str(tmp_path / "missing.jsonl"))
+    assert code == 1 and "no such file" in err
+    broken = tmp_path / "broken.parquet"
+    broken.write_bytes(b"not parquet at all")
+    code, _, err = cli("personas", "import", str(broken))
+    assert code == 1 and "not a readable Parquet file" in err
+    assert "Traceback" not in err

@@ -1,0 +1,119 @@
+"""The database file: migrations, the batching writer, and that nothing blocks the event loop."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import duckdb
+import pytest
+
+from storage import LATEST, MIGRATIONS, BatchWriter, Database, SchemaTooNew, WriteFailed, migrate
+
+
+def test_new_database_records_every_migration(isolated_db: Path) -> None:
+    db = Database(isolated_db)
+    with db.write():
+        pass
+    with db.read() as con:
+        rows = con.execute("SELECT version, name FROM schema_migrations ORDER BY version").fetchall()
+    assert rows == [(m.version, m.name) for m in MIGRATIONS]
+
+
+def test_opening_an_older_database_upgrades_it_and_keeps_its_data(isolated_db: Path) -> None:
+    con = duckdb.connect(str(isolated_db))
+    migrate(con, upto=1)
+    con.execute(
+        "INSERT INTO personas (persona_id, text, text_hash, import_id, imported_at) "
+        "VALUES ('p1', 'An old persona', 1, 'imp', now())"
+    )
+    con.close()
+    db = Database(isolated_db)
+    with db.read() as con:  # even a reader upgrades an old file
+        versions = [r[0] for r in con.execute("SELECT version FROM schema_migrations ORDER BY 1").fetchall()]
+        assert versions == list(range(1, LATEST + 1))
+        assert con.execute("SELECT text FROM personas_flat").fetchall() == [("An old persona",)]
+
+
+def test_a_database_from_a_newer_version_is_refused_with_advice(isolated_db: Path) -> None:
+    db = Database(isolated_db)
+    with db.write() as con:
+        con.execute("INSERT INTO schema_migrations VALUES (999, 'm999_future', now())")
+    with pytest.raises(SchemaTooNew, match="upgrade persona-swarm"):
+        with Database(isolated_db).read():
+            pass
+
+
+async def test_writer_batches_rows_from_many_coroutines(isolated_db: Path) -> None:
+    db = Database(isolated_db)
+    writer = BatchWriter(db, flush_interval=0.05)
+
+    async def agent(i: int) -> None:
+        for j in range(50):
+            writer.submit("import_rejects", {"import_id": f"a{i}", "source": "s", "line": j,
+                                             "reason": "test", "detail": None, "raw": None})
+            await asyncio.sleep(0)
+
+    await asyncio.gather(*(agent(i) for i in range(40)))
+    await writer.aflush()
+    writer.close()
+    with db.read() as con:
+        got = con.execute("SELECT count(*), count(DISTINCT import_id) FROM import_rejects").fetchone()
+    assert got == (2000, 40)
+    assert writer.rows_written == 2000
+    assert writer.batches_written < 2000 / 10, "rows must be written in batches, not one by one"
+
+
+async def test_submit_never_blocks_the_event_loop_even_while_the_file_is_locked(isolated_db: Path) -> None:
+    db = Database(isolated_db, lock_timeout=20)
+    with db.write():
+        pass
+    # Another process holds the file for 1.5 s: a writer that blocked the loop would stall the ticker.
+    holder = subprocess.Popen(
+        [sys.executable, "-c",
+         f"import duckdb, time; c = duckdb.connect({str(isolated_db)!r}, read_only=True); "
+         "print('locked', flush=True); time.sleep(1.5); c.close()"],
+        stdout=subprocess.PIPE, text=True,
+    )
+    assert holder.stdout is not None and holder.stdout.readline().strip() == "locked"
+    writer = BatchWriter(db, flush_interval=0.01)
+    gaps: list[float] = []
+    stop = False
+
+    async def ticker() -> None:
+        last = time.monotonic()
+        while not stop:
+            await asyncio.sleep(0.005)
+            now = time.monotonic()
+            gaps.append(now - last)
+            last = now
+
+    tick = asyncio.create_task(ticker())
+    for i in range(300):
+        writer.submit("import_rejects", {"import_id": "x", "source": "s", "line": i, "reason": "r"})
+        await asyncio.sleep(0.002)
+    await writer.aflush()  # completes once the other process lets go
+    stop = True
+    await tick
+    writer.close()
+    holder.wait(timeout=10)
+    assert max(gaps) < 0.5, f"the event loop stalled for {max(gaps):.2f}s"
+    with db.read() as con:
+        assert con.execute("SELECT count(*) FROM import_rejects").fetchone() == (300,)
+
+
+def test_a_batch_that_cannot_be_written_is_kept_and_reported(isolated_db: Path) -> None:
+    db = Database(isolated_db)
+    writer = BatchWriter(db, flush_interval=0.01)
+    writer.submit("personas", {"persona_id": "p", "no_such_column": 1})
+    with pytest.raises(WriteFailed, match="failed-writes.jsonl"):
+        writer.flush(timeout=10)
+    writer.close()
+    dead = isolated_db.with_name(isolated_db.name + ".failed-writes.jsonl")
+    saved = [json.loads(line) for line in dead.read_text().splitlines()]
+    assert saved[0]["table"] == "personas" and saved[0]["row"]["no_such_column"] == 1
+    assert "no_such_column" in saved[0]["error"]
