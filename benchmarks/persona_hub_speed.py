@@ -29,10 +29,38 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 DATA = HERE / ".data"
 
-OCCUPATIONS = ["nurse", "welder", "teacher", "chef", "pilot", "farmer", "lawyer", "barista", "software developer",
-               "plumber", "librarian", "electrician", "pharmacist", "bus driver", "architect", "journalist"]
-HOBBIES = ["chess", "gardening", "cycling", "baking", "birdwatching", "climbing", "knitting", "jazz", "astronomy",
-           "woodworking", "running", "photography"]
+OCCUPATIONS = [
+    "nurse",
+    "welder",
+    "teacher",
+    "chef",
+    "pilot",
+    "farmer",
+    "lawyer",
+    "barista",
+    "software developer",
+    "plumber",
+    "librarian",
+    "electrician",
+    "pharmacist",
+    "bus driver",
+    "architect",
+    "journalist",
+]
+HOBBIES = [
+    "chess",
+    "gardening",
+    "cycling",
+    "baking",
+    "birdwatching",
+    "climbing",
+    "knitting",
+    "jazz",
+    "astronomy",
+    "woodworking",
+    "running",
+    "photography",
+]
 COUNTRIES = ["Kenya", "Brazil", "Japan", "Canada", "India", "Germany", "Mexico", "Norway", "Vietnam", "Ghana"]
 
 
@@ -46,8 +74,10 @@ def generate(path: Path, n: int) -> None:
             hobbies = rng.sample(HOBBIES, 2)
             age = rng.randint(18, 85)
             record = {
-                "persona": (f"A {age}-year-old {occupation} (#{i}) from {rng.choice(COUNTRIES)} who spends "
-                            f"weekends on {hobbies[0]} and reads about {hobbies[1]} to get better at it."),
+                "persona": (
+                    f"A {age}-year-old {occupation} (#{i}) from {rng.choice(COUNTRIES)} who spends "
+                    f"weekends on {hobbies[0]} and reads about {hobbies[1]} to get better at it."
+                ),
                 "age": age,
                 "occupation": occupation,
                 "hobbies": hobbies,
@@ -130,12 +160,14 @@ def main() -> None:
         peak = max(r["peak_mb"] for r in ours)
         print("\n== import 1 file into the hub ==")
         print(f"bound  DuckDB read_json → table : {bound['seconds']:6.2f} s   peak {bound['peak_mb']:7.0f} MB")
-        print(f"ours   swarm personas import    : {best['seconds']:6.2f} s   peak {peak:7.0f} MB   "
-              f"({best['imported']:,} imported)")
-        print(f"ratio ours / bound              : {ratio:6.2f}x   (target <= 2.0x)  "
-              f"{'OK' if ratio <= 2.0 else 'OVER'}")
-        print(f"peak memory                     : {peak:6.0f} MB  (target < 2048 MB)  "
-              f"{'OK' if peak < 2048 else 'OVER'}")
+        print(
+            f"ours   swarm personas import    : {best['seconds']:6.2f} s   peak {peak:7.0f} MB   "
+            f"({best['imported']:,} imported)"
+        )
+        print(f"ratio ours / bound              : {ratio:6.2f}x   (target <= 2.0x)  {'OK' if ratio <= 2.0 else 'OVER'}")
+        print(
+            f"peak memory                     : {peak:6.0f} MB  (target < 2048 MB)  {'OK' if peak < 2048 else 'OVER'}"
+        )
 
         db = str(tmp / "ours.duckdb")
         samples = [child(SAMPLE, db) for _ in range(max(3, args.repeats))]
@@ -143,14 +175,31 @@ def main() -> None:
         same = len({s["first"] for s in samples}) == 1
         t = time.perf_counter()
         cli = subprocess.run(
-            [str(Path(sys.executable).parent / "swarm"), "--db", db, "personas", "sample", "-n", "1000",
-             "--where", "occupation = 'nurse' AND age >= 30", "--seed", "7", "--format", "jsonl"],
-            capture_output=True, text=True, check=True,
+            [
+                str(Path(sys.executable).parent / "swarm"),
+                "--db",
+                db,
+                "personas",
+                "sample",
+                "-n",
+                "1000",
+                "--where",
+                "occupation = 'nurse' AND age >= 30",
+                "--seed",
+                "7",
+                "--format",
+                "jsonl",
+            ],
+            capture_output=True,
+            text=True,
+            check=True,
         )
         cli_seconds = time.perf_counter() - t
         print("\n== filtered, seeded sample of 1,000 ==")
-        print(f"after start (in process)        : {best_sample:6.3f} s   (target < 0.2 s)  "
-              f"{'OK' if best_sample < 0.2 else 'OVER'}; same seed, same sample: {same}")
+        print(
+            f"after start (in process)        : {best_sample:6.3f} s   (target < 0.2 s)  "
+            f"{'OK' if best_sample < 0.2 else 'OVER'}; same seed, same sample: {same}"
+        )
         print(f"whole CLI command, for context  : {cli_seconds:6.3f} s   ({len(cli.stdout.splitlines())} lines)")
 
 

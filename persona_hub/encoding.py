@@ -20,9 +20,9 @@ _BOMS = (codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)
 
 @dataclass
 class EncodingScan:
-    readable_path: Path                       # what DuckDB should read (the file or a cleaned copy)
+    readable_path: Path  # what DuckDB should read (the file or a cleaned copy)
     bad_lines: list[tuple[int, str]] = field(default_factory=list)  # (line number, excerpt)
-    converted_from: str | None = None         # e.g. "utf-16" when the file was re-encoded
+    converted_from: str | None = None  # e.g. "utf-16" when the file was re-encoded
     temp_dir: tempfile.TemporaryDirectory[str] | None = None
 
     def cleanup(self) -> None:
@@ -33,7 +33,7 @@ class EncodingScan:
 
 def _open(path: Path) -> IO[bytes]:
     if path.suffix == ".gz":
-        return gzip.open(path, "rb")
+        return gzip.open(path, "rb")  # type: ignore[return-value]
     return path.open("rb")
 
 

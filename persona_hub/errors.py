@@ -1,11 +1,11 @@
 """Errors of the persona hub; the CLI prints them as one-line messages.
 
-    PersonaHubError
-     ├── UnsupportedFile    unknown extension/format, unreadable file
-     ├── NoTextField        no recognisable persona text field (the message lists the fields found)
-     ├── StrictRefused      --strict and some lines were bad: nothing was imported
-     ├── BadFilter          a --where / --stratify-by that DuckDB cannot run
-     └── EmptySelection     a filter that matches no persona
+PersonaHubError
+ ├── UnsupportedFile    unknown extension/format, unreadable file
+ ├── NoTextField        no recognisable persona text field (the message lists the fields found)
+ ├── StrictRefused      --strict and some lines were bad: nothing was imported
+ ├── BadFilter          a --where / --stratify-by that DuckDB cannot run
+ └── EmptySelection     a filter that matches no persona
 """
 
 from __future__ import annotations

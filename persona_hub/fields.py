@@ -15,8 +15,16 @@ import duckdb
 from persona_hub.sources import sql_str
 
 CORE_COLUMNS = (
-    "persona_id", "text", "attributes", "text_hash", "source", "source_line", "source_id",
-    "layout", "import_id", "imported_at",
+    "persona_id",
+    "text",
+    "attributes",
+    "text_hash",
+    "source",
+    "source_line",
+    "source_id",
+    "layout",
+    "import_id",
+    "imported_at",
 )
 _INTS = {"UBIGINT", "BIGINT", "INTEGER", "UINTEGER", "SMALLINT", "TINYINT", "HUGEINT"}
 
@@ -64,7 +72,8 @@ _TYPE_SAMPLE = 100_000  # rows whose structure sets the column types (a full pas
 def types_of(con: duckdb.DuckDBPyConnection, table: str) -> dict[str, str]:
     """Attribute keys of `table` (all rows) with their types (from the first rows)."""
     row = con.execute(
-        f"SELECT json_group_structure(CAST(attributes AS JSON)) FROM (SELECT attributes FROM {table} LIMIT {_TYPE_SAMPLE})"
+        "SELECT json_group_structure(CAST(attributes AS JSON)) "
+        f"FROM (SELECT attributes FROM {table} LIMIT {_TYPE_SAMPLE})"
     ).fetchone()
     found = types_from_structure(row[0] if row else None)
     total = con.execute(f"SELECT count(*) FROM {table}").fetchone()

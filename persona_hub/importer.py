@@ -66,14 +66,14 @@ class ImportOptions:
 
 
 def new_import_id() -> str:
-    return "imp_" + dt.datetime.now(dt.timezone.utc).strftime("%Y%m%dT%H%M%S") + "_" + secrets.token_hex(3)
+    return "imp_" + dt.datetime.now(dt.UTC).strftime("%Y%m%dT%H%M%S") + "_" + secrets.token_hex(3)
 
 
 def import_files(db: Database, paths: Sequence[str | Path], options: ImportOptions | None = None) -> ImportReport:
     """Import persona files into the hub; see the module docstring. Raises StrictRefused under --strict."""
     options = options or ImportOptions()
     report = ImportReport(import_id=new_import_id())
-    started = dt.datetime.now(dt.timezone.utc)
+    started = dt.datetime.now(dt.UTC)
     with db.write() as con:
         normalise.register(con)
         # lines are numbered explicitly, so DuckDB may write rows in any order (and in parallel)
@@ -107,8 +107,14 @@ def import_files(db: Database, paths: Sequence[str | Path], options: ImportOptio
     return report
 
 
-def _import_one(con: duckdb.DuckDBPyConnection, path: Path, fmt: str, options: ImportOptions,
-                report: ImportReport, src: SourceReport) -> None:
+def _import_one(
+    con: duckdb.DuckDBPyConnection,
+    path: Path,
+    fmt: str,
+    options: ImportOptions,
+    report: ImportReport,
+    src: SourceReport,
+) -> None:
     with sources.load(con, path, fmt) as raw:
         src.format = raw.format
         layout = _layout(con, raw, options, str(path))
@@ -122,20 +128,24 @@ def _import_one(con: duckdb.DuckDBPyConnection, path: Path, fmt: str, options: I
 _OBJECT = "coalesce(try(json_type(rec)) = 'OBJECT', false)"
 
 
-def _layout(con: duckdb.DuckDBPyConnection, raw: sources.RawSource, options: ImportOptions,
-            source: str) -> layouts.Layout:
+def _layout(
+    con: duckdb.DuckDBPyConnection, raw: sources.RawSource, options: ImportOptions, source: str
+) -> layouts.Layout:
     if raw.fixed_layout == "text":
         return layouts.Layout("text", "persona", None)
     if raw.fixed_layout == "tinytroupe":
         return layouts.Layout("tinytroupe", "persona", None)
-    keys = [r[0] for r in con.execute(  # in the order the file first uses them, for messages
-        f"""
+    keys = [
+        r[0]
+        for r in con.execute(  # in the order the file first uses them, for messages
+            f"""
         SELECT k FROM (
             SELECT line, unnest(json_keys(rec)) AS k, generate_subscripts(json_keys(rec), 1) AS i
             FROM (SELECT line, rec FROM _raw WHERE rec IS NOT NULL AND {_OBJECT} ORDER BY line LIMIT {_KEY_SAMPLE})
         ) GROUP BY k ORDER BY min(line * 1000000 + i)
         """
-    ).fetchall()]
+        ).fetchall()
+    ]
     if not keys and options.text_field is None:
         row = con.execute("SELECT count(*) FROM _raw WHERE rec IS NOT NULL OR reason IS NOT NULL").fetchone()
         if row and row[0]:
@@ -183,12 +193,12 @@ def _find_rejects(con: duckdb.DuckDBPyConnection, layout: layouts.Layout, max_ch
 
 def _trimmed(expr: str) -> str:
     # trim() copies every string; most texts have nothing to trim, which two byte tests tell
-    return (f"(CASE WHEN ascii({expr}) > 32 AND ascii(right({expr}, 1)) > 32 "
-            f"THEN {expr} ELSE trim({expr}) END)")
+    return f"(CASE WHEN ascii({expr}) > 32 AND ascii(right({expr}, 1)) > 32 THEN {expr} ELSE trim({expr}) END)"
 
 
-def _store_rejects(con: duckdb.DuckDBPyConnection, report: ImportReport, src: SourceReport,
-                   options: ImportOptions) -> None:
+def _store_rejects(
+    con: duckdb.DuckDBPyConnection, report: ImportReport, src: SourceReport, options: ImportOptions
+) -> None:
     con.execute(
         f"""
         INSERT INTO import_rejects
@@ -205,8 +215,13 @@ def _store_rejects(con: duckdb.DuckDBPyConnection, report: ImportReport, src: So
     report.rejects_total += src.rejected
 
 
-def _insert_new(con: duckdb.DuckDBPyConnection, report: ImportReport, src: SourceReport,
-                layout: layouts.Layout, options: ImportOptions) -> None:
+def _insert_new(
+    con: duckdb.DuckDBPyConnection,
+    report: ImportReport,
+    src: SourceReport,
+    layout: layouts.Layout,
+    options: ImportOptions,
+) -> None:
     """Pass 2, over the good records only: text, hash, id and attributes, deduplicated, appended."""
     text_path = sql_str(fields.json_path(layout.text_field))
     id_sql = f"rec->>{sql_str(fields.json_path(layout.id_field))}" if layout.id_field else "NULL::VARCHAR"
@@ -219,7 +234,7 @@ def _insert_new(con: duckdb.DuckDBPyConnection, report: ImportReport, src: Sourc
         FROM (
             SELECT line, text, lower(text) AS lowered, source_id, merged FROM (
                 SELECT line, {_trimmed(f"rec->>{text_path}")} AS text, {id_sql} AS source_id,
-                       {normalise.attributes_sql('rec', drop)} AS merged
+                       {normalise.attributes_sql("rec", drop)} AS merged
                 FROM _raw WHERE line NOT IN (SELECT line FROM _rej)
             )
         )
@@ -234,8 +249,10 @@ def _insert_new(con: duckdb.DuckDBPyConnection, report: ImportReport, src: Sourc
             FROM ({good}) WHERE text_hash NOT IN (SELECT text_hash FROM personas)
             GROUP BY text_hash
         """
-    new = (f"SELECT line, text, source_id, text_hash, "
-           f"{normalise.list_strings_sql(normalise.null_literals_sql('merged'))} AS attributes FROM ({new})")
+    new = (
+        f"SELECT line, text, source_id, text_hash, "
+        f"{normalise.list_strings_sql(normalise.null_literals_sql('merged'))} AS attributes FROM ({new})"
+    )
     if options.dedup == "near":
         con.execute(f"CREATE OR REPLACE TEMP TABLE _new AS {new}")
         src.near_duplicates = near_dedup.remove_near_duplicates(con, report.import_id, src.path)
@@ -243,8 +260,10 @@ def _insert_new(con: duckdb.DuckDBPyConnection, report: ImportReport, src: Sourc
     persona_id = "'p_' || lpad(to_hex(CAST(text_hash >> 64 AS UBIGINT)), 16, '0')"
     if layout.id_field:
         # The source's own id names the persona unless another persona already has that id.
-        persona_id = (f"CASE WHEN source_id IS NOT NULL AND id_rank = 1 AND source_id NOT IN "
-                      f"(SELECT persona_id FROM personas) THEN source_id ELSE {persona_id} END")
+        persona_id = (
+            f"CASE WHEN source_id IS NOT NULL AND id_rank = 1 AND source_id NOT IN "
+            f"(SELECT persona_id FROM personas) THEN source_id ELSE {persona_id} END"
+        )
         new = f"SELECT *, row_number() OVER (PARTITION BY source_id ORDER BY line) AS id_rank FROM ({new})"
     inserted = con.execute(
         f"""
@@ -257,28 +276,36 @@ def _insert_new(con: duckdb.DuckDBPyConnection, report: ImportReport, src: Sourc
     src.imported = int(inserted[0][0]) if inserted else 0
     src.duplicates = src.records - src.rejected - src.near_duplicates - src.imported
     con.execute("DROP TABLE IF EXISTS _new")
-    this_file = (f"(SELECT attributes FROM personas WHERE import_id = {sql_str(report.import_id)} "
-                 f"AND source = {sql_str(src.path)})")
+    this_file = (
+        f"(SELECT attributes FROM personas WHERE import_id = {sql_str(report.import_id)} "
+        f"AND source = {sql_str(src.path)})"
+    )
     for key, sql_type in fields.types_of(con, this_file).items():
         report.field_types[key] = fields.widen(report.field_types.get(key, "NULL"), sql_type)
 
 
-def _record_import(con: duckdb.DuckDBPyConnection, report: ImportReport, options: ImportOptions,
-                   started: dt.datetime) -> None:
+def _record_import(
+    con: duckdb.DuckDBPyConnection, report: ImportReport, options: ImportOptions, started: dt.datetime
+) -> None:
     con.execute(
         "INSERT INTO imports VALUES (?, ?, now(), ?, ?, ?, ?, ?, ?, ?)",
         [
-            report.import_id, started, report.status,
+            report.import_id,
+            started,
+            report.status,
             json.dumps([asdict(s) for s in report.sources]),
             json.dumps(asdict(options)),
-            report.total("imported"), report.total("duplicates"), report.total("near_duplicates"),
+            report.total("imported"),
+            report.total("duplicates"),
+            report.total("near_duplicates"),
             report.rejects_total,
         ],
     )
 
 
-def _record_refusal(con: duckdb.DuckDBPyConnection, report: ImportReport, options: ImportOptions,
-                    started: dt.datetime) -> None:
+def _record_refusal(
+    con: duckdb.DuckDBPyConnection, report: ImportReport, options: ImportOptions, started: dt.datetime
+) -> None:
     """A refused --strict import still leaves its record and its bad lines, so the user can see why."""
     con.execute("BEGIN TRANSACTION")
     _record_import(con, report, options, started)

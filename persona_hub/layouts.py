@@ -33,8 +33,9 @@ class Layout:
     id_field: str | None
 
 
-def detect(keys: Iterable[str], *, text_field: str | None = None, id_field: str | None = None,
-           source: str = "file") -> Layout:
+def detect(
+    keys: Iterable[str], *, text_field: str | None = None, id_field: str | None = None, source: str = "file"
+) -> Layout:
     """Choose the layout for records with these keys; explicit fields override detection."""
     present = list(dict.fromkeys(keys))
     have = set(present)
@@ -71,11 +72,14 @@ def _detect(have: set[str]) -> Layout | None:
 
 def _missing(source: str, what: str, fields: list[str]) -> str:
     listed = ", ".join(repr(f) for f in fields[:40]) or "none"
-    return (f"{source}: {what}. Fields found: {listed}. "
-            "Name the text column with --text-field (and the id column with --id-field).")
+    return (
+        f"{source}: {what}. Fields found: {listed}. "
+        "Name the text column with --text-field (and the id column with --id-field)."
+    )
 
 
 # -- TinyTroupe ------------------------------------------------------------------------------------
+
 
 def _words(value: Any) -> str:
     if isinstance(value, Mapping):
@@ -110,9 +114,14 @@ def tinytroupe_record(spec: Mapping[str, Any]) -> dict[str, Any]:
     elif occupation:
         parts.append(f"Works as {occupation}.")
     labels = [
-        ("education", "Education"), ("preferences", "Preferences"), ("skills", "Skills"),
-        ("long_term_goals", "Goals"), ("style", "Style"), ("personality", "Personality"),
-        ("beliefs", "Beliefs"), ("other_facts", "Other facts"),
+        ("education", "Education"),
+        ("preferences", "Preferences"),
+        ("skills", "Skills"),
+        ("long_term_goals", "Goals"),
+        ("style", "Style"),
+        ("personality", "Personality"),
+        ("beliefs", "Beliefs"),
+        ("other_facts", "Other facts"),
     ]
     for key, label in labels:
         if persona.get(key) not in (None, "", [], {}):

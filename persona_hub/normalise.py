@@ -11,6 +11,7 @@
 from __future__ import annotations
 
 import ast
+import contextlib
 import json
 from typing import Any
 
@@ -25,8 +26,10 @@ _NULL_PATTERN = "':\"(None|null|NaN)?\"'"
 
 def null_literals_sql(expr: str) -> str:
     # regexp_matches with a literal prefix is a fast scan; only matching rows pay for the rewrite
-    return (f"CASE WHEN regexp_matches({expr}, {_NULL_PATTERN}) "
-            f"THEN regexp_replace({expr}, {_NULL_PATTERN}, ':null', 'g') ELSE {expr} END")
+    return (
+        f"CASE WHEN regexp_matches({expr}, {_NULL_PATTERN}) "
+        f"THEN regexp_replace({expr}, {_NULL_PATTERN}, ':null', 'g') ELSE {expr} END"
+    )
 
 
 def _parse_list_string(value: str) -> list[Any] | None:
@@ -40,9 +43,7 @@ def _parse_list_string(value: str) -> list[Any] | None:
             parsed = ast.literal_eval(text)
         except (ValueError, SyntaxError, MemoryError, RecursionError):
             return None
-    if isinstance(parsed, (list, tuple)) and all(
-        isinstance(v, (str, int, float, bool)) or v is None for v in parsed
-    ):
+    if isinstance(parsed, (list, tuple)) and all(isinstance(v, (str, int, float, bool)) or v is None for v in parsed):
         return list(parsed)
     return None
 
@@ -65,17 +66,13 @@ def parse_list_strings(record_json: str) -> str:
 
 
 def _udf(values: pa.ChunkedArray) -> pa.Array:
-    return pa.array(
-        [None if v is None else parse_list_strings(v) for v in values.to_pylist()], pa.string()
-    )
+    return pa.array([None if v is None else parse_list_strings(v) for v in values.to_pylist()], pa.string())
 
 
 def register(con: duckdb.DuckDBPyConnection) -> None:
     """Make `swarm_parse_list_strings(VARCHAR)` available on this connection."""
-    try:
-        con.create_function(UDF_NAME, _udf, ["VARCHAR"], "VARCHAR", type="arrow")
-    except duckdb.CatalogException:
-        pass  # already registered on this connection
+    with contextlib.suppress(duckdb.CatalogException):  # already registered on this connection
+        con.create_function(UDF_NAME, _udf, ["VARCHAR"], "VARCHAR", type="arrow")  # type: ignore[call-overload]
 
 
 def attributes_sql(rec: str, drop_keys: list[str]) -> str:

@@ -82,8 +82,7 @@ def _rows(cursor: duckdb.DuckDBPyConnection) -> list[dict[str, Any]]:
     return out
 
 
-def sample(db: Database, n: int, where: str | None = None, seed: int = 0,
-           stratify_by: str | None = None) -> Sample:
+def sample(db: Database, n: int, where: str | None = None, seed: int = 0, stratify_by: str | None = None) -> Sample:
     """Draw `n` personas matching `where`, reproducibly for `seed`; see the module docstring."""
     if n < 0:
         raise BadFilter("-n must be zero or more")
@@ -93,14 +92,16 @@ def sample(db: Database, n: int, where: str | None = None, seed: int = 0,
             sql = f"SELECT {_OUT} FROM personas_flat {_where(where)} ORDER BY {key} LIMIT {int(n)}"
             return Sample(_rows(_run(con, sql, "--where", where)), n, seed)
         column = _column(con, stratify_by)
-        base = (f"SELECT {_OUT}, {ident(column)} AS _stratum, {key} AS _k "
-                f"FROM personas_flat {_where(where)}")
-        ranked = (f"SELECT *, row_number() OVER (PARTITION BY _stratum ORDER BY _k) AS _rn, "
-                  f"md5_number(coalesce(CAST(_stratum AS VARCHAR), '') || ':' || {sql_str(str(seed))}) AS _sk "
-                  f"FROM ({base})")
+        base = f"SELECT {_OUT}, {ident(column)} AS _stratum, {key} AS _k FROM personas_flat {_where(where)}"
+        ranked = (
+            f"SELECT *, row_number() OVER (PARTITION BY _stratum ORDER BY _k) AS _rn, "
+            f"md5_number(coalesce(CAST(_stratum AS VARCHAR), '') || ':' || {sql_str(str(seed))}) AS _sk "
+            f"FROM ({base})"
+        )
         rows = _rows(_run(con, f"SELECT * FROM ({ranked}) ORDER BY _rn, _sk LIMIT {int(n)}", "--where", where))
-        sizes = _run(con, f"SELECT _stratum, count(*) FROM ({base}) GROUP BY ALL ORDER BY 2 DESC, 1",
-                     "--where", where).fetchall()
+        sizes = _run(
+            con, f"SELECT _stratum, count(*) FROM ({base}) GROUP BY ALL ORDER BY 2 DESC, 1", "--where", where
+        ).fetchall()
     drawn: dict[str, int] = {}
     for row in rows:
         drawn[repr(row["_stratum"])] = drawn.get(repr(row["_stratum"]), 0) + 1
@@ -149,14 +150,20 @@ def stats(db: Database, top: int = 3) -> Stats:
             ).fetchone() or (0, 0)
             values: list[tuple[Any, int]] = []
             if not sql_type.endswith("[]") and sql_type != "JSON":
-                values = [(v, int(c)) for v, c in con.execute(
-                    f"SELECT {col}, count(*) FROM personas_flat WHERE {col} IS NOT NULL "
-                    f"GROUP BY 1 ORDER BY 2 DESC, 1 LIMIT {int(top)}"
-                ).fetchall()]
+                values = [
+                    (v, int(c))
+                    for v, c in con.execute(
+                        f"SELECT {col}, count(*) FROM personas_flat WHERE {col} IS NOT NULL "
+                        f"GROUP BY 1 ORDER BY 2 DESC, 1 LIMIT {int(top)}"
+                    ).fetchall()
+                ]
             elif sql_type.endswith("[]"):
-                values = [(v, int(c)) for v, c in con.execute(
-                    f"SELECT v, count(*) FROM (SELECT unnest({col}) AS v FROM personas_flat) "
-                    f"GROUP BY 1 ORDER BY 2 DESC, 1 LIMIT {int(top)}"
-                ).fetchall()]
+                values = [
+                    (v, int(c))
+                    for v, c in con.execute(
+                        f"SELECT v, count(*) FROM (SELECT unnest({col}) AS v FROM personas_flat) "
+                        f"GROUP BY 1 ORDER BY 2 DESC, 1 LIMIT {int(top)}"
+                    ).fetchall()
+                ]
             field_rows.append((fname, sql_type, int(filled), int(distinct), values))
     return Stats(total, [(s, lay, int(c)) for s, lay, c in by_source], imports, field_rows)

@@ -24,8 +24,15 @@ from persona_hub.errors import UnsupportedFile
 FORMATS = ("jsonl", "json", "csv", "tsv", "parquet", "txt", "tinytroupe")
 _LINE_DELIM = "\x1f\x1e\x1d\x1c"  # four control bytes no text line carries: each line is one field
 _EXTENSIONS = {
-    ".jsonl": "jsonl", ".ndjson": "jsonl", ".json": "json", ".csv": "csv", ".tsv": "tsv",
-    ".tab": "tsv", ".parquet": "parquet", ".pq": "parquet", ".txt": "txt",
+    ".jsonl": "jsonl",
+    ".ndjson": "jsonl",
+    ".json": "json",
+    ".csv": "csv",
+    ".tsv": "tsv",
+    ".tab": "tsv",
+    ".parquet": "parquet",
+    ".pq": "parquet",
+    ".txt": "txt",
 }
 
 
@@ -33,7 +40,7 @@ _EXTENSIONS = {
 class RawSource:
     path: Path
     format: str
-    fixed_layout: str | None = None   # "text" for TXT; "tinytroupe" for agent specs
+    fixed_layout: str | None = None  # "text" for TXT; "tinytroupe" for agent specs
     converted_from: str | None = None
 
 
@@ -93,12 +100,14 @@ def load(con: duckdb.DuckDBPyConnection, path: Path, fmt: str) -> Iterator[RawSo
 def _insert_rows(con: duckdb.DuckDBPyConnection, rows: list[tuple[Any, ...]]) -> None:
     if not rows:
         return
-    table = pa.table({
-        "line": pa.array([r[0] for r in rows], pa.int64()),
-        "rec": pa.array([r[1] for r in rows], pa.string()),
-        "reason": pa.array([r[2] for r in rows], pa.string()),
-        "detail": pa.array([r[3] for r in rows], pa.string()),
-    })
+    table = pa.table(
+        {
+            "line": pa.array([r[0] for r in rows], pa.int64()),
+            "rec": pa.array([r[1] for r in rows], pa.string()),
+            "reason": pa.array([r[2] for r in rows], pa.string()),
+            "detail": pa.array([r[3] for r in rows], pa.string()),
+        }
+    )
     con.register("_rows", table)
     con.execute("INSERT INTO _pre SELECT line, rec, reason, detail, NULL FROM _rows")
     con.unregister("_rows")
@@ -145,15 +154,16 @@ def _load_csv(con: duckdb.DuckDBPyConnection, path: Path, *, delim: str) -> None
     except duckdb.Error as exc:
         raise UnsupportedFile(f"{path}: not a readable {'TSV' if delim == chr(9) else 'CSV'} file: {exc}") from exc
     columns = [r[0] for r in con.execute("DESCRIBE _csv").fetchall() if r[0] != "_row"]
-    rejects = con.execute(
-        "SELECT line, error_type, error_message, csv_line FROM _csv_rejects ORDER BY line"
-    ).fetchall()
+    rejects = con.execute("SELECT line, error_type, error_message, csv_line FROM _csv_rejects ORDER BY line").fetchall()
     # A rejected row has no row number of its own, so accepted rows after it are shifted back to
     # their file line (one line per record; quoted multi-line fields make this the record's row).
-    _insert_rows(con, [
-        (line, None, "csv_" + str(kind).lower().replace(" ", "_"), f"{message}: {str(raw)[:200]}")
-        for line, kind, message, raw in rejects
-    ])
+    _insert_rows(
+        con,
+        [
+            (line, None, "csv_" + str(kind).lower().replace(" ", "_"), f"{message}: {str(raw)[:200]}")
+            for line, kind, message, raw in rejects
+        ],
+    )
     con.execute(
         "CREATE OR REPLACE TEMP TABLE _csv_shift AS "
         "SELECT line - 2 - (row_number() OVER (ORDER BY line) - 1) AS before_count FROM _csv_rejects"
@@ -224,19 +234,29 @@ def _load_json_document(con: duckdb.DuckDBPyConnection, path: Path, fmt: str) ->
         return RawSource(path, fmt)
     if isinstance(document, dict) and isinstance(document.get("persona"), dict):
         if document.get("type") == "Fragment":
-            _insert_rows(con, [(1, None, "tinytroupe_fragment",
-                                "a TinyTroupe Fragment is a partial persona; merge it into an agent spec")])
+            _insert_rows(
+                con,
+                [
+                    (
+                        1,
+                        None,
+                        "tinytroupe_fragment",
+                        "a TinyTroupe Fragment is a partial persona; merge it into an agent spec",
+                    )
+                ],
+            )
         else:
-            _insert_rows(con, [(1, json.dumps(layouts.tinytroupe_record(document), ensure_ascii=False),
-                                None, None)])
+            _insert_rows(con, [(1, json.dumps(layouts.tinytroupe_record(document), ensure_ascii=False), None, None)])
         return RawSource(path, "tinytroupe", fixed_layout="tinytroupe")
     records = _records_of(document)
     if records is None:
-        _insert_rows(con, [(1, None, "not_an_array",
-                            "a JSON file must hold an array of persona objects (or one object)")])
+        _insert_rows(
+            con, [(1, None, "not_an_array", "a JSON file must hold an array of persona objects (or one object)")]
+        )
         return RawSource(path, fmt)
     rows = [
-        (i, json.dumps(r, ensure_ascii=False), None, None) if isinstance(r, dict)
+        (i, json.dumps(r, ensure_ascii=False), None, None)
+        if isinstance(r, dict)
         else (i, None, "not_an_object", f"element is {type(r).__name__}: {json.dumps(r)[:200]}")
         for i, r in enumerate(records, start=1)
     ]

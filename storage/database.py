@@ -54,11 +54,11 @@ def _holder(exc: Exception) -> str:
 class Database:
     """A DuckDB file shared by one writer and any number of readers in other processes.
 
-        db = Database("swarm.duckdb")
-        with db.write() as con:          # migrates on first open, commits on exit
-            con.execute("INSERT …")
-        with db.read() as con:           # read-only, waits while a writer holds the file
-            con.execute("SELECT …").fetchall()
+    db = Database("swarm.duckdb")
+    with db.write() as con:          # migrates on first open, commits on exit
+        con.execute("INSERT …")
+    with db.read() as con:           # read-only, waits while a writer holds the file
+        con.execute("SELECT …").fetchall()
     """
 
     def __init__(self, path: str | os.PathLike[str], *, lock_timeout: float = DEFAULT_LOCK_TIMEOUT):

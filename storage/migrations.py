@@ -13,68 +13,109 @@ import duckdb
 
 from storage.errors import SchemaTooNew
 
+Column = tuple[str, str, str]  # name, SQL type, what it holds (stored as the column's comment)
+
+
+def create_table(con: duckdb.DuckDBPyConnection, table: str, comment: str, columns: list[Column]) -> None:
+    """CREATE TABLE with a comment on the table and every column, so the schema documents itself."""
+    body = ",\n    ".join(f"{name} {sql_type}" for name, sql_type, _ in columns)
+    con.execute(f"CREATE TABLE {table} (\n    {body}\n)")
+    con.execute(f"COMMENT ON TABLE {table} IS {_quote(comment)}")
+    for name, _, text in columns:
+        con.execute(f"COMMENT ON COLUMN {table}.{name} IS {_quote(text)}")
+
+
+def _quote(text: str) -> str:
+    return "'" + text.replace("'", "''") + "'"
+
 
 def m001_personas(con: duckdb.DuckDBPyConnection) -> None:
     # No PRIMARY KEY/UNIQUE constraints: DuckDB's ART indexes make bulk appends of millions of rows
     # several times slower, and the importer (the only writer of personas) dedups by anti-join.
-    con.execute(
-        """
-        CREATE TABLE personas (
-            persona_id   VARCHAR NOT NULL,   -- source's own id when given, else derived from text_hash
-            text         VARCHAR NOT NULL,
-            attributes   JSON,               -- every source field that is not the text
-            text_hash    UHUGEINT NOT NULL,  -- md5 of the normalised text as a number (exact dedup key)
-            source       VARCHAR,            -- file the persona came from
-            source_line  BIGINT,             -- line (JSONL/TXT), row (CSV/Parquet) or index (JSON array)
-            source_id    VARCHAR,            -- the source's own id field, if any
-            layout       VARCHAR,            -- recognised dataset layout (persona, finepersonas, nemotron, …)
-            import_id    VARCHAR NOT NULL,   -- the import batch, see `imports`
-            imported_at  TIMESTAMPTZ NOT NULL
-        )
-        """
+    create_table(
+        con,
+        "personas",
+        "One row per persona in the hub.",
+        [
+            (
+                "persona_id",
+                "VARCHAR NOT NULL",
+                "the source's own id when it has one, else p_ + 16 hex digits of text_hash",
+            ),
+            ("text", "VARCHAR NOT NULL", "the persona description"),
+            (
+                "attributes",
+                "JSON",
+                'every other field of the source record; "None"/empty become null, list strings lists',
+            ),
+            ("text_hash", "UHUGEINT NOT NULL", "md5 of the lower-cased, whitespace-collapsed text (exact dedup key)"),
+            ("source", "VARCHAR", "the file it was imported from"),
+            ("source_line", "BIGINT", "its line (JSONL, TXT, CSV) or 1-based row/index (Parquet, JSON array)"),
+            ("source_id", "VARCHAR", "the source's own id field, if any"),
+            (
+                "layout",
+                "VARCHAR",
+                "recognised layout: persona, personahub_synthesized, personahub_elite, "
+                "finepersonas, nemotron, tinytroupe, text or custom",
+            ),
+            ("import_id", "VARCHAR NOT NULL", "the import batch (see imports)"),
+            ("imported_at", "TIMESTAMPTZ NOT NULL", "when it was imported"),
+        ],
     )
-    con.execute(
-        """
-        CREATE TABLE imports (
-            import_id        VARCHAR NOT NULL,
-            started_at       TIMESTAMPTZ NOT NULL,
-            finished_at      TIMESTAMPTZ,
-            status           VARCHAR NOT NULL,   -- finished | strict_refused | failed
-            sources          JSON,               -- per file: path, format, layout, counts
-            options          JSON,
-            imported         BIGINT,
-            duplicates       BIGINT,
-            near_duplicates  BIGINT,
-            rejected         BIGINT
-        )
-        """
+    create_table(
+        con,
+        "imports",
+        "One row per `swarm personas import`.",
+        [
+            ("import_id", "VARCHAR NOT NULL", "imp_<UTC time>_<random>"),
+            ("started_at", "TIMESTAMPTZ NOT NULL", "when the import started"),
+            ("finished_at", "TIMESTAMPTZ", "when it ended"),
+            ("status", "VARCHAR NOT NULL", "finished, or strict_refused (--strict found bad lines; nothing imported)"),
+            ("sources", "JSON", "per file: path, format, layout and its counts"),
+            ("options", "JSON", "the options the import ran with"),
+            ("imported", "BIGINT", "personas added"),
+            ("duplicates", "BIGINT", "records whose normalised text was already in the hub or earlier in the batch"),
+            ("near_duplicates", "BIGINT", "records dropped by --dedup near (listed in import_rejects)"),
+            ("rejected", "BIGINT", "bad records (listed in import_rejects)"),
+        ],
     )
-    con.execute(
-        """
-        CREATE TABLE import_rejects (
-            import_id  VARCHAR NOT NULL,
-            source     VARCHAR NOT NULL,
-            line       BIGINT,
-            reason     VARCHAR NOT NULL,   -- bad_json, not_an_object, bad_encoding, empty_text, too_long, …
-            detail     VARCHAR,
-            raw        VARCHAR             -- the start of the offending line, so nothing is lost
-        )
-        """
+    create_table(
+        con,
+        "import_rejects",
+        "Every record an import did not take, with the reason.",
+        [
+            ("import_id", "VARCHAR NOT NULL", "the import batch"),
+            ("source", "VARCHAR NOT NULL", "the file"),
+            ("line", "BIGINT", "line or row in the file"),
+            (
+                "reason",
+                "VARCHAR NOT NULL",
+                "bad_json, not_an_object, bad_encoding, no_text, text_not_string, "
+                "empty_text, too_long, csv_*, tinytroupe_fragment or near_duplicate",
+            ),
+            ("detail", "VARCHAR", "more about the reason (the near-duplicate's match, the length, …)"),
+            ("raw", "VARCHAR", "the start of the record as it was in the file, so nothing is lost"),
+        ],
     )
 
 
 def m002_persona_fields(con: duckdb.DuckDBPyConnection) -> None:
     # The catalogue of attribute keys lets `personas_flat` expose them as typed columns, so a filter can
     # say `age > 40` instead of `CAST(attributes->>'age' AS INT) > 40`.
-    con.execute(
-        """
-        CREATE TABLE persona_fields (
-            field      VARCHAR NOT NULL,
-            sql_type   VARCHAR NOT NULL,   -- BIGINT, DOUBLE, BOOLEAN, VARCHAR, VARCHAR[] or JSON
-            column_name VARCHAR NOT NULL,  -- name in personas_flat (prefixed when it clashes)
-            first_import_id VARCHAR
-        )
-        """
+    create_table(
+        con,
+        "persona_fields",
+        "The attribute keys seen so far, as columns of personas_flat.",
+        [
+            ("field", "VARCHAR NOT NULL", "the key in personas.attributes"),
+            (
+                "sql_type",
+                "VARCHAR NOT NULL",
+                "its column type: BIGINT, DOUBLE, BOOLEAN, VARCHAR, a list of those, or JSON",
+            ),
+            ("column_name", "VARCHAR NOT NULL", "its column in personas_flat (attr_<key> when it clashes)"),
+            ("first_import_id", "VARCHAR", "the import that first brought it"),
+        ],
     )
     con.execute("CREATE VIEW personas_flat AS SELECT * FROM personas")
 
@@ -128,9 +169,7 @@ def migrate(con: duckdb.DuckDBPyConnection, upto: int | None = None, path: str =
         con.execute("BEGIN TRANSACTION")
         try:
             migration.apply(con)
-            con.execute(
-                "INSERT INTO schema_migrations VALUES (?, ?, now())", [migration.version, migration.name]
-            )
+            con.execute("INSERT INTO schema_migrations VALUES (?, ?, now())", [migration.version, migration.name])
             con.execute("COMMIT")
         except BaseException:
             con.execute("ROLLBACK")

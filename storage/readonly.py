@@ -20,8 +20,18 @@ from storage.errors import QueryError, ReadOnlyViolation
 
 _ALLOWED = {"SELECT", "EXPLAIN"}
 _READ_PRAGMAS = {
-    "table_info", "show_tables", "show_tables_expanded", "database_size", "storage_info",
-    "version", "show", "database_list", "functions", "collations", "platform", "metadata_info",
+    "table_info",
+    "show_tables",
+    "show_tables_expanded",
+    "database_size",
+    "storage_info",
+    "version",
+    "show",
+    "database_list",
+    "functions",
+    "collations",
+    "platform",
+    "metadata_info",
 }
 _parser = duckdb.connect(":memory:")
 

@@ -198,7 +198,7 @@ class BatchWriter:
         self.rows_written += sum(len(rows) for rows in batch.values())
 
     def _save_dead_letter(self, batch: dict[str, list[dict[str, Any]]], exc: BaseException) -> None:
-        stamp = dt.datetime.now(dt.timezone.utc).isoformat()
+        stamp = dt.datetime.now(dt.UTC).isoformat()
         with self._dead_letter.open("a", encoding="utf-8") as fh:
             for table, rows in batch.items():
                 for row in rows:

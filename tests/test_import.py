@@ -26,18 +26,33 @@ def attrs(db: Path, where: str) -> dict[str, Any]:
 
 
 def test_public_layouts_are_recognised_without_flags(cli: Cli, formats: Path, isolated_db: Path) -> None:
-    files = ["personahub_persona.jsonl", "personahub_synthesized.jsonl", "personahub_elite.jsonl",
-             "finepersonas.jsonl", "nemotron_personas.csv", "tinytroupe.agent.json"]
+    files = [
+        "personahub_persona.jsonl",
+        "personahub_synthesized.jsonl",
+        "personahub_elite.jsonl",
+        "finepersonas.jsonl",
+        "nemotron_personas.csv",
+        "tinytroupe.agent.json",
+    ]
     code, out, err = cli("personas", "import", *(str(formats / f) for f in files))
     assert code == 0, err
     assert "13 imported, 0 duplicates, 0 rejected" in out
     layouts = dict(q(isolated_db, "SELECT layout, count(*) FROM personas GROUP BY 1"))
-    assert layouts == {"persona": 3, "personahub_synthesized": 3, "personahub_elite": 2,
-                       "finepersonas": 2, "nemotron": 2, "tinytroupe": 1}
+    assert layouts == {
+        "persona": 3,
+        "personahub_synthesized": 3,
+        "personahub_elite": 2,
+        "finepersonas": 2,
+        "nemotron": 2,
+        "tinytroupe": 1,
+    }
     # PersonaHub synthesized: text from "input persona", the rest kept under their own keys
     syn = attrs(isolated_db, "text LIKE 'A freelance translator%'")
-    assert syn == {"synthesized text": "How should I translate 'foro de eleição' so that an English-speaking "
-                   "judge understands it?", "description": "instruction"}
+    assert syn == {
+        "synthesized text": "How should I translate 'foro de eleição' so that an English-speaking "
+        "judge understands it?",
+        "description": "instruction",
+    }
     # Elite: the literal "None" means no value
     elite = attrs(isolated_db, "text LIKE 'A structural biologist%'")
     assert elite["general domain (top 0.1 percent)"] is None
@@ -57,7 +72,8 @@ def test_public_layouts_are_recognised_without_flags(cli: Cli, formats: Path, is
     assert text.startswith("Ines Carvalho, 41, Portuguese") and "Fisheries scientist" in text
     assert "ocean acidification" in text
     assert q(isolated_db, "SELECT occupation, age FROM personas_flat WHERE layout = 'tinytroupe'") == [
-        ("Fisheries scientist", 41)]
+        ("Fisheries scientist", 41)
+    ]
 
 
 def test_provenance_and_the_import_record(cli: Cli, formats: Path, isolated_db: Path) -> None:
@@ -67,16 +83,24 @@ def test_provenance_and_the_import_record(cli: Cli, formats: Path, isolated_db: 
     assert [(r[0], r[1]) for r in rows] == [(str(src), 1), (str(src), 2), (str(src), 3)]
     import_id = rows[0][2]
     assert q(isolated_db, "SELECT import_id, status, imported, duplicates, rejected FROM imports") == [
-        (import_id, "finished", 3, 0, 0)]
+        (import_id, "finished", 3, 0, 0)
+    ]
 
 
 RECORDS = [
-    {"persona": "A harbour pilot who guides container ships into Rotterdam at night.", "age": 47,
-     "country": "Netherlands", "hobbies": ["sailing", "chess"]},
-    {"persona": "A pastry chef in Lyon experimenting with low-sugar croissants.", "age": 29,
-     "country": "France", "hobbies": ["cycling"]},
-    {"persona": "A soil scientist mapping peat bogs in Finland.", "age": 61, "country": "None",
-     "hobbies": []},
+    {
+        "persona": "A harbour pilot who guides container ships into Rotterdam at night.",
+        "age": 47,
+        "country": "Netherlands",
+        "hobbies": ["sailing", "chess"],
+    },
+    {
+        "persona": "A pastry chef in Lyon experimenting with low-sugar croissants.",
+        "age": 29,
+        "country": "France",
+        "hobbies": ["cycling"],
+    },
+    {"persona": "A soil scientist mapping peat bogs in Finland.", "age": 61, "country": "None", "hobbies": []},
 ]
 
 
@@ -117,7 +141,9 @@ def test_every_format_gives_the_same_personas(cli: Cli, tmp_path: Path, isolated
         {"age": 29, "country": "France", "hobbies": ["cycling"]},
         {"age": 61, "country": None, "hobbies": []},
     ]
-    assert q(isolated_db, "SELECT count(*) FROM personas_flat WHERE age > 40 AND list_contains(hobbies, 'chess')") == [(1,)]
+    assert q(isolated_db, "SELECT count(*) FROM personas_flat WHERE age > 40 AND list_contains(hobbies, 'chess')") == [
+        (1,)
+    ]
 
 
 def test_format_flag_overrides_the_extension(cli: Cli, tmp_path: Path, isolated_db: Path) -> None:
@@ -130,15 +156,18 @@ def test_format_flag_overrides_the_extension(cli: Cli, tmp_path: Path, isolated_
 
 def test_named_fields_and_a_file_without_a_text_field(cli: Cli, tmp_path: Path, isolated_db: Path) -> None:
     path = tmp_path / "bios.jsonl"
-    path.write_text(json.dumps({"uid": "u-1", "bio": "A glassblower who restores church windows.", "city": "Prague"}) + "\n")
+    path.write_text(
+        json.dumps({"uid": "u-1", "bio": "A glassblower who restores church windows.", "city": "Prague"}) + "\n"
+    )
     code, _, err = cli("personas", "import", str(path))
     assert code == 1
     assert "'uid', 'bio', 'city'" in err and "--text-field" in err
     assert q(isolated_db, "SELECT count(*) FROM personas") == [(0,)]
-    code, out, err = cli("personas", "import", str(path), "--text-field", "bio", "--id-field", "uid")
+    code, _out, err = cli("personas", "import", str(path), "--text-field", "bio", "--id-field", "uid")
     assert code == 0, err
     assert q(isolated_db, "SELECT persona_id, text, attributes FROM personas") == [
-        ("u-1", "A glassblower who restores church windows.", '{"city":"Prague"}')]
+        ("u-1", "A glassblower who restores church windows.", '{"city":"Prague"}')
+    ]
     code, _, err = cli("personas", "import", str(path), "--text-field", "biography")
     assert code == 1 and "'biography' is not a field" in err
 
@@ -167,8 +196,15 @@ def test_bad_lines_are_reported_with_file_line_and_reason_and_the_rest_imported(
     path = _bad_file(tmp_path)
     code, out, err = cli("personas", "import", str(path))
     assert code == 0
-    expected = {2: "bad_json", 3: "not_an_object", 4: "empty_text", 5: "too_long", 6: "bad_encoding",
-                7: "no_text", 8: "text_not_string"}
+    expected = {
+        2: "bad_json",
+        3: "not_an_object",
+        4: "empty_text",
+        5: "too_long",
+        6: "bad_encoding",
+        7: "no_text",
+        8: "text_not_string",
+    }
     for line, reason in expected.items():
         assert f"{path}:{line}: {reason}" in err
     assert "2 imported, 0 duplicates, 7 rejected" in out
@@ -179,8 +215,12 @@ def test_bad_lines_are_reported_with_file_line_and_reason_and_the_rest_imported(
     assert raw == {2: '{"persona": "broken json', 3: '["a list, not an object"]'}
 
 
-def test_strict_imports_nothing_when_any_line_is_bad(cli: Cli, tmp_path: Path, isolated_db: Path, formats: Path) -> None:
-    code, out, err = cli("personas", "import", str(formats / "personahub_persona.jsonl"), str(_bad_file(tmp_path)), "--strict")
+def test_strict_imports_nothing_when_any_line_is_bad(
+    cli: Cli, tmp_path: Path, isolated_db: Path, formats: Path
+) -> None:
+    code, _out, err = cli(
+        "personas", "import", str(formats / "personahub_persona.jsonl"), str(_bad_file(tmp_path)), "--strict"
+    )
     assert code == 1
     assert "nothing was imported" in err and ":2: bad_json" in err
     assert q(isolated_db, "SELECT count(*) FROM personas") == [(0,)]
@@ -196,9 +236,17 @@ def test_reimporting_adds_nothing_and_exact_dedup_ignores_case_and_spacing(
     assert code == 0 and "0 imported, 3 duplicates, 0 rejected" in out
     variant = tmp_path / "variant.jsonl"
     variant.write_text(
-        json.dumps({"persona": "a  NIGHT-SHIFT paramedic in Glasgow who reads about sleep science\tto cope with rotating rosters."}) + "\n"
-        + json.dumps({"persona": "A brand new persona: a ferry engineer in Oslo."}) + "\n"
-        + json.dumps({"persona": "A brand new persona: a ferry engineer in Oslo."}) + "\n"
+        json.dumps(
+            {
+                "persona": "a  NIGHT-SHIFT paramedic in Glasgow who reads about sleep science\t"
+                "to cope with rotating rosters."
+            }
+        )
+        + "\n"
+        + json.dumps({"persona": "A brand new persona: a ferry engineer in Oslo."})
+        + "\n"
+        + json.dumps({"persona": "A brand new persona: a ferry engineer in Oslo."})
+        + "\n"
     )
     code, out, _ = cli("personas", "import", str(variant))
     assert "1 imported, 2 duplicates, 0 rejected" in out
@@ -206,15 +254,18 @@ def test_reimporting_adds_nothing_and_exact_dedup_ignores_case_and_spacing(
 
 
 def test_near_duplicates_are_removed_only_when_asked_and_recorded(cli: Cli, tmp_path: Path, isolated_db: Path) -> None:
-    base = ("A retired marine engineer in Cork who restores old diesel engines, teaches knot tying to scouts, "
-            "keeps detailed logbooks of every repair, and reads about tidal energy projects on the Irish coast")
+    base = (
+        "A retired marine engineer in Cork who restores old diesel engines, teaches knot tying to scouts, "
+        "keeps detailed logbooks of every repair, and reads about tidal energy projects on the Irish coast"
+    )
     texts = [base + ".", base + " today.", "A completely different persona: a beekeeper in Umbria."]
     path = tmp_path / "near.jsonl"
     path.write_text("".join(json.dumps({"persona": t}) + "\n" for t in texts))
     code, out, _ = cli("personas", "import", str(path), "--dedup", "near")
     assert code == 0 and "2 imported, 0 duplicates, 1 near-duplicates" in out
     assert q(isolated_db, "SELECT line, reason, detail FROM import_rejects") == [
-        (2, "near_duplicate", "near-duplicate of line 1 of this file")]
+        (2, "near_duplicate", "near-duplicate of line 1 of this file")
+    ]
     other = tmp_path / "again.jsonl"
     other.write_text(json.dumps({"persona": base + " again."}) + "\n")
     code, out, _ = cli("personas", "import", str(other), "--dedup", "near")
@@ -223,7 +274,9 @@ def test_near_duplicates_are_removed_only_when_asked_and_recorded(cli: Cli, tmp_
     assert "1 imported" in out
 
 
-def test_csv_rows_with_broken_structure_are_reported_with_their_line(cli: Cli, tmp_path: Path, isolated_db: Path) -> None:
+def test_csv_rows_with_broken_structure_are_reported_with_their_line(
+    cli: Cli, tmp_path: Path, isolated_db: Path
+) -> None:
     path = tmp_path / "people.csv"
     path.write_text(
         "persona,age\n"
@@ -231,7 +284,7 @@ def test_csv_rows_with_broken_structure_are_reported_with_their_line(cli: Cli, t
         "A broken row,1,extra\n"
         "A school librarian who runs a chess club.,52\n"
     )
-    code, out, err = cli("personas", "import", str(path))
+    code, _out, err = cli("personas", "import", str(path))
     assert code == 0
     assert f"{path}:3: csv_too_many_columns" in err
     assert q(isolated_db, "SELECT source_line, text FROM personas ORDER BY 1") == [

@@ -19,12 +19,17 @@ from tests.conftest import Cli, swarm_subprocess
 
 @pytest.fixture
 def seeded(cli: Cli, formats: Path) -> None:
-    code, _, err = cli("personas", "import", str(formats / "finepersonas.jsonl"), str(formats / "nemotron_personas.csv"))
+    code, _, err = cli(
+        "personas", "import", str(formats / "finepersonas.jsonl"), str(formats / "nemotron_personas.csv")
+    )
     assert code == 0, err
 
 
 def test_formats_csv_json_jsonl_and_table(cli: Cli, seeded: None) -> None:
-    sql = "SELECT persona_id, age, attributes, hobbies_and_interests_list AS hobbies FROM personas_flat ORDER BY persona_id"
+    sql = (
+        "SELECT persona_id, age, attributes, hobbies_and_interests_list AS hobbies "
+        "FROM personas_flat ORDER BY persona_id"
+    )
     code, out, _ = cli("query", sql, "--format", "csv")
     assert code == 0
     rows = list(csv.reader(io.StringIO(out)))
@@ -70,13 +75,11 @@ def test_empty_result_is_valid_json(cli: Cli, seeded: None) -> None:
         "SELECT 1; DROP TABLE personas",
     ],
 )
-def test_statements_that_write_are_refused_and_change_nothing(
-    cli: Cli, seeded: None, tmp_path: Path, sql: str
-) -> None:
+def test_statements_that_write_are_refused_and_change_nothing(cli: Cli, seeded: None, tmp_path: Path, sql: str) -> None:
     before = cli("query", "SELECT persona_id, text FROM personas ORDER BY 1", "-f", "json")[1]
     tables_before = cli("query", "SHOW TABLES", "-f", "json")[1]
     files_before = sorted(p.name for p in tmp_path.iterdir())
-    code, out, err = cli("query", sql.format(tmp=tmp_path))
+    code, _out, err = cli("query", sql.format(tmp=tmp_path))
     assert code != 0
     assert "read-only" in err or "one statement" in err
     assert "nothing was changed" in err or "one statement" in err
@@ -86,9 +89,14 @@ def test_statements_that_write_are_refused_and_change_nothing(
 
 
 def test_reads_that_look_like_other_statements_are_allowed(cli: Cli, seeded: None) -> None:
-    for sql in ("DESCRIBE personas", "SHOW TABLES", "PRAGMA table_info('personas')",
-                "EXPLAIN SELECT * FROM personas", "SUMMARIZE personas",
-                "WITH x AS (SELECT 1 AS a) SELECT * FROM x"):
+    for sql in (
+        "DESCRIBE personas",
+        "SHOW TABLES",
+        "PRAGMA table_info('personas')",
+        "EXPLAIN SELECT * FROM personas",
+        "SUMMARIZE personas",
+        "WITH x AS (SELECT 1 AS a) SELECT * FROM x",
+    ):
         code, _, err = cli("query", sql)
         assert code == 0, (sql, err)
 
@@ -118,8 +126,12 @@ WRITER = textwrap.dedent(
 
 def test_query_works_while_another_process_writes(isolated_db: Path, cli: Cli, seeded: None) -> None:
     total = 2000
-    writer = subprocess.Popen([sys.executable, "-c", WRITER, str(isolated_db), str(total)],
-                              stdout=subprocess.PIPE, text=True, env=os.environ.copy())
+    writer = subprocess.Popen(
+        [sys.executable, "-c", WRITER, str(isolated_db), str(total)],
+        stdout=subprocess.PIPE,
+        text=True,
+        env=os.environ.copy(),
+    )
     counts: list[int] = []
     try:
         while writer.poll() is None and len(counts) < 40:
@@ -132,7 +144,9 @@ def test_query_works_while_another_process_writes(isolated_db: Path, cli: Cli, s
         assert writer.wait(timeout=60) == 0
     finally:
         writer.kill()
-    final = swarm_subprocess("query", "SELECT count(*) AS n FROM import_rejects WHERE import_id = 'live'", "-f", "jsonl")
+    final = swarm_subprocess(
+        "query", "SELECT count(*) AS n FROM import_rejects WHERE import_id = 'live'", "-f", "jsonl"
+    )
     assert json.loads(final.stdout)["n"] == total
     assert counts == sorted(counts), "a reader must never see rows disappear"
     assert any(0 < c < total for c in counts), f"the reader should watch the table grow, saw {counts}"

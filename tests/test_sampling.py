@@ -16,11 +16,20 @@ OCCUPATIONS = ["nurse"] * 30 + ["welder"] * 30 + ["farmer"] * 30 + ["astronaut"]
 @pytest.fixture
 def hub(cli: Cli, tmp_path: Path) -> None:
     path = tmp_path / "hub.jsonl"
-    path.write_text("".join(
-        json.dumps({"persona": f"Persona number {i}, a {occ} who likes topic {i % 7}.", "occupation": occ,
-                    "age": 20 + i % 50, "topics": [f"t{i % 7}", "common"]}) + "\n"
-        for i, occ in enumerate(OCCUPATIONS)
-    ))
+    path.write_text(
+        "".join(
+            json.dumps(
+                {
+                    "persona": f"Persona number {i}, a {occ} who likes topic {i % 7}.",
+                    "occupation": occ,
+                    "age": 20 + i % 50,
+                    "topics": [f"t{i % 7}", "common"],
+                }
+            )
+            + "\n"
+            for i, occ in enumerate(OCCUPATIONS)
+        )
+    )
     code, _, err = cli("personas", "import", str(path))
     assert code == 0, err
 
@@ -34,9 +43,11 @@ def _sample(cli: Cli, *args: str) -> list[dict]:
 def test_count_with_and_without_a_filter(cli: Cli, hub: None) -> None:
     assert cli("personas", "count")[1].strip() == "92"
     assert cli("personas", "count", "--where", "occupation = 'nurse' AND age >= 40")[1].strip() == str(
-        sum(1 for i, o in enumerate(OCCUPATIONS) if o == "nurse" and 20 + i % 50 >= 40))
+        sum(1 for i, o in enumerate(OCCUPATIONS) if o == "nurse" and 20 + i % 50 >= 40)
+    )
     assert cli("personas", "count", "--where", "list_contains(topics, 't3')")[1].strip() == str(
-        sum(1 for i in range(92) if i % 7 == 3))
+        sum(1 for i in range(92) if i % 7 == 3)
+    )
 
 
 def test_same_seed_same_sample_other_seed_other_sample(cli: Cli, hub: None) -> None:
@@ -52,7 +63,7 @@ def test_same_seed_same_sample_other_seed_other_sample(cli: Cli, hub: None) -> N
 def test_sample_respects_the_filter_and_says_when_too_few_match(cli: Cli, hub: None) -> None:
     rows = _sample(cli, "-n", "5", "--where", "occupation = 'welder'")
     assert len(rows) == 5 and all(r["attributes"]["occupation"] == "welder" for r in rows)
-    code, out, err = cli("personas", "sample", "-n", "5", "--where", "occupation = 'astronaut'")
+    code, _out, err = cli("personas", "sample", "-n", "5", "--where", "occupation = 'astronaut'")
     assert code == 0 and "only 2 personas match; asked for 5" in err
 
 
@@ -60,7 +71,7 @@ def test_stratified_sample_is_even_and_reports_small_strata(cli: Cli, hub: None)
     rows = _sample(cli, "-n", "12", "--stratify-by", "occupation", "--seed", "3")
     counts = Counter(r["occupation"] for r in rows)
     assert counts["astronaut"] == 2 and sorted(counts[o] for o in ("nurse", "welder", "farmer")) == [3, 3, 4]
-    code, _, err = cli("personas", "sample", "-n", "12", "--stratify-by", "occupation")
+    _code, _, err = cli("personas", "sample", "-n", "12", "--stratify-by", "occupation")
     assert "stratum occupation='astronaut' has only 2 personas" in err
     even = _sample(cli, "-n", "6", "--stratify-by", "occupation", "--where", "occupation <> 'astronaut'")
     assert Counter(r["occupation"] for r in even) == {"nurse": 2, "welder": 2, "farmer": 2}

@@ -43,9 +43,8 @@ def test_a_database_from_a_newer_version_is_refused_with_advice(isolated_db: Pat
     db = Database(isolated_db)
     with db.write() as con:
         con.execute("INSERT INTO schema_migrations VALUES (999, 'm999_future', now())")
-    with pytest.raises(SchemaTooNew, match="upgrade persona-swarm"):
-        with Database(isolated_db).read():
-            pass
+    with pytest.raises(SchemaTooNew, match="upgrade persona-swarm"), Database(isolated_db).read():
+        pass
 
 
 async def test_writer_batches_rows_from_many_coroutines(isolated_db: Path) -> None:
@@ -54,8 +53,10 @@ async def test_writer_batches_rows_from_many_coroutines(isolated_db: Path) -> No
 
     async def agent(i: int) -> None:
         for j in range(50):
-            writer.submit("import_rejects", {"import_id": f"a{i}", "source": "s", "line": j,
-                                             "reason": "test", "detail": None, "raw": None})
+            writer.submit(
+                "import_rejects",
+                {"import_id": f"a{i}", "source": "s", "line": j, "reason": "test", "detail": None, "raw": None},
+            )
             await asyncio.sleep(0)
 
     await asyncio.gather(*(agent(i) for i in range(40)))
@@ -74,10 +75,14 @@ async def test_submit_never_blocks_the_event_loop_even_while_the_file_is_locked(
         pass
     # Another process holds the file for 1.5 s: a writer that blocked the loop would stall the ticker.
     holder = subprocess.Popen(
-        [sys.executable, "-c",
-         f"import duckdb, time; c = duckdb.connect({str(isolated_db)!r}, read_only=True); "
-         "print('locked', flush=True); time.sleep(1.5); c.close()"],
-        stdout=subprocess.PIPE, text=True,
+        [
+            sys.executable,
+            "-c",
+            f"import duckdb, time; c = duckdb.connect({str(isolated_db)!r}, read_only=True); "
+            "print('locked', flush=True); time.sleep(1.5); c.close()",
+        ],
+        stdout=subprocess.PIPE,
+        text=True,
     )
     assert holder.stdout is not None and holder.stdout.readline().strip() == "locked"
     writer = BatchWriter(db, flush_interval=0.01)
@@ -110,7 +115,7 @@ def test_a_batch_that_cannot_be_written_is_kept_and_reported(isolated_db: Path) 
     db = Database(isolated_db)
     writer = BatchWriter(db, flush_interval=0.01)
     writer.submit("personas", {"persona_id": "p", "no_such_column": 1})
-    with pytest.raises(WriteFailed, match="failed-writes.jsonl"):
+    with pytest.raises(WriteFailed, match=r"failed-writes\.jsonl"):
         writer.flush(timeout=10)
     writer.close()
     dead = isolated_db.with_name(isolated_db.name + ".failed-writes.jsonl")

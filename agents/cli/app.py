@@ -20,7 +20,9 @@ app = typer.Typer(
 
 @app.callback()
 def _global(
-    db: Annotated[str | None, typer.Option("--db", envvar="SWARM_DB", help="DuckDB file (default ./swarm.duckdb).")] = None,
+    db: Annotated[
+        str | None, typer.Option("--db", envvar="SWARM_DB", help="DuckDB file (default ./swarm.duckdb).")
+    ] = None,
     wait: Annotated[float, typer.Option(help="Seconds to wait for another process's write to finish.")] = 30.0,
 ) -> None:
     state.db_path = db

@@ -33,8 +33,8 @@ def demo() -> None:
     console.print("\n[bold]Try:[/bold]")
     for example in (
         'swarm query "SELECT occupation, age, country FROM personas_flat ORDER BY age DESC LIMIT 5"',
-        "swarm query \"SELECT t AS topic, count(*) AS personas FROM (SELECT unnest(topics) AS t "
-        "FROM personas_flat) GROUP BY 1 ORDER BY 2 DESC\"",
+        'swarm query "SELECT t AS topic, count(*) AS personas FROM (SELECT unnest(topics) AS t '
+        'FROM personas_flat) GROUP BY 1 ORDER BY 2 DESC"',
         "swarm personas sample -n 5 --where \"list_contains(topics, 'astronomy')\" --seed 1",
     ):
         console.print(f"  {example}", soft_wrap=True, markup=False)

@@ -44,8 +44,14 @@ def import_(
     """
     if dedup not in ("exact", "near", "none"):
         raise fail(f"--dedup must be exact, near or none, not {dedup!r}", 2)
-    options = ImportOptions(text_field=text_field, id_field=id_field, format=format,
-                            dedup=dedup, strict=strict, max_chars=max_chars)  # type: ignore[arg-type]
+    options = ImportOptions(
+        text_field=text_field,
+        id_field=id_field,
+        format=format,
+        dedup=dedup,  # type: ignore[arg-type]  # checked just above
+        strict=strict,
+        max_chars=max_chars,
+    )
     db = database()
     try:
         report = import_files(db, paths, options)
@@ -55,8 +61,11 @@ def import_(
     _print_report(report, str(db.path))
 
 
-def _print_rejects(rejects: list[tuple[str, int | None, str]] | list[tuple[str, int | None, str, str | None]],
-                   import_id: str | None, total: int) -> None:
+def _print_rejects(
+    rejects: list[tuple[str, int | None, str]] | list[tuple[str, int | None, str, str | None]],
+    import_id: str | None,
+    total: int,
+) -> None:
     for reject in rejects:
         path, line, reason = reject[0], reject[1], reject[2]
         detail = reject[3] if len(reject) > 3 else None
@@ -64,8 +73,10 @@ def _print_rejects(rejects: list[tuple[str, int | None, str]] | list[tuple[str, 
         err_console.print(f"{where}: {reason}" + (f" ({detail})" if detail else ""), soft_wrap=True, markup=False)
     if total > len(rejects) and import_id:
         err_console.print(
-            f"… and {total - len(rejects)} more: swarm query \"SELECT * FROM import_rejects "
-            f"WHERE import_id = '{import_id}'\"", soft_wrap=True, markup=False,
+            f'… and {total - len(rejects)} more: swarm query "SELECT * FROM import_rejects '
+            f"WHERE import_id = '{import_id}'\"",
+            soft_wrap=True,
+            markup=False,
         )
 
 
@@ -75,7 +86,8 @@ def _print_report(report: ImportReport, db_path: str) -> None:
         near = f", {s.near_duplicates} near-duplicates" if s.near_duplicates else ""
         console.print(
             f"{s.path} [dim]({s.format}, {s.layout})[/dim]: {s.imported} imported, "
-            f"{s.duplicates} duplicates{near}, {s.rejected} rejected", soft_wrap=True,
+            f"{s.duplicates} duplicates{near}, {s.rejected} rejected",
+            soft_wrap=True,
         )
     near_total = report.total("near_duplicates")
     console.print(
@@ -125,8 +137,7 @@ def sample_(
     result = sample(database(), n, where, seed, stratify_by)
     if format == "jsonl":
         for row in result.rows:
-            console.print(dumps({k: plain(v) for k, v in row.items()}), soft_wrap=True, markup=False,
-                          highlight=False)
+            console.print(dumps({k: plain(v) for k, v in row.items()}), soft_wrap=True, markup=False, highlight=False)
     else:
         table = Table("persona_id", "text", *([result.stratify_by] if result.stratify_by else []), "source")
         for row in result.rows:

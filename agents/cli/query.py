@@ -35,5 +35,6 @@ def query(
     if format not in FORMATS:
         raise fail(f"--format must be one of {', '.join(FORMATS)}, not {format!r}", 2)
     with run_query(database(), sql) as result:
-        write_rows(format, result.columns, result.batches(), result.types,
-                   console=console if format == "table" else None)
+        write_rows(
+            format, result.columns, result.batches(), result.types, console=console if format == "table" else None
+        )
