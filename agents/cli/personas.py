@@ -93,7 +93,8 @@ def _print_report(report: ImportReport, db_path: str) -> None:
     console.print(
         f"[bold]{report.total('imported')} imported[/bold], {report.total('duplicates')} duplicates"
         + (f", {near_total} near-duplicates" if near_total else "")
-        + f", {report.rejects_total} rejected → {db_path} (import {report.import_id})"
+        + f", {report.rejects_total} rejected → {db_path} (import {report.import_id})",
+        soft_wrap=True,
     )
 
 
