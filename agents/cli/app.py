@@ -6,7 +6,7 @@ from typing import Annotated
 
 import typer
 
-from agents.cli import demo, personas, query
+from agents.cli import crawl, demo, personas, query
 from agents.cli.common import state
 
 app = typer.Typer(
@@ -31,6 +31,7 @@ def _global(
 
 app.add_typer(personas.app, name="personas")
 app.command("query")(query.query)
+app.command("crawl")(crawl.crawl)
 app.command("demo")(demo.demo)
 
 

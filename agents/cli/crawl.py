@@ -1,0 +1,102 @@
+"""`swarm crawl`: fetch and extract pages into `pages`, without any LLM."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.live import Live
+from rich.table import Table
+from rich.text import Text
+
+from agents.cli.common import cli_errors, console, database, fail
+from crawler import Crawl, CrawlSettings, CrawlStats
+from crawler.pages import PageRow
+from storage import BatchWriter
+
+
+def _read_urls(path: Path) -> list[str]:
+    if not path.is_file():
+        raise fail(f"--urls {path}: no such file")
+    lines = path.read_text(encoding="utf-8", errors="replace").splitlines()
+    return [line.strip() for line in lines if line.strip() and not line.lstrip().startswith("#")]
+
+
+def _status(stats: CrawlStats) -> Text:
+    failures = ", ".join(f"{reason} {n}" for reason, n in stats.by_reason.most_common(6)) or "none"
+    return Text.assemble(
+        (f"{stats.attempted} pages", "bold"),
+        f"  {stats.rate():.1f}/s  ",
+        (f"{stats.ok} ok", "green"),
+        "  ",
+        (f"{stats.failed} failed", "red" if stats.failed else "dim"),
+        f" ({failures})",
+    )
+
+
+@cli_errors
+def crawl(
+    urls: Annotated[list[str] | None, typer.Argument(help="Seed URLs.")] = None,
+    urls_file: Annotated[
+        Path | None, typer.Option("--urls", help="File of seed URLs, one a line (# comments).")
+    ] = None,
+    depth: Annotated[int, typer.Option(help="Follow links this many hops from the seeds (same site).")] = 0,
+    allow_private: Annotated[bool, typer.Option(help="Allow loopback/private addresses (local test sites).")] = False,
+    host_rate: Annotated[float, typer.Option(help="Requests per second per host; 0 = unlimited.")] = 1.0,
+    host_concurrency: Annotated[int, typer.Option(help="Connections at once per host.")] = 2,
+    concurrency: Annotated[int, typer.Option(help="Pages in flight across all hosts.")] = 64,
+    max_pages: Annotated[int | None, typer.Option(help="Stop after this many page attempts.")] = None,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No live progress; just the summary.")] = False,
+) -> None:
+    """Fetch and extract pages politely into the pages table (robots.txt, per-host limits, retries).
+
+    Every attempt is a row in `pages`; a failure has `error` set to a reason code.
+
+    Examples:
+
+      swarm crawl https://example.org/blog/ --depth 1
+
+      swarm crawl --urls seeds.txt --host-rate 0.5
+
+      swarm crawl http://127.0.0.1:8000/ --allow-private --host-rate 0 --host-concurrency 8 --depth 2
+    """
+    seeds = list(urls or []) + (_read_urls(urls_file) if urls_file else [])
+    if not seeds:
+        raise fail("give seed URLs or --urls FILE", 2)
+    if host_rate < 0 or host_concurrency < 1 or concurrency < 1 or depth < 0:
+        raise fail("--host-rate must be >= 0; --host-concurrency, --concurrency >= 1; --depth >= 0", 2)
+    settings = CrawlSettings(
+        allow_private=allow_private,
+        host_rate=host_rate,
+        host_concurrency=host_concurrency,
+        concurrency=concurrency,
+        depth=depth,
+        max_pages=max_pages,
+    )
+    db = database()
+    with BatchWriter(db) as writer:
+        if quiet:
+            job = Crawl(settings, writer)
+            stats = asyncio.run(job.run(seeds))
+        else:
+            with Live(Text("starting…"), console=console, refresh_per_second=4, transient=True) as live:
+
+                def show(_: PageRow, current: CrawlStats) -> None:
+                    live.update(_status(current))
+
+                job = Crawl(settings, writer, on_page=show)
+                stats = asyncio.run(job.run(seeds))
+    console.print(_status(stats))
+    if stats.by_reason:
+        table = Table("reason", "pages", title="failures")
+        for reason, n in stats.by_reason.most_common():
+            table.add_row(reason, str(n))
+        console.print(table)
+    console.print(
+        f"crawl {job.crawl_id} → {db.path}\n"
+        f"  swarm query \"SELECT url, status, error, title FROM pages WHERE crawl_id = '{job.crawl_id}'\"",
+        soft_wrap=True,
+        markup=False,
+    )

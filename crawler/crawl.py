@@ -1,0 +1,126 @@
+"""A crawl: seeds in, every attempt out as a `pages` row; links followed to `--depth`, same site.
+
+Workers take URLs from one frontier queue; politeness lives in the fetcher (per host), so the global
+concurrency only bounds how many pages are in flight. The frontier only grows by links within the
+depth and page limits.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import secrets
+import time
+from collections import Counter
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+
+from crawler import pages, reasons
+from crawler.decode import decode_text
+from crawler.extract import Extractor
+from crawler.fetch import Fetcher
+from crawler.settings import CrawlSettings
+from crawler.urls import canonical, same_site
+from storage import BatchWriter
+
+
+def new_crawl_id() -> str:
+    return "crawl_" + dt.datetime.now(dt.UTC).strftime("%Y%m%dT%H%M%S") + "_" + secrets.token_hex(3)
+
+
+@dataclass
+class CrawlStats:
+    started: float = field(default_factory=time.monotonic)
+    attempted: int = 0
+    ok: int = 0
+    by_reason: Counter[str] = field(default_factory=Counter)
+
+    @property
+    def failed(self) -> int:
+        return sum(self.by_reason.values())
+
+    def rate(self) -> float:
+        return self.attempted / max(1e-9, time.monotonic() - self.started)
+
+
+class Crawl:
+    def __init__(
+        self,
+        settings: CrawlSettings,
+        writer: BatchWriter | None,
+        crawl_id: str | None = None,
+        on_page: Callable[[pages.PageRow, CrawlStats], None] | None = None,
+    ):
+        self.settings, self.writer = settings, writer
+        self.crawl_id = crawl_id or new_crawl_id()
+        self.on_page = on_page
+        self.stats = CrawlStats()
+        self._queue: asyncio.Queue[tuple[str, int, str]] = asyncio.Queue()
+        self._seen: set[str] = set()
+        self._hashes: dict[str, str] = {}
+
+    async def run(self, seeds: Sequence[str]) -> CrawlStats:
+        for seed in seeds:
+            url = canonical(seed)
+            if url is None:
+                page = pages.PageRow(url=seed, depth=0, crawl_id=self.crawl_id)
+                page.fields.update(error=reasons.BAD_URL, error_detail="not an absolute http(s) URL")
+                self._record(page)
+            else:
+                self._enqueue(url, 0, url)
+        extractor = Extractor(self.settings.extract_workers, self.settings.extract_timeout)
+        async with Fetcher(self.settings) as fetcher:
+            workers = [
+                asyncio.create_task(self._work(fetcher, extractor)) for _ in range(max(1, self.settings.concurrency))
+            ]
+            try:
+                await self._queue.join()
+            finally:
+                for worker in workers:
+                    worker.cancel()
+                await asyncio.gather(*workers, return_exceptions=True)
+                extractor.close()
+        return self.stats
+
+    def _enqueue(self, url: str, depth: int, seed: str) -> None:
+        limit = self.settings.max_pages
+        if url in self._seen or (limit is not None and len(self._seen) >= limit):
+            return
+        self._seen.add(url)
+        self._queue.put_nowait((url, depth, seed))
+
+    async def _work(self, fetcher: Fetcher, extractor: Extractor) -> None:
+        while True:
+            url, depth, seed = await self._queue.get()
+            try:
+                await self._one(fetcher, extractor, url, depth, seed)
+            finally:
+                self._queue.task_done()
+
+    async def _one(self, fetcher: Fetcher, extractor: Extractor, url: str, depth: int, seed: str) -> None:
+        page = pages.PageRow(url=url, depth=depth, crawl_id=self.crawl_id)
+        fetched = await fetcher.fetch(url)
+        pages.from_fetch(page, fetched)
+        if fetched.error is None and fetched.body is not None:
+            decoded = decode_text(fetched.body, fetched.charset)
+            extracted = await extractor.extract(decoded.text, fetched.final_url or url)
+            pages.from_extraction(page, extracted, decoded.charset, self._hashes)
+            rejected = pages.quality_gate(self.settings, fetched.body, extracted)
+            if rejected:
+                page.fields["error"], page.fields["error_detail"] = rejected
+            if depth < self.settings.depth:
+                for link in extracted.links:
+                    if not self.settings.same_site or same_site(link, seed):
+                        self._enqueue(link, depth + 1, seed)
+        self._record(page)
+
+    def _record(self, page: pages.PageRow) -> None:
+        self.stats.attempted += 1
+        if page.ok:
+            self.stats.ok += 1
+        else:
+            self.stats.by_reason[str(page.fields["error"])] += 1
+        if self.writer is not None:
+            self.writer.submit("pages", page.row())
+        if self.on_page is not None:
+            self.on_page(page, self.stats)

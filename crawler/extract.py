@@ -1,0 +1,105 @@
+"""Extraction with trafilatura, off the event loop, in a pool of processes sized to the cores.
+
+trafilatura is CPU-bound and can take seconds on a pathological page, so it runs in worker processes
+with a per-page timeout. A worker that times out or dies is a recorded failure for that page and the
+pool is rebuilt (a stuck process cannot be interrupted, only replaced); the crawl goes on.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures as cf
+import multiprocessing
+from dataclasses import dataclass, field
+from typing import Any
+
+from crawler import reasons
+
+
+@dataclass
+class Extracted:
+    text: str = ""
+    title: str | None = None
+    language: str | None = None
+    metadata: dict[str, Any] = field(default_factory=dict)
+    links: list[str] = field(default_factory=list)
+    error: str | None = None
+    detail: str | None = None
+
+
+def extract_html(html: str, url: str) -> dict[str, Any]:
+    """Runs in a worker process: main text and metadata (trafilatura) and outgoing links (lxml)."""
+    import lxml.html
+    import trafilatura
+
+    from crawler.urls import canonical
+
+    doc = trafilatura.bare_extraction(html, url=url, with_metadata=True, favor_recall=True)
+    data = doc.as_dict() if doc is not None and hasattr(doc, "as_dict") else (doc or {})
+    links: list[str] = []
+    language = data.get("language")
+    try:
+        root = lxml.html.fromstring(html)
+        language = language or (root.get("lang") or "").split("-")[0].lower() or None
+        seen: set[str] = set()
+        for href in root.xpath("//a/@href"):
+            absolute = canonical(str(href), url)
+            if absolute and absolute not in seen:
+                seen.add(absolute)
+                links.append(absolute)
+    except (ValueError, lxml.etree.ParserError):
+        pass
+    return {
+        "text": data.get("text") or "",
+        "title": data.get("title"),
+        "language": language,
+        "metadata": {k: data.get(k) for k in ("author", "date", "sitename", "description", "hostname") if data.get(k)},
+        "links": links,
+    }
+
+
+class Extractor:
+    """`await extractor.extract(html, url)` → Extracted; never raises for a bad page."""
+
+    def __init__(self, workers: int, timeout: float):
+        self.workers, self.timeout = max(1, workers), timeout
+        self._pool: cf.ProcessPoolExecutor | None = None
+        self._lock = asyncio.Lock()
+
+    def _ensure_pool(self) -> cf.ProcessPoolExecutor:
+        if self._pool is None:
+            # spawn, not fork: forking a process that runs an event loop and threads is unsafe
+            self._pool = cf.ProcessPoolExecutor(self.workers, mp_context=multiprocessing.get_context("spawn"))
+        return self._pool
+
+    async def extract(self, html: str, url: str) -> Extracted:
+        pool = self._ensure_pool()
+        loop = asyncio.get_running_loop()
+        try:
+            data = await asyncio.wait_for(loop.run_in_executor(pool, extract_html, html, url), self.timeout)
+        except TimeoutError:
+            await self._replace_pool(pool)
+            return Extracted(error=reasons.EXTRACT_TIMEOUT, detail=f"extraction took over {self.timeout:g}s")
+        except cf.BrokenExecutor as exc:
+            await self._replace_pool(pool)
+            return Extracted(error=reasons.EXTRACT_FAILED, detail=f"the extraction process died: {exc}")
+        except Exception as exc:  # trafilatura/lxml errors on odd markup: that page fails, not the crawl
+            return Extracted(error=reasons.EXTRACT_FAILED, detail=f"{type(exc).__name__}: {exc}")
+        return Extracted(**data)
+
+    async def _replace_pool(self, broken: cf.ProcessPoolExecutor) -> None:
+        async with self._lock:
+            if self._pool is broken:
+                self._pool = None
+                _kill(broken)
+
+    def close(self) -> None:
+        if self._pool is not None:
+            self._pool.shutdown(wait=True, cancel_futures=True)
+            self._pool = None
+
+
+def _kill(pool: cf.ProcessPoolExecutor) -> None:
+    for process in list(getattr(pool, "_processes", {}).values()):
+        process.kill()  # a stuck trafilatura call cannot be cancelled any other way
+    pool.shutdown(wait=False, cancel_futures=True)

@@ -1,0 +1,257 @@
+"""Fetching one URL politely: robots.txt, the SSRF guard, per-host limits, retries and every limit.
+
+`Fetcher.fetch(url)` never raises for anything the web does: it returns a `FetchResult` whose `error`
+is a reason code (see `reasons`) when no usable page came back.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import email.utils
+import random
+import time
+from dataclasses import dataclass, field
+
+import httpx
+
+from crawler import reasons
+from crawler.decode import BadContentEncoding, TooLarge, read_body
+from crawler.guard import AddressPolicy, BlockedAddress, DNSFailure, GuardedTransport
+from crawler.hosts import HostGates
+from crawler.robots import RobotsCache
+from crawler.settings import CrawlSettings
+from crawler.urls import canonical, host_key
+
+RETRY_STATUSES = {408, 429, 500, 502, 503, 504}
+_CHALLENGE_MARKERS = (
+    b"just a moment",
+    b"checking your browser",
+    b"challenge-form",
+    b"cf-challenge",
+    b"captcha",
+    b"are you a robot",
+    b"enable javascript and cookies",
+)
+
+
+@dataclass
+class FetchResult:
+    url: str
+    final_url: str | None = None
+    status: int | None = None
+    content_type: str | None = None
+    charset: str | None = None
+    body: bytes | None = None
+    attempts: int = 0
+    elapsed: float = 0.0
+    redirects: list[str] = field(default_factory=list)
+    error: str | None = None
+    detail: str | None = None
+
+
+class _Failure(Exception):
+    def __init__(self, reason: str, detail: str, status: int | None = None):
+        super().__init__(detail)
+        self.reason, self.detail, self.status = reason, detail, status
+
+
+def retry_after_seconds(value: str | None) -> float | None:
+    """Retry-After as seconds: either form RFC 9110 allows (delta-seconds or an HTTP-date)."""
+    if not value:
+        return None
+    value = value.strip()
+    if value.isdigit():
+        return float(value)
+    try:
+        when = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    return max(0.0, when.timestamp() - time.time())
+
+
+def looks_like_challenge(body: bytes) -> bool:
+    head = body[:20_000].lower()
+    return sum(marker in head for marker in _CHALLENGE_MARKERS) >= 2
+
+
+class Fetcher:
+    """One shared HTTP client, robots cache and set of host gates for a whole crawl.
+
+    async with Fetcher(CrawlSettings(allow_private=True)) as fetcher:
+        result = await fetcher.fetch("http://127.0.0.1:8000/articles/1.html")
+    """
+
+    def __init__(self, settings: CrawlSettings):
+        self.settings = settings
+        limits = httpx.Limits(max_connections=max(settings.concurrency, 10), max_keepalive_connections=100)
+        self.client = httpx.AsyncClient(
+            transport=GuardedTransport(AddressPolicy(settings.allow_private, settings.allowed_networks), limits),
+            timeout=httpx.Timeout(settings.read_timeout, connect=settings.connect_timeout, pool=None),
+            headers={
+                "User-Agent": settings.user_agent,
+                "Accept": "text/html,application/xhtml+xml,text/plain;q=0.9,*/*;q=0.1",
+                "Accept-Encoding": "gzip, deflate",
+            },
+            follow_redirects=False,
+        )
+        self.gates = HostGates(settings.host_concurrency, settings.host_interval())
+        self.robots = RobotsCache(self._fetch_robots, settings.user_agent, settings.robots_ttl, settings.robots_retry)
+
+    async def __aenter__(self) -> Fetcher:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.aclose()
+
+    async def aclose(self) -> None:
+        await self.client.aclose()
+
+    # -- one page ----------------------------------------------------------------------------------
+    async def fetch(self, url: str) -> FetchResult:
+        started = time.monotonic()
+        result = FetchResult(url=url)
+        try:
+            await self._fetch_following_redirects(url, result)
+        except _Failure as failure:
+            result.error, result.detail = failure.reason, failure.detail
+            if failure.status is not None:
+                result.status = failure.status
+        result.elapsed = time.monotonic() - started
+        return result
+
+    async def _fetch_following_redirects(self, url: str, result: FetchResult) -> None:
+        current, seen = url, {url}
+        for _ in range(self.settings.max_redirects + 1):
+            if canonical(current) is None:
+                raise _Failure(reasons.BAD_SCHEME, f"not an http(s) URL: {current}")
+            rules = await self.robots.rules_for(current)
+            if rules.unreachable:
+                reason, _, why = rules.unreachable.partition(":")
+                raise _Failure(reason, f"robots.txt of {host_key(current)}: {why or reason}")
+            if not rules.allowed(current, self.settings.user_agent):
+                raise _Failure(reasons.ROBOTS_DISALLOWED, f"robots.txt disallows {current}")
+            gate = self.gates[host_key(current)]
+            gate.set_crawl_delay(rules.crawl_delay(self.settings.user_agent))
+            response = await self._request_with_retries(current, result)
+            try:
+                result.final_url, result.status = current, response.status_code
+                if response.is_redirect:
+                    location = response.headers.get("location", "")
+                    target = canonical(location, current)
+                    if target is None:
+                        raise _Failure(reasons.BAD_SCHEME, f"redirect to {location!r}", response.status_code)
+                    if target in seen:
+                        raise _Failure(reasons.REDIRECT_LOOP, f"{current} → {target} was visited", response.status_code)
+                    seen.add(target)
+                    result.redirects.append(target)
+                    current = target
+                    continue
+                await self._read(response, result)
+                return
+            finally:
+                await response.aclose()
+        raise _Failure(reasons.TOO_MANY_REDIRECTS, f"more than {self.settings.max_redirects} redirects")
+
+    async def _read(self, response: httpx.Response, result: FetchResult) -> None:
+        media = response.headers.get("content-type", "")
+        mime = media.split(";", 1)[0].strip().lower()
+        result.content_type = mime or None
+        result.charset = response.charset_encoding
+        if response.status_code >= 400:
+            body = await self._read_capped(response, min(self.settings.max_bytes, 200_000))
+            if response.status_code in (403, 429, 503) and looks_like_challenge(body):
+                raise _Failure(reasons.BOT_CHALLENGE, "the site answered with a bot challenge", response.status_code)
+            raise _Failure(reasons.http(response.status_code), response.reason_phrase, response.status_code)
+        if mime and mime not in self.settings.content_types:
+            raise _Failure(reasons.NOT_HTML, f"content type {mime}")
+        result.body = await self._read_capped(response, self.settings.max_bytes)
+        if not mime and b"<html" not in result.body[:2048].lower():
+            raise _Failure(reasons.NOT_HTML, "no content type and no HTML")
+
+    async def _read_capped(self, response: httpx.Response, cap: int) -> bytes:
+        try:
+            return await read_body(response, cap)
+        except TooLarge as exc:
+            raise _Failure(reasons.TOO_LARGE, str(exc), response.status_code) from exc
+        except BadContentEncoding as exc:
+            raise _Failure(reasons.BAD_ENCODING, str(exc), response.status_code) from exc
+        except httpx.TimeoutException as exc:
+            raise _Failure(reasons.TIMEOUT, f"reading the body timed out: {exc!r}", response.status_code) from exc
+        except httpx.TransportError as exc:
+            raise _Failure(reasons.CONNECTION_ERROR, f"reading the body failed: {exc!r}", response.status_code) from exc
+
+    # -- retries ---------------------------------------------------------------------------------------
+    async def _request_with_retries(self, url: str, result: FetchResult) -> httpx.Response:
+        """Send GET until it gets a response worth keeping; retries 408/429/5xx, timeouts and drops."""
+        gate = self.gates[host_key(url)]
+        last: _Failure | None = None
+        for attempt in range(self.settings.max_retries + 1):
+            wait = None
+            result.attempts += 1
+            try:
+                async with gate.slot():
+                    response = await self.client.send(self.client.build_request("GET", url), stream=True)
+            except BlockedAddress as exc:
+                raise _Failure(reasons.BLOCKED_PRIVATE, str(exc)) from exc
+            except DNSFailure as exc:
+                raise _Failure(reasons.DNS_ERROR, str(exc)) from exc
+            except httpx.TimeoutException as exc:
+                last = _Failure(reasons.TIMEOUT, f"{type(exc).__name__} on {url}")
+            except httpx.TransportError as exc:
+                last = _Failure(reasons.CONNECTION_ERROR, f"{type(exc).__name__}: {exc}")
+            else:
+                if response.status_code not in RETRY_STATUSES:
+                    return response
+                wait = retry_after_seconds(response.headers.get("retry-after"))
+                last = _Failure(reasons.http(response.status_code), response.reason_phrase, response.status_code)
+                try:
+                    body = await read_body(response, 200_000)
+                except (TooLarge, BadContentEncoding, httpx.HTTPError):
+                    body = b""
+                finally:
+                    await response.aclose()
+                if looks_like_challenge(body):  # retrying a challenge only annoys the site
+                    raise _Failure(
+                        reasons.BOT_CHALLENGE, "the site answered with a bot challenge", response.status_code
+                    )
+                if response.status_code == 429:
+                    gate.slow_down(self.settings.slowdown_429, self.settings.max_host_interval)
+                if wait is not None and wait > self.settings.max_retry_after:
+                    last.detail = (
+                        f"Retry-After {wait:.0f}s is longer than we wait ({self.settings.max_retry_after:.0f}s)"
+                    )
+                    raise last
+            if attempt == self.settings.max_retries:
+                break
+            await asyncio.sleep(wait if wait is not None else self._backoff(attempt))
+        assert last is not None
+        last.detail = f"{last.detail} (after {result.attempts} attempts)"
+        raise last
+
+    def _backoff(self, attempt: int) -> float:
+        ceiling = min(self.settings.backoff_max, self.settings.backoff_base * (2**attempt))
+        return random.uniform(0, ceiling)  # full jitter: retries from many tasks do not line up
+
+    # -- robots.txt ------------------------------------------------------------------------------------
+    async def _fetch_robots(self, url: str) -> tuple[int | None, str, str | None]:
+        gate = self.gates[host_key(url)]
+        try:
+            async with gate.slot():
+                response = await self.client.send(
+                    self.client.build_request("GET", url), stream=True, follow_redirects=True
+                )
+            try:
+                body = await read_body(response, 512 * 1024, truncate=True)  # as Google: the first 500 KiB
+            finally:
+                await response.aclose()
+            return response.status_code, body.decode("utf-8", errors="replace"), None
+        except BadContentEncoding:
+            return None, "", reasons.BAD_ENCODING
+        except BlockedAddress:
+            return None, "", reasons.BLOCKED_PRIVATE
+        except DNSFailure:
+            return None, "", reasons.DNS_ERROR
+        except httpx.TimeoutException:
+            return None, "", reasons.TIMEOUT
+        except httpx.HTTPError:
+            return None, "", reasons.CONNECTION_ERROR
