@@ -15,7 +15,7 @@ from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
-from crawler import pages, reasons
+from crawler import discover, pages, reasons
 from crawler.decode import decode_text
 from crawler.extract import Extractor
 from crawler.fetch import Fetcher
@@ -101,7 +101,9 @@ class Crawl:
         page = pages.PageRow(url=url, depth=depth, crawl_id=self.crawl_id)
         fetched = await fetcher.fetch(url)
         pages.from_fetch(page, fetched)
-        if fetched.error is None and fetched.body is not None:
+        if fetched.error is None and fetched.body is not None and discover.is_discovery(fetched.content_type, url):
+            self._discover(page, fetched.final_url or url, fetched.body, depth, seed)
+        elif fetched.error is None and fetched.body is not None:
             decoded = decode_text(fetched.body, fetched.charset)
             extracted = await extractor.extract(decoded.text, fetched.final_url or url)
             pages.from_extraction(page, extracted, decoded.charset, self._hashes)
@@ -113,6 +115,19 @@ class Crawl:
                     if not self.settings.same_site or same_site(link, seed):
                         self._enqueue(link, depth + 1, seed)
         self._record(page)
+
+    def _discover(self, page: pages.PageRow, url: str, body: bytes, depth: int, seed: str) -> None:
+        """A sitemap or feed: its URLs join the frontier at the same depth (it lists pages, it is not one)."""
+        kind, urls, sitemaps = discover.parse(url, body, self.settings.max_bytes)
+        if kind == "unknown":
+            page.fields.update(error=reasons.NOT_HTML, error_detail="XML that is neither a sitemap nor a feed")
+            return
+        page.fields["metadata"] = {**(page.fields.get("metadata") or {}), "discovery": kind,
+                                   "urls": len(urls), "sitemaps": len(sitemaps)}
+        page.fields["links"] = sitemaps + urls
+        for link in sitemaps + urls:
+            if not self.settings.same_site or same_site(link, seed):
+                self._enqueue(link, depth, seed)
 
     def _record(self, page: pages.PageRow) -> None:
         self.stats.attempted += 1

@@ -16,6 +16,7 @@ import httpx
 
 from crawler import reasons
 from crawler.decode import BadContentEncoding, TooLarge, read_body
+from crawler.discover import DISCOVERY_TYPES
 from crawler.guard import AddressPolicy, BlockedAddress, DNSFailure, GuardedTransport
 from crawler.hosts import HostGates
 from crawler.robots import RobotsCache
@@ -162,7 +163,7 @@ class Fetcher:
             if response.status_code in (403, 429, 503) and looks_like_challenge(body):
                 raise _Failure(reasons.BOT_CHALLENGE, "the site answered with a bot challenge", response.status_code)
             raise _Failure(reasons.http(response.status_code), response.reason_phrase, response.status_code)
-        if mime and mime not in self.settings.content_types:
+        if mime and mime not in self.settings.content_types and mime not in DISCOVERY_TYPES:
             raise _Failure(reasons.NOT_HTML, f"content type {mime}")
         result.body = await self._read_capped(response, self.settings.max_bytes)
         if not mime and b"<html" not in result.body[:2048].lower():
