@@ -17,10 +17,12 @@ from dataclasses import dataclass, field
 
 from crawler import discover, pages, reasons
 from crawler.decode import decode_text
-from crawler.extract import Extractor
+from crawler.extract import Extracted, Extractor
 from crawler.fetch import Fetcher
+from crawler.guard import AddressPolicy
+from crawler.render import Renderer, RenderUnavailable
 from crawler.settings import CrawlSettings
-from crawler.urls import canonical, same_site
+from crawler.urls import canonical, host_key, same_site
 from storage import BatchWriter
 
 
@@ -58,6 +60,8 @@ class Crawl:
         self._queue: asyncio.Queue[tuple[str, int, str]] = asyncio.Queue()
         self._seen: set[str] = set()
         self._hashes: dict[str, str] = {}
+        self.warnings: list[str] = []
+        self.renderer: Renderer | None = None
 
     async def run(self, seeds: Sequence[str]) -> CrawlStats:
         for seed in seeds:
@@ -69,6 +73,7 @@ class Crawl:
             else:
                 self._enqueue(url, 0, url)
         extractor = Extractor(self.settings.extract_workers, self.settings.extract_timeout)
+        self.renderer = self._renderer()
         async with Fetcher(self.settings) as fetcher:
             workers = [
                 asyncio.create_task(self._work(fetcher, extractor)) for _ in range(max(1, self.settings.concurrency))
@@ -80,7 +85,26 @@ class Crawl:
                     worker.cancel()
                 await asyncio.gather(*workers, return_exceptions=True)
                 extractor.close()
+                if self.renderer is not None:
+                    await self.renderer.close()
         return self.stats
+
+    def _renderer(self) -> Renderer | None:
+        if self.settings.render == "never":
+            return None
+        try:
+            return Renderer(
+                AddressPolicy(self.settings.allow_private, self.settings.allowed_networks),
+                contexts=self.settings.render_contexts,
+                timeout=self.settings.render_timeout,
+                executable=self.settings.browser,
+                user_agent=self.settings.user_agent,
+            )
+        except RenderUnavailable as exc:
+            if self.settings.render == "always":
+                raise
+            self.warnings.append(f"rendering is off: {exc}")
+            return None
 
     def _enqueue(self, url: str, depth: int, seed: str) -> None:
         limit = self.settings.max_pages
@@ -105,10 +129,17 @@ class Crawl:
             self._discover(page, fetched.final_url or url, fetched.body, depth, seed)
         elif fetched.error is None and fetched.body is not None:
             decoded = decode_text(fetched.body, fetched.charset)
-            extracted = await extractor.extract(decoded.text, fetched.final_url or url)
+            final = fetched.final_url or url
+            extracted = await extractor.extract(decoded.text, final)
+            html = fetched.body
+            if self._should_render(fetched.content_type, extracted.text):
+                rendered = await self._render(fetcher, extractor, page, final)
+                if rendered is not None and len(rendered[1].text) >= len(extracted.text):
+                    html, extracted = rendered[0].encode("utf-8"), rendered[1]
+                    page.fields["rendered"] = True
             pages.from_extraction(page, extracted, decoded.charset, self._hashes)
-            rejected = pages.quality_gate(self.settings, fetched.body, extracted)
-            if rejected:
+            rejected = pages.quality_gate(self.settings, html, extracted)
+            if rejected and page.ok:
                 page.fields["error"], page.fields["error_detail"] = rejected
             if depth < self.settings.depth:
                 for link in extracted.links:
@@ -116,14 +147,38 @@ class Crawl:
                         self._enqueue(link, depth + 1, seed)
         self._record(page)
 
+    def _should_render(self, content_type: str | None, text: str) -> bool:
+        if self.renderer is None or content_type not in ("text/html", "application/xhtml+xml"):
+            return False
+        return self.settings.render == "always" or len(text) < self.settings.min_text_chars
+
+    async def _render(
+        self, fetcher: Fetcher, extractor: Extractor, page: pages.PageRow, url: str
+    ) -> tuple[str, Extracted] | None:
+        assert self.renderer is not None
+        try:
+            async with fetcher.gates[host_key(url)].slot():  # the browser's visit is a request too
+                rendered = await self.renderer.render(url)
+        except Exception as exc:  # a browser error fails the rendering, not the crawl
+            detail = f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"
+            page.fields["metadata"] = {**(page.fields.get("metadata") or {}), "render_error": detail}
+            if self.settings.render == "always":
+                page.fields.update(error=reasons.RENDER_FAILED, error_detail=detail)
+            return None
+        return rendered.html, await extractor.extract(rendered.html, rendered.final_url)
+
     def _discover(self, page: pages.PageRow, url: str, body: bytes, depth: int, seed: str) -> None:
         """A sitemap or feed: its URLs join the frontier at the same depth (it lists pages, it is not one)."""
         kind, urls, sitemaps = discover.parse(url, body, self.settings.max_bytes)
         if kind == "unknown":
             page.fields.update(error=reasons.NOT_HTML, error_detail="XML that is neither a sitemap nor a feed")
             return
-        page.fields["metadata"] = {**(page.fields.get("metadata") or {}), "discovery": kind,
-                                   "urls": len(urls), "sitemaps": len(sitemaps)}
+        page.fields["metadata"] = {
+            **(page.fields.get("metadata") or {}),
+            "discovery": kind,
+            "urls": len(urls),
+            "sitemaps": len(sitemaps),
+        }
         page.fields["links"] = sitemaps + urls
         for link in sitemaps + urls:
             if not self.settings.same_site or same_site(link, seed):

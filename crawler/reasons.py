@@ -22,6 +22,7 @@ BOT_CHALLENGE = "bot_challenge"
 BOILERPLATE = "boilerplate"
 WRONG_LANGUAGE = "wrong_language"
 DUPLICATE = "duplicate_content"
+RENDER_FAILED = "render_failed"
 
 
 def http(status: int) -> str:

@@ -38,6 +38,10 @@ class CrawlSettings:
     extract_workers: int = field(default_factory=lambda: os.cpu_count() or 1)
     extract_timeout: float = 30.0  # seconds per page in the extraction process
     min_text_chars: int = 200  # quality gate: shorter extracted text is "too_short"
+    render: str = "auto"  # never | auto (when the HTML yields too little text) | always
+    render_contexts: int = 2  # browser contexts at once: each is ~100 MB of Chromium
+    render_timeout: float = 20.0
+    browser: str | None = None  # Chromium executable; found on PATH when not given
     languages: tuple[str, ...] = ()  # quality gate: keep only these languages when set
 
     def host_interval(self) -> float:

@@ -18,4 +18,16 @@ if [ ! -x .venv/bin/python ]; then
 fi
 run .venv/bin/python -m pip install --disable-pip-version-check --upgrade pip
 run .venv/bin/python -m pip install --disable-pip-version-check -e '.[dev]'
+# Debian's Chromium for JavaScript rendering (playwright cannot download its own browsers here)
+if ! command -v chromium >/dev/null 2>&1; then
+  if [ "$(id -u)" = 0 ]; then
+    run apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive run apt-get install -y -qq chromium
+  elif command -v sudo >/dev/null 2>&1 && sudo -n true 2>/dev/null; then
+    run sudo apt-get update -qq
+    run sudo DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium
+  else
+    echo "note: Chromium is not installed; rendering (swarm crawl --render) needs: apt-get install chromium" >&2
+  fi
+fi
 echo "installed persona-swarm into .venv ($(.venv/bin/swarm --help >/dev/null && echo ok))"

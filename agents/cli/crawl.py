@@ -48,6 +48,8 @@ def crawl(
     host_concurrency: Annotated[int, typer.Option(help="Connections at once per host.")] = 2,
     concurrency: Annotated[int, typer.Option(help="Pages in flight across all hosts.")] = 64,
     max_pages: Annotated[int | None, typer.Option(help="Stop after this many page attempts.")] = None,
+    render: Annotated[str, typer.Option(help="auto (when the HTML yields too little text), never, always.")] = "auto",
+    browser: Annotated[str | None, typer.Option(help="Chromium executable (default: found on PATH).")] = None,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No live progress; just the summary.")] = False,
 ) -> None:
     """Fetch and extract pages politely into the pages table (robots.txt, per-host limits, retries).
@@ -65,6 +67,8 @@ def crawl(
     seeds = list(urls or []) + (_read_urls(urls_file) if urls_file else [])
     if not seeds:
         raise fail("give seed URLs or --urls FILE", 2)
+    if render not in ("auto", "never", "always"):
+        raise fail(f"--render must be auto, never or always, not {render!r}", 2)
     if host_rate < 0 or host_concurrency < 1 or concurrency < 1 or depth < 0:
         raise fail("--host-rate must be >= 0; --host-concurrency, --concurrency >= 1; --depth >= 0", 2)
     settings = CrawlSettings(
@@ -88,6 +92,8 @@ def crawl(
 
                 job = Crawl(settings, writer, on_page=show)
                 stats = asyncio.run(job.run(seeds))
+    for warning in job.warnings:
+        console.print(f"[yellow]note:[/yellow] {warning}", soft_wrap=True)
     console.print(_status(stats))
     if stats.by_reason:
         table = Table("reason", "pages", title="failures")
