@@ -130,7 +130,10 @@ class Crawl:
         elif fetched.error is None and fetched.body is not None:
             decoded = decode_text(fetched.body, fetched.charset)
             final = fetched.final_url or url
-            extracted = await extractor.extract(decoded.text, final)
+            if fetched.content_type == "text/plain":  # already text: nothing to extract
+                extracted = Extracted(text=decoded.text.strip())
+            else:
+                extracted = await extractor.extract(decoded.text, final)
             html = fetched.body
             if self._should_render(fetched.content_type, extracted.text):
                 rendered = await self._render(fetcher, extractor, page, final)

@@ -10,6 +10,8 @@ from typer.testing import CliRunner
 
 from agents.cli import app
 
+pytest_plugins = ["tests.site_server"]  # the `website` and `websites` fixtures
+
 REPO = Path(__file__).resolve().parent.parent
 SHARED_FORMATS = REPO.parent / "shared" / "formats"
 

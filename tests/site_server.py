@@ -1,0 +1,419 @@
+"""A local test website with fault injection, for the crawler's tests (127.0.0.1 only).
+
+    with Site(articles=10) as site:          # a server on an ephemeral port, in a thread
+        site.url("/articles/1.html")
+        site.paths()                         # what the crawler asked for, in order
+
+Routes: articles and an index, robots.txt (or its 404/500), sitemaps (plain, index, .gz), RSS and Atom
+feeds, redirect chains and loops, an open redirect, 429/5xx that recover (with Retry-After), slow
+pages, dropped connections, oversized bodies (with and without Content-Length), a gzip bomb, binary
+content, mis-declared and undeclared charsets, a JavaScript-only page and a bot-challenge page.
+"""
+
+from __future__ import annotations
+
+import gzip
+import random
+import socket
+import threading
+import time
+import zlib
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from email.utils import formatdate
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from urllib.parse import parse_qs, urlsplit
+
+import pytest
+
+TOPICS = [
+    "gardening",
+    "cycling",
+    "cooking",
+    "astronomy",
+    "personal finance",
+    "woodworking",
+    "birdwatching",
+    "sleep and health",
+    "programming",
+    "music history",
+]
+_WORDS = [
+    "season",
+    "soil",
+    "compost",
+    "route",
+    "gear",
+    "climb",
+    "recipe",
+    "flavour",
+    "oven",
+    "orbit",
+    "telescope",
+    "budget",
+    "savings",
+    "timber",
+    "joint",
+    "feather",
+    "migration",
+    "rest",
+    "habit",
+    "function",
+    "module",
+    "melody",
+    "rhythm",
+    "archive",
+    "method",
+    "practice",
+    "balance",
+    "detail",
+    "question",
+    "answer",
+    "evidence",
+    "result",
+    "community",
+    "beginner",
+    "expert",
+    "weekend",
+    "morning",
+    "project",
+]
+
+
+def prose(seed: int, paragraphs: int = 7) -> list[str]:
+    rng = random.Random(seed)
+    out = []
+    for _ in range(paragraphs):
+        sentences = []
+        for _ in range(rng.randint(4, 7)):
+            words = [rng.choice(_WORDS) for _ in range(rng.randint(8, 16))]
+            sentences.append(" ".join(words).capitalize() + ".")
+        out.append(" ".join(sentences))
+    return out
+
+
+def _bomb() -> bytes:
+    compressor = zlib.compressobj(9, zlib.DEFLATED, 31)
+    chunk = b"<p>" + b"0" * (1024 * 1024 - 3)
+    parts = [compressor.compress(chunk) for _ in range(1024)]  # 1 GiB of HTML-ish zeros
+    parts.append(compressor.flush())
+    return b"".join(parts)
+
+
+_BOMB: bytes | None = None
+_BOMB_LOCK = threading.Lock()
+
+
+def bomb() -> bytes:
+    global _BOMB
+    with _BOMB_LOCK:
+        if _BOMB is None:
+            _BOMB = _bomb()
+    return _BOMB
+
+
+@dataclass
+class Request:
+    time: float
+    method: str
+    path: str
+    headers: dict[str, str]
+
+
+class Site:
+    def __init__(self, *, robots: str | None = None, articles: int = 30, name: str = "site"):
+        self.articles, self.name = articles, name
+        self._robots = robots
+        self.log: list[Request] = []
+        self._lock = threading.Lock()
+        self._hits: dict[str, int] = {}
+        self._server: ThreadingHTTPServer | None = None
+        self.host, self.port = "127.0.0.1", 0
+
+    @property
+    def base(self) -> str:
+        return f"http://{self.host}:{self.port}"
+
+    @property
+    def robots(self) -> str:
+        if self._robots is None:
+            return f"User-agent: *\nDisallow: /private/\nCrawl-delay: 1\nSitemap: {self.base}/sitemap.xml\n"
+        return self._robots
+
+    @robots.setter
+    def robots(self, value: str) -> None:
+        self._robots = value
+
+    def url(self, path: str) -> str:
+        return self.base + path
+
+    def paths(self) -> list[str]:
+        with self._lock:
+            return [r.path for r in self.log]
+
+    def reset_log(self) -> None:
+        with self._lock:
+            self.log.clear()
+
+    def start(self) -> Site:
+        site = self
+
+        class Handler(_Handler):
+            owner = site
+
+        self._server = _Server((self.host, 0), Handler)
+        self.port = self._server.server_address[1]
+        threading.Thread(target=self._server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True).start()
+        return self
+
+    def stop(self) -> None:
+        if self._server is not None:
+            self._server.shutdown()
+            self._server.server_close()
+            self._server = None
+
+    def __enter__(self) -> Site:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    def _record(self, request: Request) -> int:
+        with self._lock:
+            self.log.append(request)
+            self._hits[request.path] = self._hits.get(request.path, 0) + 1
+            return self._hits[request.path]
+
+    # -- pages ---------------------------------------------------------------------------------------
+    def article(self, n: int, path: str | None = None) -> str:
+        topic = TOPICS[n % len(TOPICS)]
+        others = [(n + k - 1) % self.articles + 1 for k in (1, 2, 3)]
+        links = "".join(f'<li><a href="/articles/{o}.html">More on {TOPICS[o % len(TOPICS)]}</a></li>' for o in others)
+        body = "".join(f"<p>{p}</p>" for p in prose(n))
+        return (
+            f'<!doctype html><html lang="en"><head><meta charset="utf-8"><title>{topic.title()} notes #{n}</title>'
+            f'<meta name="author" content="Author {n}"><meta name="description" content="Notes on {topic}">'
+            f'<meta property="og:site_name" content="{self.name}"></head><body>'
+            f'<nav><a href="/">Home</a> <a href="/private/secret.html">Members</a></nav>'
+            f'<article><h1>{topic.title()} notes #{n}</h1><time datetime="2024-0{n % 9 + 1}-1{n % 10}">date</time>'
+            f'{body}</article><ul>{links}<li><a href="{self.base}/articles/{others[0]}.html">abs</a></li>'
+            f'<li><a href="http://example.invalid/x">elsewhere</a></li></ul>'
+            f"<footer>© {self.name} · Contact · Privacy</footer></body></html>"
+        )
+
+    def sitemap(self, numbers: list[int]) -> str:
+        urls = "".join(f"<url><loc>{self.base}/articles/{n}.html</loc></url>" for n in numbers)
+        return f'<?xml version="1.0" encoding="UTF-8"?><urlset xmlns="http://www.sitemaps.org/schemas/sitemap/0.9">{urls}</urlset>'
+
+
+class _Server(ThreadingHTTPServer):
+    daemon_threads = True
+
+    def handle_error(self, request: object, client_address: object) -> None:
+        pass  # clients hanging up mid-body is what the fault pages are for
+
+
+class _Handler(BaseHTTPRequestHandler):
+    owner: Site
+    protocol_version = "HTTP/1.1"
+
+    def log_message(self, format: str, *args: object) -> None:  # quiet test output
+        pass
+
+    def send(
+        self,
+        status: int,
+        body: bytes | str,
+        ctype: str = "text/html; charset=utf-8",
+        headers: dict[str, str] | None = None,
+    ) -> None:
+        data = body.encode("utf-8") if isinstance(body, str) else body
+        self.send_response(status)
+        self.send_header("Content-Type", ctype)
+        self.send_header("Content-Length", str(len(data)))
+        self.send_header("Date", formatdate(usegmt=True))
+        for key, value in (headers or {}).items():
+            self.send_header(key, value)
+        self.end_headers()
+        if self.command != "HEAD":
+            self.wfile.write(data)
+
+    def do_HEAD(self) -> None:
+        self.do_GET()
+
+    def do_GET(self) -> None:
+        site = self.owner
+        hits = site._record(Request(time.monotonic(), self.command, self.path, dict(self.headers.items())))
+        parts = urlsplit(self.path)
+        path, query = parts.path, {k: v[0] for k, v in parse_qs(parts.query).items()}
+        if path == "/robots.txt":
+            if site.robots.startswith("status:"):
+                self.send(int(site.robots[7:]), "no robots here")
+            else:
+                self.send(200, site.robots, "text/plain; charset=utf-8")
+        elif path == "/":
+            links = "".join(
+                f'<li><a href="/articles/{n}.html">Article {n}</a></li>' for n in range(1, site.articles + 1)
+            )
+            self.send(
+                200, f'<html lang="en"><head><title>{site.name}</title></head><body><ul>{links}</ul></body></html>'
+            )
+        elif path.startswith("/articles/") and path.endswith(".html"):
+            number = path[len("/articles/") : -5]
+            if number.isdigit() and 1 <= int(number) <= site.articles:
+                self.send(200, site.article(int(number)))
+            else:
+                self.send(404, "<html><body>not found</body></html>")
+        elif path == "/private/secret.html":
+            self.send(200, site.article(1))
+        elif path == "/sitemap.xml":
+            self.send(200, site.sitemap(list(range(1, site.articles + 1))), "application/xml")
+        elif path == "/sitemap_index.xml":
+            index = (
+                f'<?xml version="1.0"?><sitemapindex xmlns="http://www.sitemaps.org/schemas/sitemap/0.9">'
+                f"<sitemap><loc>{site.base}/sitemap-a.xml</loc></sitemap>"
+                f"<sitemap><loc>{site.base}/sitemap-b.xml.gz</loc></sitemap></sitemapindex>"
+            )
+            self.send(200, index, "application/xml")
+        elif path == "/sitemap-a.xml":
+            self.send(200, site.sitemap(list(range(1, site.articles // 2 + 1))), "application/xml")
+        elif path == "/sitemap-b.xml.gz":
+            xml = site.sitemap(list(range(site.articles // 2 + 1, site.articles + 1)))
+            self.send(200, gzip.compress(xml.encode()), "application/gzip")
+        elif path in ("/feed.xml", "/atom.xml"):
+            self.send(
+                200,
+                self._feed(path == "/atom.xml"),
+                "application/rss+xml" if path == "/feed.xml" else "application/atom+xml",
+            )
+        elif path.startswith("/redirect/"):
+            k = int(path.rsplit("/", 1)[1])
+            self.send(302, "", headers={"Location": f"/redirect/{k - 1}" if k > 0 else "/articles/1.html"})
+        elif path in ("/loop/a", "/loop/b"):
+            self.send(302, "", headers={"Location": "/loop/b" if path == "/loop/a" else "/loop/a"})
+        elif path == "/redirect-to":
+            self.send(302, "", headers={"Location": query["url"]})
+        elif path.startswith("/flaky/"):
+            code = int(path.rsplit("/", 1)[1])
+            if hits <= int(query.get("fail", "1")):
+                extra = {"Retry-After": query["retry_after"]} if "retry_after" in query else {}
+                self.send(code, f"<html><body>fault {code}</body></html>", headers=extra)
+            else:
+                self.send(200, site.article(2))
+        elif path.startswith("/status/"):
+            self.send(int(path.rsplit("/", 1)[1]), "<html><body>status</body></html>")
+        elif path == "/slow":
+            time.sleep(float(query.get("delay", "3")))
+            self.send(200, site.article(3))
+        elif path == "/drop":
+            self.close_connection = True
+            self.connection.shutdown(socket.SHUT_RDWR)
+        elif path in ("/big", "/big-chunked"):
+            self._big(int(query.get("mb", "10")), chunked=path == "/big-chunked")
+        elif path == "/bomb":
+            self.send(200, bomb(), headers={"Content-Encoding": "gzip"})
+        elif path == "/binary":
+            self.send(200, random.Random(7).randbytes(65536), "application/octet-stream")
+        elif path == "/image.png":
+            self.send(
+                200,
+                bytes.fromhex(
+                    "89504e470d0a1a0a0000000d49484452000000010000000108060000001f15c489"
+                    "0000000d4944415478da63f8ffff3f0005fe02fea7d6a4d40000000049454e44ae426082"
+                ),
+                "image/png",
+            )
+        elif path == "/latin1":
+            text = (
+                "<html><head><title>Café</title></head><body><article><h1>Café crème</h1><p>"
+                + "Le café crème et la crème brûlée à Nîmes, chez Müller et le señor. " * 8
+                + "</p></article></body></html>"
+            )
+            self.send(200, text.encode("latin-1"))
+        elif path == "/cp1252-undeclared":
+            text = (
+                "<html><head><title>Prices</title></head><body><article><h1>Prices</h1><p>"
+                + "The \u201cbest\u201d coffee costs 3 \u20ac \u2014 it\u2019s worth it. " * 8
+                + "</p></article></body></html>"
+            )
+            self.send(200, text.encode("cp1252"), "text/html")
+        elif path == "/js-only":
+            paragraphs = "".join(f"'<p>{p}</p>'+" for p in prose(99, 5))
+            script = (
+                "document.getElementById('app').innerHTML="
+                f"'<article><h1>Rendered article</h1>'+{paragraphs}'</article>';"
+            )
+            self.send(
+                200,
+                f'<html lang="en"><head><title>App</title></head><body><div id="app"></div>'
+                f"<script>{script}</script></body></html>",
+            )
+        elif path == "/challenge":
+            self.send(
+                503,
+                "<html><head><title>Just a moment...</title></head><body><h1>Checking your browser before "
+                "accessing the site.</h1><p>Enable JavaScript and cookies to continue.</p>"
+                '<div id="challenge-form"></div></body></html>',
+            )
+        elif path == "/text.txt":
+            self.send(200, "\n\n".join(prose(5, 4)), "text/plain; charset=utf-8")
+        else:
+            self.send(404, "<html><body>not found</body></html>")
+
+    def _feed(self, atom: bool) -> str:
+        site = self.owner
+        numbers = range(1, min(10, site.articles) + 1)
+        if atom:
+            entries = "".join(
+                f'<entry><title>Article {n}</title><link href="{site.base}/articles/{n}.html"/>'
+                f"<updated>2024-01-{n:02d}T00:00:00Z</updated></entry>"
+                for n in numbers
+            )
+            return f'<?xml version="1.0"?><feed xmlns="http://www.w3.org/2005/Atom"><title>{site.name}</title>{entries}</feed>'
+        items = "".join(
+            f"<item><title>Article {n}</title><link>{site.base}/articles/{n}.html</link>"
+            f"<pubDate>Mon, {n:02d} Jan 2024 00:00:00 GMT</pubDate></item>"
+            for n in numbers
+        )
+        return f'<?xml version="1.0"?><rss version="2.0"><channel><title>{site.name}</title>{items}</channel></rss>'
+
+    def _big(self, megabytes: int, *, chunked: bool) -> None:
+        block = ("<p>" + "filler text " * 85 + "</p>\n").encode()  # about 1 KiB
+        total = megabytes * 1024 * 1024
+        self.send_response(200)
+        self.send_header("Content-Type", "text/html; charset=utf-8")
+        if chunked:
+            self.send_header("Transfer-Encoding", "chunked")
+        else:
+            self.send_header("Content-Length", str(total))
+        self.end_headers()
+        sent = 0
+        try:
+            while sent < total:
+                piece = block[: total - sent]
+                self.wfile.write(b"%x\r\n%s\r\n" % (len(piece), piece) if chunked else piece)
+                sent += len(piece)
+            if chunked:
+                self.wfile.write(b"0\r\n\r\n")
+        except (BrokenPipeError, ConnectionResetError):
+            self.close_connection = True  # the client stopped reading, as it should
+
+
+@pytest.fixture
+def website() -> Iterator[Site]:
+    with Site() as site:
+        yield site
+
+
+@pytest.fixture
+def websites() -> Iterator[Callable[..., Site]]:
+    started: list[Site] = []
+
+    def factory(**kwargs: object) -> Site:
+        site = Site(**kwargs).start()  # type: ignore[arg-type]
+        started.append(site)
+        return site
+
+    yield factory
+    for site in started:
+        site.stop()
