@@ -121,32 +121,41 @@ def m002_persona_fields(con: duckdb.DuckDBPyConnection) -> None:
 
 
 def m003_pages(con: duckdb.DuckDBPyConnection) -> None:
-    create_table(con, "pages", "Every page attempt of a crawl, success or failure.", [
-        ("page_id", "VARCHAR NOT NULL", "pg_<random>: one id per attempt"),
-        ("crawl_id", "VARCHAR", "the crawl or run that fetched it"),
-        ("url", "VARCHAR NOT NULL", "the URL asked for (normalised)"),
-        ("final_url", "VARCHAR", "where the redirects ended"),
-        ("host", "VARCHAR", "host[:port] of url"),
-        ("depth", "INTEGER", "link distance from the seeds"),
-        ("status", "INTEGER", "HTTP status of the final response (NULL when none came)"),
-        ("content_type", "VARCHAR", "the response's media type"),
-        ("fetched_at", "TIMESTAMPTZ NOT NULL", "when the attempt ended"),
-        ("elapsed_ms", "DOUBLE", "fetch time, retries and waits for the host included"),
-        ("attempts", "INTEGER", "requests made for it (retries included)"),
-        ("bytes", "BIGINT", "decoded body size"),
-        ("charset", "VARCHAR", "the charset the body was decoded with"),
-        ("rendered", "BOOLEAN", "whether a browser rendered it"),
-        ("title", "VARCHAR", "extracted title"),
-        ("text", "VARCHAR", "extracted main text"),
-        ("language", "VARCHAR", "declared or detected language"),
-        ("metadata", "JSON", "author, date, site name, description, redirects, …"),
-        ("links", "JSON", "outgoing links (absolute URLs)"),
-        ("content_hash", "VARCHAR", "sha1 of the normalised text (exact duplicate key)"),
-        ("duplicate_of", "VARCHAR", "page_id of an earlier page with the same or nearly the same text"),
-        ("error", "VARCHAR", "NULL on success, else a reason code: robots_disallowed, blocked_private_address, "
-                             "too_large, timeout, http_429, http_500, not_html, redirect_loop, too_short, …"),
-        ("error_detail", "VARCHAR", "more about the error"),
-    ])
+    create_table(
+        con,
+        "pages",
+        "Every page attempt of a crawl, success or failure.",
+        [
+            ("page_id", "VARCHAR NOT NULL", "pg_<random>: one id per attempt"),
+            ("crawl_id", "VARCHAR", "the crawl or run that fetched it"),
+            ("url", "VARCHAR NOT NULL", "the URL asked for (normalised)"),
+            ("final_url", "VARCHAR", "where the redirects ended"),
+            ("host", "VARCHAR", "host[:port] of url"),
+            ("depth", "INTEGER", "link distance from the seeds"),
+            ("status", "INTEGER", "HTTP status of the final response (NULL when none came)"),
+            ("content_type", "VARCHAR", "the response's media type"),
+            ("fetched_at", "TIMESTAMPTZ NOT NULL", "when the attempt ended"),
+            ("elapsed_ms", "DOUBLE", "fetch time, retries and waits for the host included"),
+            ("attempts", "INTEGER", "requests made for it (retries included)"),
+            ("bytes", "BIGINT", "decoded body size"),
+            ("charset", "VARCHAR", "the charset the body was decoded with"),
+            ("rendered", "BOOLEAN", "whether a browser rendered it"),
+            ("title", "VARCHAR", "extracted title"),
+            ("text", "VARCHAR", "extracted main text"),
+            ("language", "VARCHAR", "declared or detected language"),
+            ("metadata", "JSON", "author, date, site name, description, redirects, …"),
+            ("links", "JSON", "outgoing links (absolute URLs)"),
+            ("content_hash", "VARCHAR", "sha1 of the normalised text (exact duplicate key)"),
+            ("duplicate_of", "VARCHAR", "page_id of an earlier page with the same or nearly the same text"),
+            (
+                "error",
+                "VARCHAR",
+                "NULL on success, else a reason code: robots_disallowed, blocked_private_address, "
+                "too_large, timeout, http_429, http_500, not_html, redirect_loop, too_short, …",
+            ),
+            ("error_detail", "VARCHAR", "more about the error"),
+        ],
+    )
 
 
 @dataclass(frozen=True)
