@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
+import re
 import secrets
 import time
 from collections import Counter
@@ -57,13 +58,19 @@ class Crawl:
         self.crawl_id = crawl_id or new_crawl_id()
         self.on_page = on_page
         self.stats = CrawlStats()
-        self._queue: asyncio.Queue[tuple[str, int, str]] = asyncio.Queue()
+        # best-first when queries give keywords: (−score, order, url, depth, seed); FIFO otherwise
+        self._queue: asyncio.PriorityQueue[tuple[float, int, str, int, str]] = asyncio.PriorityQueue()
+        self._order = 0
+        self._started = 0
+        self.keywords: set[str] = set()
         self._seen: set[str] = set()
         self._hashes: dict[str, str] = {}
         self.warnings: list[str] = []
         self.renderer: Renderer | None = None
 
-    async def run(self, seeds: Sequence[str]) -> CrawlStats:
+    async def run(self, seeds: Sequence[str], queries: Sequence[str] = ()) -> CrawlStats:
+        """Crawl from `seeds`; with `queries`, links scoring higher on their words are fetched first."""
+        self.keywords = {w for q in queries for w in _words(q)}
         for seed in seeds:
             url = canonical(seed)
             if url is None:
@@ -106,18 +113,27 @@ class Crawl:
             self.warnings.append(f"rendering is off: {exc}")
             return None
 
-    def _enqueue(self, url: str, depth: int, seed: str) -> None:
-        limit = self.settings.max_pages
-        if url in self._seen or (limit is not None and len(self._seen) >= limit):
+    def _enqueue(self, url: str, depth: int, seed: str, score: float = 0.0) -> None:
+        if url in self._seen:
             return
         self._seen.add(url)
-        self._queue.put_nowait((url, depth, seed))
+        self._order += 1
+        self._queue.put_nowait((-score, self._order, url, depth, seed))
+
+    def score(self, *texts: str) -> float:
+        """How many query words the texts contain (a cheap lexical relevance for best-first order)."""
+        if not self.keywords:
+            return 0.0
+        return float(sum(1 for text in texts for word in _words(text) if word in self.keywords))
 
     async def _work(self, fetcher: Fetcher, extractor: Extractor) -> None:
         while True:
-            url, depth, seed = await self._queue.get()
+            _, _, url, depth, seed = await self._queue.get()
             try:
-                await self._one(fetcher, extractor, url, depth, seed)
+                limit = self.settings.max_pages
+                if limit is None or self._started < limit:  # past the limit the frontier just drains
+                    self._started += 1
+                    await self._one(fetcher, extractor, url, depth, seed)
             finally:
                 self._queue.task_done()
 
@@ -145,9 +161,11 @@ class Crawl:
             if rejected and page.ok:
                 page.fields["error"], page.fields["error_detail"] = rejected
             if depth < self.settings.depth:
+                page_score = min(self.score(extracted.title or ""), 3.0)
                 for link in extracted.links:
                     if not self.settings.same_site or same_site(link, seed):
-                        self._enqueue(link, depth + 1, seed)
+                        anchor = extracted.anchors.get(link, "")
+                        self._enqueue(link, depth + 1, seed, page_score + self.score(anchor, link))
         self._record(page)
 
     def _should_render(self, content_type: str | None, text: str) -> bool:
@@ -197,3 +215,7 @@ class Crawl:
             self.writer.submit("pages", page.row())
         if self.on_page is not None:
             self.on_page(page, self.stats)
+
+
+def _words(text: str) -> list[str]:
+    return [w for w in re.findall(r"[a-z0-9]+", text.lower()) if len(w) > 2]

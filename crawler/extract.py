@@ -23,6 +23,7 @@ class Extracted:
     language: str | None = None
     metadata: dict[str, Any] = field(default_factory=dict)
     links: list[str] = field(default_factory=list)
+    anchors: dict[str, str] = field(default_factory=dict)  # link → its anchor text (first seen)
     error: str | None = None
     detail: str | None = None
 
@@ -37,16 +38,18 @@ def extract_html(html: str, url: str) -> dict[str, Any]:
     doc = trafilatura.bare_extraction(html, url=url, with_metadata=True, favor_recall=True)
     data = doc.as_dict() if doc is not None and hasattr(doc, "as_dict") else (doc or {})
     links: list[str] = []
+    anchors: dict[str, str] = {}
     language = data.get("language")
     try:
         root = lxml.html.fromstring(html)
         language = language or (root.get("lang") or "").split("-")[0].lower() or None
         seen: set[str] = set()
-        for href in root.xpath("//a/@href"):
-            absolute = canonical(str(href), url)
+        for anchor in root.xpath("//a[@href]"):
+            absolute = canonical(str(anchor.get("href")), url)
             if absolute and absolute not in seen:
                 seen.add(absolute)
                 links.append(absolute)
+                anchors[absolute] = " ".join(anchor.text_content().split())[:200]
     except (ValueError, lxml.etree.ParserError):
         pass
     return {
@@ -55,6 +58,7 @@ def extract_html(html: str, url: str) -> dict[str, Any]:
         "language": language,
         "metadata": {k: data.get(k) for k in ("author", "date", "sitename", "description", "hostname") if data.get(k)},
         "links": links,
+        "anchors": anchors,
     }
 
 

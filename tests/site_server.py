@@ -13,6 +13,7 @@ content, mis-declared and undeclared charsets, a JavaScript-only page and a bot-
 from __future__ import annotations
 
 import gzip
+import json
 import random
 import socket
 import threading
@@ -22,7 +23,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from email.utils import formatdate
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from urllib.parse import parse_qs, urlsplit
+from urllib.parse import parse_qs, quote, urlsplit
 
 import pytest
 
@@ -127,6 +128,7 @@ class Site:
         self.log: list[Request] = []
         self._lock = threading.Lock()
         self._hits: dict[str, int] = {}
+        self.fixed: dict[str, tuple[int, str, bytes]] = {}  # path → (status, content type, body), served first
         self._server: ThreadingHTTPServer | None = None
         self.host, self.port = "127.0.0.1", 0
 
@@ -246,14 +248,18 @@ class _Handler(BaseHTTPRequestHandler):
         hits = site._record(Request(time.monotonic(), self.command, self.path, dict(self.headers.items())))
         parts = urlsplit(self.path)
         path, query = parts.path, {k: v[0] for k, v in parse_qs(parts.query).items()}
-        if path == "/robots.txt":
+        if path in site.fixed:
+            status, ctype, body = site.fixed[path]
+            self.send(status, body, ctype)
+        elif path == "/robots.txt":
             if site.robots.startswith("status:"):
                 self.send(int(site.robots[7:]), "no robots here")
             else:
                 self.send(200, site.robots, "text/plain; charset=utf-8")
         elif path == "/":
             links = "".join(
-                f'<li><a href="/articles/{n}.html">Article {n}</a></li>' for n in range(1, site.articles + 1)
+                f'<li><a href="/articles/{n}.html">{TOPICS[n % len(TOPICS)].title()} notes #{n}</a></li>'
+                for n in range(1, site.articles + 1)
             )
             self.send(
                 200, f'<html lang="en"><head><title>{site.name}</title></head><body><ul>{links}</ul></body></html>'
@@ -355,10 +361,111 @@ class _Handler(BaseHTTPRequestHandler):
                 "accessing the site.</h1><p>Enable JavaScript and cookies to continue.</p>"
                 '<div id="challenge-form"></div></body></html>',
             )
+        elif path == "/search":
+            self._searxng(query)
+        elif path == "/res/v1/web/search":
+            self._brave(query)
         elif path == "/text.txt":
             self.send(200, "\n\n".join(prose(5, 4)), "text/plain; charset=utf-8")
         else:
             self.send(404, "<html><body>not found</body></html>")
+
+    # -- search backends' formats, answering from this site's own articles ------------------------------
+    def _matches(self, query: str) -> list[int]:
+        site = self.owner
+        words = {w.lower() for w in query.split()}
+        scored = [(len(words & set(TOPICS[n % len(TOPICS)].split())), n) for n in range(1, site.articles + 1)]
+        return [n for score, n in sorted(scored, key=lambda x: (-x[0], x[1])) if score > 0][:10]
+
+    def _searxng(self, query: dict[str, str]) -> None:
+        if query.get("format") != "json":
+            self.send(403, "<html><body><h1>Forbidden</h1></body></html>")
+            return
+        site = self.owner
+        results = [
+            {
+                "url": f"{site.base}/articles/{n}.html",
+                "title": f"{TOPICS[n % len(TOPICS)].title()} notes #{n}",
+                "content": prose(n)[0][:160],
+                "engine": "duckduckgo",
+                "engines": ["duckduckgo"],
+                "positions": [i + 1],
+                "score": 1.0 / (i + 1),
+                "category": "general",
+                "template": "default.html",
+                "publishedDate": None,
+            }
+            for i, n in enumerate(self._matches(query.get("q", "")))
+        ]
+        body = {
+            "query": query.get("q", ""),
+            "number_of_results": 0,
+            "results": results,
+            "answers": [],
+            "corrections": [],
+            "infoboxes": [],
+            "suggestions": [],
+            "unresponsive_engines": [],
+        }
+        self.send(200, json.dumps(body), "application/json")
+
+    def _brave(self, query: dict[str, str]) -> None:
+        site = self.owner
+        if self.headers.get("X-Subscription-Token") != "test-key":
+            error = {"id": "x", "status": 422, "code": "SUBSCRIPTION_TOKEN_INVALID", "detail": "bad token", "meta": {}}
+            self.send(422, json.dumps({"type": "ErrorResponse", "error": error, "time": 0}), "application/json")
+            return
+        if "ratelimit" in query.get("q", ""):
+            error = {"id": "y", "status": 429, "code": "RATE_LIMITED", "detail": "Rate limit reached.", "meta": {}}
+            self.send(
+                429,
+                json.dumps({"type": "ErrorResponse", "error": error, "time": 0}),
+                "application/json",
+                headers={"X-RateLimit-Reset": "1, 1419704"},
+            )
+            return
+        results = [
+            {
+                "title": f"<strong>{TOPICS[n % len(TOPICS)].title()}</strong> notes #{n}",
+                "url": f"{site.base}/articles/{n}.html",
+                "description": prose(n)[0][:160],
+                "type": "search_result",
+            }
+            for n in self._matches(query.get("q", ""))[: int(query.get("count", "20"))]
+        ]
+        body = {
+            "query": {"original": query.get("q", "")},
+            "mixed": {"type": "mixed", "main": []},
+            "type": "search",
+            "web": {"type": "search", "results": results, "family_friendly": True},
+        }
+        self.send(200, json.dumps(body), "application/json")
+
+    def do_POST(self) -> None:
+        site = self.owner
+        length = int(self.headers.get("Content-Length", "0"))
+        form = {k: v[0] for k, v in parse_qs(self.rfile.read(length).decode()).items()}
+        site._record(Request(time.monotonic(), "POST", self.path, dict(self.headers.items())))
+        if urlsplit(self.path).path != "/html/":
+            self.send(404, "<html><body>not found</body></html>")
+            return
+        if "anomaly" in form.get("q", ""):
+            self.send(
+                202,
+                '<html><body><form id="challenge-form" action="//duckduckgo.com/anomaly.js?sv=html">'
+                '<div class="anomaly-modal__modal"></div></form>error-lite@duckduckgo.com</body></html>',
+            )
+            return
+        items = []
+        for i, n in enumerate(self._matches(form.get("q", ""))):
+            target = f"{site.base}/articles/{n}.html"
+            href = target if i % 2 else "//duckduckgo.com/l/?uddg=" + quote(target, safe="") + "&rut=abc"
+            items.append(
+                f'<div class="result results_links results_links_deep web-result "><div class="links_main">'
+                f'<h2 class="result__title"><a rel="nofollow" class="result__a" href="{href}">Notes #{n}</a></h2>'
+                f'<a class="result__snippet" href="{href}">{prose(n)[0][:120]}</a></div></div>'
+            )
+        self.send(200, f'<html><body><div id="links" class="results">{"".join(items)}</div></body></html>')
 
     def _feed(self, atom: bool) -> str:
         site = self.owner

@@ -11,6 +11,7 @@ import typer
 from rich.console import Console
 
 from crawler.render import RenderUnavailable
+from crawler.search import SearchError
 from persona_hub.errors import PersonaHubError
 from storage import Database, resolve_db_path
 from storage.errors import StorageError
@@ -45,7 +46,7 @@ def cli_errors(func: F) -> F:
     def wrapper(*args: Any, **kwargs: Any) -> Any:
         try:
             return func(*args, **kwargs)
-        except (StorageError, PersonaHubError, RenderUnavailable) as exc:
+        except (StorageError, PersonaHubError, RenderUnavailable, SearchError) as exc:
             raise fail(str(exc)) from exc
         except KeyboardInterrupt as exc:
             raise fail("interrupted", 130) from exc

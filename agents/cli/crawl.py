@@ -14,6 +14,7 @@ from rich.text import Text
 from agents.cli.common import cli_errors, console, database, fail
 from crawler import Crawl, CrawlSettings, CrawlStats
 from crawler.pages import PageRow
+from crawler.search import backend as search_backend
 from storage import BatchWriter
 
 
@@ -22,6 +23,19 @@ def _read_urls(path: Path) -> list[str]:
         raise fail(f"--urls {path}: no such file")
     lines = path.read_text(encoding="utf-8", errors="replace").splitlines()
     return [line.strip() for line in lines if line.strip() and not line.lstrip().startswith("#")]
+
+
+async def _search(name: str, queries: list[str], per_query: int) -> list[str]:
+    engine = search_backend(name)
+    try:
+        found: list[str] = []
+        for q in queries:
+            hits = await engine.search(q, per_query)
+            console.print(f"{name}: {len(hits)} hits for {q!r}", markup=False)
+            found += [hit.url for hit in hits if hit.url not in found]
+        return found
+    finally:
+        await engine.aclose()
 
 
 def _status(stats: CrawlStats) -> Text:
@@ -50,6 +64,13 @@ def crawl(
     max_pages: Annotated[int | None, typer.Option(help="Stop after this many page attempts.")] = None,
     render: Annotated[str, typer.Option(help="auto (when the HTML yields too little text), never, always.")] = "auto",
     browser: Annotated[str | None, typer.Option(help="Chromium executable (default: found on PATH).")] = None,
+    search: Annotated[
+        str | None, typer.Option(help="Seed from a search backend: searxng, duckduckgo or brave.")
+    ] = None,
+    query: Annotated[
+        list[str] | None, typer.Option("--query", help="Search query (repeatable); also orders links.")
+    ] = None,
+    results: Annotated[int, typer.Option(help="Search hits used per query.")] = 10,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No live progress; just the summary.")] = False,
 ) -> None:
     """Fetch and extract pages politely into the pages table (robots.txt, per-host limits, retries).
@@ -63,10 +84,17 @@ def crawl(
       swarm crawl --urls seeds.txt --host-rate 0.5
 
       swarm crawl http://127.0.0.1:8000/ --allow-private --host-rate 0 --host-concurrency 8 --depth 2
+
+      SEARXNG_URL=http://localhost:8888 swarm crawl --search searxng --query "companion planting" --depth 1
     """
+    queries = list(query or [])
     seeds = list(urls or []) + (_read_urls(urls_file) if urls_file else [])
+    if search:
+        if not queries:
+            raise fail("--search needs at least one --query", 2)
+        seeds += asyncio.run(_search(search, queries, results))
     if not seeds:
-        raise fail("give seed URLs or --urls FILE", 2)
+        raise fail("give seed URLs, --urls FILE, or --search NAME --query Q", 2)
     if render not in ("auto", "never", "always"):
         raise fail(f"--render must be auto, never or always, not {render!r}", 2)
     if host_rate < 0 or host_concurrency < 1 or concurrency < 1 or depth < 0:
@@ -83,7 +111,7 @@ def crawl(
     with BatchWriter(db) as writer:
         if quiet:
             job = Crawl(settings, writer)
-            stats = asyncio.run(job.run(seeds))
+            stats = asyncio.run(job.run(seeds, queries))
         else:
             with Live(Text("starting…"), console=console, refresh_per_second=4, transient=True) as live:
 
@@ -91,7 +119,7 @@ def crawl(
                     live.update(_status(current))
 
                 job = Crawl(settings, writer, on_page=show)
-                stats = asyncio.run(job.run(seeds))
+                stats = asyncio.run(job.run(seeds, queries))
     for warning in job.warnings:
         console.print(f"[yellow]note:[/yellow] {warning}", soft_wrap=True)
     console.print(_status(stats))

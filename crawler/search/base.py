@@ -1,0 +1,62 @@
+"""One interface for web search: `await backend.search(query, count)` → ranked `SearchHit`s.
+
+The endpoint and its key come from the environment (a user configures their own SearXNG, or a Brave
+key); they are the user's configuration, not links found on the web, so the SSRF guard does not apply
+to them (a self-hosted SearXNG on localhost is the normal case). Requests to a backend are spaced by
+its own rate limit, and every failure is a `SearchError` with a reason code and what to do.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from dataclasses import dataclass
+
+import httpx
+
+from crawler.hosts import HostGate
+from crawler.settings import USER_AGENT
+
+
+@dataclass(frozen=True)
+class SearchHit:
+    url: str
+    title: str
+    snippet: str
+    rank: int
+    engine: str
+
+
+class SearchError(Exception):
+    """reason: rate_limited, blocked, bad_key, not_configured, unavailable or bad_response."""
+
+    def __init__(self, backend: str, reason: str, message: str):
+        super().__init__(f"{backend} search: {message}")
+        self.backend, self.reason = backend, reason
+
+
+class SearchBackend(ABC):
+    name = "search"
+
+    def __init__(self, *, rate: float = 1.0, timeout: float = 15.0, client: httpx.AsyncClient | None = None):
+        self.client = client or httpx.AsyncClient(
+            timeout=timeout, headers={"User-Agent": USER_AGENT}, follow_redirects=True
+        )
+        self._owns_client = client is None
+        self.gate = HostGate(concurrency=1, interval=0 if rate <= 0 else 1 / rate)
+
+    @abstractmethod
+    async def search(self, query: str, count: int = 10) -> list[SearchHit]:
+        """Up to `count` hits for `query`, best first."""
+
+    async def aclose(self) -> None:
+        if self._owns_client:
+            await self.client.aclose()
+
+    async def _send(self, request: httpx.Request) -> httpx.Response:
+        try:
+            async with self.gate.slot():
+                return await self.client.send(request)
+        except httpx.TimeoutException as exc:
+            raise SearchError(self.name, "unavailable", f"{request.url.host} timed out") from exc
+        except httpx.TransportError as exc:
+            raise SearchError(self.name, "unavailable", f"cannot reach {request.url.host}: {exc}") from exc
