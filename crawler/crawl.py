@@ -21,6 +21,7 @@ from crawler.decode import decode_text
 from crawler.extract import Extracted, Extractor
 from crawler.fetch import Fetcher
 from crawler.guard import AddressPolicy
+from crawler.neardup import NearDuplicates
 from crawler.render import Renderer, RenderUnavailable
 from crawler.settings import CrawlSettings
 from crawler.urls import canonical, host_key, same_site
@@ -65,6 +66,7 @@ class Crawl:
         self.keywords: set[str] = set()
         self._seen: set[str] = set()
         self._hashes: dict[str, str] = {}
+        self._near = NearDuplicates()
         self.warnings: list[str] = []
         self.renderer: Renderer | None = None
 
@@ -156,7 +158,7 @@ class Crawl:
                 if rendered is not None and len(rendered[1].text) >= len(extracted.text):
                     html, extracted = rendered[0].encode("utf-8"), rendered[1]
                     page.fields["rendered"] = True
-            pages.from_extraction(page, extracted, decoded.charset, self._hashes)
+            pages.from_extraction(page, extracted, decoded.charset, self._hashes, self._near)
             rejected = pages.quality_gate(self.settings, html, extracted)
             if rejected and page.ok:
                 page.fields["error"], page.fields["error_detail"] = rejected

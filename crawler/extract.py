@@ -24,6 +24,7 @@ class Extracted:
     metadata: dict[str, Any] = field(default_factory=dict)
     links: list[str] = field(default_factory=list)
     anchors: dict[str, str] = field(default_factory=dict)  # link → its anchor text (first seen)
+    minhash: list[int] | None = None  # near-duplicate signature (see neardup)
     error: str | None = None
     detail: str | None = None
 
@@ -33,6 +34,7 @@ def extract_html(html: str, url: str) -> dict[str, Any]:
     import lxml.html
     import trafilatura
 
+    from crawler.neardup import signature
     from crawler.urls import canonical
 
     doc = trafilatura.bare_extraction(html, url=url, with_metadata=True, favor_recall=True)
@@ -59,6 +61,7 @@ def extract_html(html: str, url: str) -> dict[str, Any]:
         "metadata": {k: data.get(k) for k in ("author", "date", "sitename", "description", "hostname") if data.get(k)},
         "links": links,
         "anchors": anchors,
+        "minhash": signature(data.get("text") or ""),
     }
 
 

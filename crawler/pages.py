@@ -12,6 +12,7 @@ from typing import Any
 from crawler import reasons
 from crawler.extract import Extracted
 from crawler.fetch import FetchResult, looks_like_challenge
+from crawler.neardup import NearDuplicates
 from crawler.settings import CrawlSettings
 from crawler.urls import host_key
 
@@ -74,7 +75,9 @@ def quality_gate(settings: CrawlSettings, html: bytes, extracted: Extracted) -> 
     return None
 
 
-def from_extraction(page: PageRow, extracted: Extracted, charset: str | None, seen: dict[str, str]) -> None:
+def from_extraction(
+    page: PageRow, extracted: Extracted, charset: str | None, seen: dict[str, str], near: NearDuplicates
+) -> None:
     digest = content_hash(extracted.text) if extracted.text else None
     metadata = dict(page.fields.get("metadata") or {})
     metadata.update(extracted.metadata)
@@ -91,3 +94,8 @@ def from_extraction(page: PageRow, extracted: Extracted, charset: str | None, se
         first = seen.setdefault(digest, page.page_id)
         if first != page.page_id:
             page.fields["duplicate_of"] = first
+            return
+    similar = near.check_and_add(page.page_id, extracted.minhash)
+    if similar is not None:
+        page.fields["duplicate_of"] = similar[0]
+        page.fields["metadata"] = {**(page.fields.get("metadata") or {}), "near_duplicate": round(similar[1], 3)}

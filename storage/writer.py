@@ -185,7 +185,10 @@ class BatchWriter:
             con.execute("BEGIN TRANSACTION")
             try:
                 for table, rows in batch.items():
-                    arrow = pa.Table.from_pylist(rows)
+                    # every key of every row: from_pylist would take the first row's keys as the schema
+                    # and silently drop a column only later rows have
+                    columns = list(dict.fromkeys(key for row in rows for key in row))
+                    arrow = pa.table({c: pa.array([row.get(c) for row in rows]) for c in columns})
                     con.register("_swarm_batch", arrow)
                     verb = "INSERT OR IGNORE" if self.on_conflict.get(table) == "ignore" else "INSERT"
                     con.execute(f'{verb} INTO "{table}" BY NAME SELECT * FROM _swarm_batch')

@@ -270,6 +270,10 @@ class _Handler(BaseHTTPRequestHandler):
                 self.send(200, site.article(int(number)))
             else:
                 self.send(404, "<html><body>not found</body></html>")
+        elif path == "/near-copy":  # article 1 with its last sentence changed: a near-duplicate
+            page = site.article(1)
+            cut = page.rindex("</p>")
+            self.send(200, page[:cut] + " One more sentence was added here." + page[cut:])
         elif path == "/private/secret.html":
             self.send(200, site.article(1))
         elif path == "/sitemap.xml":

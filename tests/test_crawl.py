@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import email.utils
 import itertools
+import json
 import time
 import urllib.parse
 from pathlib import Path
@@ -216,3 +217,16 @@ async def test_render_never_and_always_and_no_browser_outlives_the_crawl(website
     while _chromium_pids() - before and time.monotonic() < deadline:
         await asyncio.sleep(0.1)
     assert _chromium_pids() - before == set(), "a Chromium process outlived the crawl"
+
+
+async def test_exact_and_near_duplicate_pages_are_flagged(website: Site, isolated_db: Path) -> None:
+    website.robots = "User-agent: *\nAllow: /\n"
+    first, near, exact, other = (
+        website.url(p) for p in ("/articles/1.html", "/near-copy", "/private/secret.html", "/articles/2.html")
+    )
+    rows = await crawl(isolated_db, [first, near, exact, other], fast(concurrency=1))
+    original = rows[first]["page_id"]
+    assert rows[exact]["duplicate_of"] == original and rows[exact]["content_hash"] == rows[first]["content_hash"]
+    assert rows[near]["duplicate_of"] == original and rows[near]["content_hash"] != rows[first]["content_hash"]
+    assert json.loads(rows[near]["metadata"])["near_duplicate"] >= 0.8
+    assert rows[other]["duplicate_of"] is None and rows[first]["duplicate_of"] is None

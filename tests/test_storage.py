@@ -122,3 +122,14 @@ def test_a_batch_that_cannot_be_written_is_kept_and_reported(isolated_db: Path) 
     saved = [json.loads(line) for line in dead.read_text().splitlines()]
     assert saved[0]["table"] == "personas" and saved[0]["row"]["no_such_column"] == 1
     assert "no_such_column" in saved[0]["error"]
+
+
+def test_rows_with_different_columns_in_one_batch_keep_every_value(isolated_db: Path) -> None:
+    db = Database(isolated_db)
+    with BatchWriter(db, flush_interval=10) as writer:  # one batch: both rows flushed together on close
+        writer.submit("import_rejects", {"import_id": "a", "source": "s", "reason": "r"})
+        writer.submit("import_rejects", {"import_id": "b", "source": "s", "reason": "r", "line": 7, "detail": "d"})
+    with db.read() as con:
+        rows = con.execute("SELECT import_id, line, detail FROM import_rejects ORDER BY 1").fetchall()
+    assert rows == [("a", None, None), ("b", 7, "d")]
+    assert writer.batches_written == 1
