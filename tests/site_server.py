@@ -16,6 +16,7 @@ import gzip
 import json
 import random
 import socket
+import struct
 import threading
 import time
 import zlib
@@ -93,23 +94,28 @@ def prose(seed: int, paragraphs: int = 7) -> list[str]:
     return out
 
 
-def _bomb() -> bytes:
-    compressor = zlib.compressobj(9, zlib.DEFLATED, 31)
-    chunk = b"<p>" + b"0" * (1024 * 1024 - 3)
-    parts = [compressor.compress(chunk) for _ in range(1024)]  # 1 GiB of HTML-ish zeros
-    parts.append(compressor.flush())
-    return b"".join(parts)
-
-
 _BOMB: bytes | None = None
 _BOMB_LOCK = threading.Lock()
+MIB = 1024 * 1024
 
 
-def bomb() -> bytes:
+def bomb(mib: int = 1024) -> bytes:
+    """`mib` MiB of "<p>000…" as ~1 MB of gzip, built in a fraction of a second: after a full flush the
+    compressor has no history, so each further MiB of zeros compresses to the same bytes, which are
+    repeated; the gzip trailer (CRC and length of everything) is written by hand. Deflating a whole GiB
+    would take seconds, and a slow first response would turn "too_large" into "timeout"."""
     global _BOMB
     with _BOMB_LOCK:
         if _BOMB is None:
-            _BOMB = _bomb()
+            first, zeros = b"<p>" + b"0" * (MIB - 3), b"0" * MIB
+            deflate = zlib.compressobj(9, zlib.DEFLATED, 31)
+            head = deflate.compress(first) + deflate.flush(zlib.Z_FULL_FLUSH)
+            repeat = deflate.compress(zeros) + deflate.flush(zlib.Z_FULL_FLUSH)
+            end = deflate.flush()[:-8]  # drop its trailer: ours covers every MiB sent
+            crc = zlib.crc32(first)
+            for _ in range(mib - 1):
+                crc = zlib.crc32(zeros, crc)
+            _BOMB = head + repeat * (mib - 1) + end + struct.pack("<II", crc, (mib * MIB) & 0xFFFFFFFF)
     return _BOMB
 
 
