@@ -82,6 +82,7 @@ class Crawl:
             else:
                 self._enqueue(url, 0, url)
         extractor = Extractor(self.settings.extract_workers, self.settings.extract_timeout)
+        extractor.warm_up()
         self.renderer = self._renderer()
         async with Fetcher(self.settings) as fetcher:
             workers = [

@@ -30,34 +30,35 @@ class Extracted:
 
 
 def extract_html(html: str, url: str) -> dict[str, Any]:
-    """Runs in a worker process: main text and metadata (trafilatura) and outgoing links (lxml)."""
+    """Runs in a worker process: outgoing links (lxml) and main text and metadata (trafilatura) from
+    one parse of the page — the links are read first, since trafilatura prunes the tree it is given."""
     import lxml.html
     import trafilatura
 
     from crawler.neardup import signature
     from crawler.urls import canonical
 
-    doc = trafilatura.bare_extraction(html, url=url, with_metadata=True, favor_recall=True)
-    data = doc.as_dict() if doc is not None and hasattr(doc, "as_dict") else (doc or {})
     links: list[str] = []
     anchors: dict[str, str] = {}
-    language = data.get("language")
+    tree: Any = html
+    lang_attr = None
     try:
-        root = lxml.html.fromstring(html)
-        language = language or (root.get("lang") or "").split("-")[0].lower() or None
-        seen: set[str] = set()
-        for anchor in root.xpath("//a[@href]"):
-            absolute = canonical(str(anchor.get("href")), url)
-            if absolute and absolute not in seen:
-                seen.add(absolute)
+        tree = lxml.html.fromstring(html)
+        lang_attr = (tree.get("lang") or "").split("-")[0].lower() or None
+        for anchor in tree.iter("a"):
+            href = anchor.get("href")
+            absolute = canonical(href, url) if href else None
+            if absolute and absolute not in anchors:
                 links.append(absolute)
                 anchors[absolute] = " ".join(anchor.text_content().split())[:200]
     except (ValueError, lxml.etree.ParserError):
-        pass
+        tree = html  # let trafilatura try its own, more forgiving, loading
+    doc = trafilatura.bare_extraction(tree, url=url, with_metadata=True, favor_recall=True)
+    data = doc.as_dict() if doc is not None and hasattr(doc, "as_dict") else (doc or {})
     return {
         "text": data.get("text") or "",
         "title": data.get("title"),
-        "language": language,
+        "language": data.get("language") or lang_attr,
         "metadata": {k: data.get(k) for k in ("author", "date", "sitename", "description", "hostname") if data.get(k)},
         "links": links,
         "anchors": anchors,
@@ -72,6 +73,13 @@ class Extractor:
         self.workers, self.timeout = max(1, workers), timeout
         self._pool: cf.ProcessPoolExecutor | None = None
         self._lock = asyncio.Lock()
+
+    def warm_up(self) -> None:
+        """Start the worker processes now (spawning and importing trafilatura takes a second), so the
+        first pages do not wait for them."""
+        pool = self._ensure_pool()
+        for _ in range(self.workers):
+            pool.submit(_warm)
 
     def _ensure_pool(self) -> cf.ProcessPoolExecutor:
         if self._pool is None:
@@ -104,6 +112,10 @@ class Extractor:
         if self._pool is not None:
             self._pool.shutdown(wait=True, cancel_futures=True)
             self._pool = None
+
+
+def _warm() -> None:
+    import trafilatura  # noqa: F401  (imported once per worker, ahead of the first page)
 
 
 def _kill(pool: cf.ProcessPoolExecutor) -> None:

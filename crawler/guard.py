@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import ipaddress
 import socket
+import ssl
 from collections.abc import Iterable
 from typing import Any
 
@@ -104,10 +105,12 @@ class GuardedTransport(httpx.AsyncHTTPTransport):
     """httpx's transport with the guarded backend; proxies from the environment are ignored, since a
     proxy would make the connection (and the check) somewhere else."""
 
-    def __init__(self, policy: AddressPolicy, limits: httpx.Limits):
-        super().__init__(trust_env=False, limits=limits)
+    def __init__(self, policy: AddressPolicy, limits: httpx.Limits, ssl_context: ssl.SSLContext | None = None):
+        # loading the CA bundle takes ~15 ms: one context is shared by every host's client
+        ssl_context = ssl_context or httpx.create_ssl_context(trust_env=False)
+        super().__init__(verify=ssl_context, trust_env=False, limits=limits)
         self._pool = httpcore.AsyncConnectionPool(
-            ssl_context=httpx.create_ssl_context(trust_env=False),
+            ssl_context=ssl_context,
             max_connections=limits.max_connections,
             max_keepalive_connections=limits.max_keepalive_connections,
             keepalive_expiry=limits.keepalive_expiry,

@@ -5,7 +5,9 @@ loop); the crawl keeps one LSH index and asks it for each new page.
 
 from __future__ import annotations
 
+import functools
 import re
+from typing import Any
 
 import numpy as np
 from datasketch import MinHash, MinHashLSH
@@ -16,13 +18,19 @@ SCHEME = "affine32"  # named, so signatures made in a worker process rebuild the
 _WORD = re.compile(r"\w+", re.UNICODE)
 
 
+@functools.cache
+def _permutations() -> Any:
+    """The permutations every MinHash here shares (datasketch would draw them again for each one)."""
+    return MinHash(num_perm=NUM_PERM, scheme=SCHEME).permutations
+
+
 def signature(text: str) -> list[int] | None:
     """MinHash values of the text's word 3-grams, or None for a text too short to compare."""
     words = _WORD.findall(text.lower())
     if len(words) < 20:
         return None
     shingles = {" ".join(words[i : i + 3]).encode("utf-8") for i in range(len(words) - 2)}
-    mh = MinHash(num_perm=NUM_PERM, scheme=SCHEME)
+    mh = MinHash(num_perm=NUM_PERM, scheme=SCHEME, permutations=_permutations())
     mh.update_batch(list(shingles))
     return [int(v) for v in mh.hashvalues]
 
@@ -37,7 +45,9 @@ class NearDuplicates:
         """(page_id, similarity) of an earlier near-duplicate, else None; the page joins the index."""
         if values is None:
             return None
-        mh = MinHash(num_perm=NUM_PERM, hashvalues=np.array(values, dtype=np.uint64), scheme=SCHEME)
+        mh = MinHash(
+            num_perm=NUM_PERM, hashvalues=np.array(values, dtype=np.uint64), scheme=SCHEME, permutations=_permutations()
+        )
         best: tuple[str, float] | None = None
         for other in self._lsh.query(mh):
             similarity = self._seen[other].jaccard(mh)

@@ -1,0 +1,185 @@
+"""Crawl speed: end-to-end pages/s (fetch + extract + store) against Scrapy and against a bound.
+
+On a generated local site (default 2,000 articles over 20 hosts, served by another process), with
+politeness limits raised as a user would for their own hosts (robots.txt still read), this prints:
+  - ours: `Crawl` → DuckDB, pages/s and peak memory;
+  - peer: Scrapy with trafilatura in an item pipeline (writing JSON lines), same URLs, same limits;
+  - bound: the same pages' HTML extracted by trafilatura alone in a process pool sized to the cores;
+  - ratios: ours / Scrapy (target >= 1.5) and ours / bound (target >= 0.8);
+  - memory: our peak at half and at all the pages (it must stay flat as the page count grows).
+
+    python benchmarks/crawl_speed.py                 # 2,000 pages, 20 hosts
+    python benchmarks/crawl_speed.py --pages 400     # a quick look
+"""
+
+from __future__ import annotations
+
+import argparse
+import concurrent.futures as cf
+import json
+import multiprocessing
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import httpx
+
+HERE = Path(__file__).resolve().parent
+ROOT = HERE.parent
+
+OURS = """
+import asyncio, json, resource, sys, time
+from crawler import Crawl, CrawlSettings
+from storage import BatchWriter, Database
+urls = open(sys.argv[1]).read().split()
+settings = CrawlSettings(allowed_networks=("127.0.0.0/8",), host_rate=0, host_concurrency=8, concurrency=64,
+                         render="never", min_text_chars=100)
+async def main():
+    with BatchWriter(Database(sys.argv[2])) as writer:
+        stats = await Crawl(settings, writer).run(urls)
+    return stats
+t = time.perf_counter()
+stats = asyncio.run(main())
+seconds = time.perf_counter() - t
+print(json.dumps({"seconds": seconds, "ok": stats.ok, "failed": dict(stats.by_reason),
+                  "peak_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+                  "children_peak_mb": resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024}))
+"""
+
+SCRAPY = """
+import json, resource, sys, time
+import scrapy, trafilatura
+from scrapy.crawler import CrawlerProcess
+
+urls = open(sys.argv[1]).read().split()
+out = open(sys.argv[2], "w")
+count = {"items": 0}
+
+class ExtractPipeline:
+    def process_item(self, item, spider=None):
+        doc = trafilatura.bare_extraction(item["html"], url=item["url"], with_metadata=True, favor_recall=True)
+        data = doc.as_dict() if doc is not None else {}
+        out.write(json.dumps({"url": item["url"], "title": data.get("title"), "text": data.get("text")}) + "\\n")
+        count["items"] += 1
+        return {"url": item["url"]}
+
+class Pages(scrapy.Spider):
+    name = "pages"
+    start_urls = urls
+    def parse(self, response):
+        yield {"url": response.url, "html": response.text}
+
+process = CrawlerProcess(settings={
+    "LOG_LEVEL": "ERROR", "ROBOTSTXT_OBEY": True, "CONCURRENT_REQUESTS": 64, "CONCURRENT_REQUESTS_PER_DOMAIN": 8,
+    "DOWNLOAD_DELAY": 0, "TELNETCONSOLE_ENABLED": False, "ITEM_PIPELINES": {"__main__.ExtractPipeline": 100},
+    "COOKIES_ENABLED": False, "RETRY_ENABLED": True,
+})
+t = time.perf_counter()
+process.crawl(Pages)
+process.start()
+seconds = time.perf_counter() - t
+out.close()
+print(json.dumps({"seconds": seconds, "ok": count["items"],
+                  "peak_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}))
+"""
+
+
+def _extract(args: tuple[str, str]) -> int:
+    import trafilatura
+
+    html, url = args
+    doc = trafilatura.bare_extraction(html, url=url, with_metadata=True, favor_recall=True)
+    return len(doc.as_dict().get("text") or "") if doc is not None else 0
+
+
+def run(code: str, *args: str) -> dict:
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    done = subprocess.run([sys.executable, "-c", code, *args], capture_output=True, text=True, env=env, check=False)
+    if done.returncode != 0:
+        raise SystemExit(f"benchmark step failed:\n{done.stderr[-3000:]}")
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--pages", type=int, default=2000)
+    parser.add_argument("--hosts", type=int, default=20)
+    args = parser.parse_args()
+    per_host = max(1, args.pages // args.hosts)
+    server = subprocess.Popen(
+        [sys.executable, str(HERE / "bench_site.py"), "--hosts", str(args.hosts)],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert server.stdout is not None
+        ports = json.loads(server.stdout.readline())
+        urls = [f"http://127.0.0.1:{port}/{n}.html" for n in range(1, per_host + 1) for port in ports]
+        print(
+            f"site: {len(urls)} pages on {len(ports)} hosts (127.0.0.1, served by another process); "
+            f"cores: {os.cpu_count()}"
+        )
+        with tempfile.TemporaryDirectory(prefix="swarm-crawl-bench-") as tmp_name:
+            tmp = Path(tmp_name)
+            url_file = tmp / "urls.txt"
+            url_file.write_text("\n".join(urls))
+            half_file = tmp / "half.txt"
+            half_file.write_text("\n".join(urls[: len(urls) // 2]))
+
+            with httpx.Client(timeout=10) as client:  # the bound extracts already-fetched pages
+                pages = [(client.get(u).text, u) for u in urls]
+            workers = os.cpu_count() or 1
+            with cf.ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn")) as pool:
+                list(pool.map(_extract, pages[: workers * 2]))  # start the workers before timing
+                t = time.perf_counter()
+                extracted = list(pool.map(_extract, pages, chunksize=8))
+                bound_seconds = time.perf_counter() - t
+            bound_rate = len(pages) / bound_seconds
+            assert all(extracted), "the bound extracted an empty page"
+
+            ours_half = run(OURS, str(half_file), str(tmp / "half.duckdb"))
+            ours = run(OURS, str(url_file), str(tmp / "ours.duckdb"))
+            scrapy = run(SCRAPY, str(url_file), str(tmp / "scrapy.jsonl"))
+    finally:
+        if server.stdin:
+            server.stdin.close()
+        server.wait(timeout=10)
+
+    ours_rate = ours["ok"] / ours["seconds"]
+    scrapy_rate = scrapy["ok"] / scrapy["seconds"]
+    print("\n== end to end: fetch + extract + store ==")
+    print(
+        f"ours    swarm crawl (DuckDB)         : {ours_rate:7.1f} pages/s  ({ours['ok']} ok, "
+        f"{sum(ours['failed'].values())} failed, {ours['seconds']:.1f} s)"
+    )
+    print(
+        f"peer    Scrapy + trafilatura pipeline: {scrapy_rate:7.1f} pages/s  ({scrapy['ok']} ok, "
+        f"{scrapy['seconds']:.1f} s)"
+    )
+    print(f"bound   trafilatura alone, {workers} procs   : {bound_rate:7.1f} pages/s")
+    print(
+        f"ratio   ours / Scrapy                : {ours_rate / scrapy_rate:7.2f}x  (target >= 1.5)  "
+        f"{'OK' if ours_rate / scrapy_rate >= 1.5 else 'UNDER'}"
+    )
+    print(
+        f"ratio   ours / bound                 : {ours_rate / bound_rate:7.2f}   (target >= 0.80) "
+        f"{'OK' if ours_rate / bound_rate >= 0.8 else 'UNDER'}"
+    )
+    print("\n== memory (peak RSS) ==")
+    print(
+        f"ours, {len(urls) // 2:5d} pages: crawler {ours_half['peak_mb']:6.0f} MB, largest extraction worker "
+        f"{ours_half['children_peak_mb']:5.0f} MB"
+    )
+    print(
+        f"ours, {len(urls):5d} pages: crawler {ours['peak_mb']:6.0f} MB, largest extraction worker "
+        f"{ours['children_peak_mb']:5.0f} MB   (growth {ours['peak_mb'] / ours_half['peak_mb']:.2f}x for 2x pages)"
+    )
+    print(f"Scrapy, {len(urls):5d} pages: {scrapy['peak_mb']:6.0f} MB")
+
+
+if __name__ == "__main__":
+    main()
