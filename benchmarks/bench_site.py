@@ -13,48 +13,12 @@ import sys
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
-WORDS = [
-    "garden",
-    "soil",
-    "compost",
-    "season",
-    "route",
-    "gear",
-    "climb",
-    "recipe",
-    "flavour",
-    "oven",
-    "orbit",
-    "telescope",
-    "budget",
-    "savings",
-    "timber",
-    "joint",
-    "feather",
-    "migration",
-    "habit",
-    "function",
-    "module",
-    "melody",
-    "rhythm",
-    "archive",
-    "method",
-    "practice",
-    "balance",
-    "detail",
-    "question",
-    "answer",
-    "evidence",
-    "result",
-    "community",
-    "beginner",
-    "expert",
-    "weekend",
-    "morning",
-    "project",
-    "river",
-    "bridge",
-]
+# a vocabulary of its own (not the test site's), one string so it stays one line of data
+WORDS = (  # noqa: SIM905
+    "harbour lantern quarry meadow thistle copper ledger pulley kettle saddle orchard furnace chisel "
+    "compass lattice mortar tundra glacier beacon cellar parcel ribbon anchor barley spindle marble "
+    "canopy ferry cobble hinge tavern pepper willow basket engine signal ladder candle"
+).split()
 
 
 def article(host: int, n: int) -> bytes:

@@ -149,19 +149,16 @@ def stats(db: Database, top: int = 3) -> Stats:
                 f"SELECT count({col}), approx_count_distinct({col}) FROM personas_flat"
             ).fetchone() or (0, 0)
             values: list[tuple[Any, int]] = []
-            if not sql_type.endswith("[]") and sql_type != "JSON":
+            if sql_type != "JSON":  # lists are counted by element
+                source = (
+                    f"(SELECT unnest({col}) AS v FROM personas_flat)"
+                    if sql_type.endswith("[]")
+                    else (f"(SELECT {col} AS v FROM personas_flat)")
+                )
                 values = [
                     (v, int(c))
                     for v, c in con.execute(
-                        f"SELECT {col}, count(*) FROM personas_flat WHERE {col} IS NOT NULL "
-                        f"GROUP BY 1 ORDER BY 2 DESC, 1 LIMIT {int(top)}"
-                    ).fetchall()
-                ]
-            elif sql_type.endswith("[]"):
-                values = [
-                    (v, int(c))
-                    for v, c in con.execute(
-                        f"SELECT v, count(*) FROM (SELECT unnest({col}) AS v FROM personas_flat) "
+                        f"SELECT v, count(*) FROM {source} WHERE v IS NOT NULL "
                         f"GROUP BY 1 ORDER BY 2 DESC, 1 LIMIT {int(top)}"
                     ).fetchall()
                 ]

@@ -230,3 +230,39 @@ async def test_exact_and_near_duplicate_pages_are_flagged(website: Site, isolate
     assert rows[near]["duplicate_of"] == original and rows[near]["content_hash"] != rows[first]["content_hash"]
     assert json.loads(rows[near]["metadata"])["near_duplicate"] >= 0.8
     assert rows[other]["duplicate_of"] is None and rows[first]["duplicate_of"] is None
+
+
+def test_a_language_filter_rejects_other_languages(cli: Cli, website: Site, isolated_db: Path) -> None:
+    website.robots = "User-agent: *\nAllow: /\n"
+    code, _, err = cli(
+        "crawl",
+        website.url("/articles/1.html"),
+        "--allow-private",
+        "--host-rate",
+        "0",
+        "--render",
+        "never",
+        "--language",
+        "de",
+        "--quiet",
+    )
+    assert code == 0, err
+    con = duckdb.connect(str(isolated_db), read_only=True)
+    rows = con.execute("SELECT error, language FROM pages").fetchall()
+    con.close()
+    assert rows == [("wrong_language", "en")]
+
+
+def test_render_flag_reaches_the_crawl(cli: Cli, website: Site, isolated_db: Path) -> None:
+    website.robots = "User-agent: *\nAllow: /\n"
+    for mode, expected in (("never", ("too_short", False)), ("auto", (None, True))):
+        code, _, err = cli(
+            "crawl", website.url("/js-only"), "--allow-private", "--host-rate", "0", "--render", mode, "--quiet"
+        )
+        assert code == 0, err
+        con = duckdb.connect(str(isolated_db), read_only=True)
+        rows = con.execute("SELECT error, rendered FROM pages ORDER BY fetched_at DESC LIMIT 1").fetchall()
+        con.close()
+        assert rows == [expected], mode
+    code, _, err = cli("crawl", website.url("/js-only"), "--render", "sometimes")
+    assert code == 2 and "--render must be" in err

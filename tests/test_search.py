@@ -94,32 +94,22 @@ async def test_searxng_and_brave_example_bodies_give_the_expected_hits(formats: 
     assert all("<strong>" not in h.snippet for h in brave_hits)
 
 
+LOCAL_FAST = ("--allow-private", "--host-rate", "0", "--render", "never", "--quiet")
+
+
 def test_swarm_crawl_seeds_from_search_and_fetches_the_best_links_first(
     cli: Cli, websites: Any, isolated_db: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     site = websites(articles=20)
     site.robots = "User-agent: *\nAllow: /\n"
     monkeypatch.setenv("SEARXNG_URL", site.base)
-    code, out, err = cli(
-        "crawl",
-        "--search",
-        "searxng",
-        "--query",
-        "astronomy",
-        "--results",
-        "2",
-        "--allow-private",
-        "--host-rate",
-        "0",
-        "--render",
-        "never",
-        "--quiet",
-    )
+    code, out, err = cli("crawl", "--search", "searxng", "--query", "astronomy", "--results", "2", *LOCAL_FAST)
     assert code == 0, err
     assert "searxng: 2 hits for 'astronomy'" in out and "2 ok" in out
-    # best-first: from the index, with a query, the astronomy articles are fetched before the others
+    # best-first: from the index, with a query, the birdwatching articles are fetched before the others
     other = websites(articles=20)
     other.robots = "User-agent: *\nAllow: /\n"
+    one_at_a_time = ("--concurrency", "1", "--host-concurrency", "1")
     code, out, err = cli(
         "crawl",
         other.url("/"),
@@ -129,16 +119,8 @@ def test_swarm_crawl_seeds_from_search_and_fetches_the_best_links_first(
         "birdwatching",
         "--max-pages",
         "3",
-        "--concurrency",
-        "1",
-        "--host-concurrency",
-        "1",
-        "--allow-private",
-        "--host-rate",
-        "0",
-        "--render",
-        "never",
-        "--quiet",
+        *one_at_a_time,
+        *LOCAL_FAST,
     )
     assert code == 0, err
     fetched = [p for p in other.paths() if p.startswith("/articles/")]

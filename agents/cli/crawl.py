@@ -62,6 +62,9 @@ def crawl(
     host_concurrency: Annotated[int, typer.Option(help="Connections at once per host.")] = 2,
     concurrency: Annotated[int, typer.Option(help="Pages in flight across all hosts.")] = 64,
     max_pages: Annotated[int | None, typer.Option(help="Stop after this many page attempts.")] = None,
+    language: Annotated[
+        list[str] | None, typer.Option(help="Keep only pages in this language (repeatable), e.g. en.")
+    ] = None,
     render: Annotated[str, typer.Option(help="auto (when the HTML yields too little text), never, always.")] = "auto",
     browser: Annotated[str | None, typer.Option(help="Chromium executable (default: found on PATH).")] = None,
     search: Annotated[
@@ -106,6 +109,9 @@ def crawl(
         concurrency=concurrency,
         depth=depth,
         max_pages=max_pages,
+        render=render,
+        browser=browser,
+        languages=tuple(code.lower() for code in language or ()),
     )
     db = database()
     with BatchWriter(db) as writer:
