@@ -46,7 +46,9 @@ stats = asyncio.run(main())
 seconds = time.perf_counter() - t
 print(json.dumps({"seconds": seconds, "ok": stats.ok, "failed": dict(stats.by_reason),
                   "peak_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
-                  "children_peak_mb": resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024}))
+                  "children_peak_mb": resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024,
+                  "cpu_s": resource.getrusage(resource.RUSAGE_SELF).ru_utime + resource.getrusage(resource.RUSAGE_SELF).ru_stime,
+                  "children_cpu_s": resource.getrusage(resource.RUSAGE_CHILDREN).ru_utime + resource.getrusage(resource.RUSAGE_CHILDREN).ru_stime}))
 """
 
 SCRAPY = """
@@ -161,6 +163,10 @@ def main() -> None:
         f"{scrapy['seconds']:.1f} s)"
     )
     print(f"bound   trafilatura alone, {workers} procs   : {bound_rate:7.1f} pages/s")
+    print(
+        f"cpu     ours: crawler {ours['cpu_s']:.1f} s + extraction workers {ours['children_cpu_s']:.1f} s "
+        f"= {(ours['cpu_s'] + ours['children_cpu_s']) / ours['ok'] * 1000:.1f} ms of CPU per page"
+    )
     print(
         f"ratio   ours / Scrapy                : {ours_rate / scrapy_rate:7.2f}x  (target >= 1.5)  "
         f"{'OK' if ours_rate / scrapy_rate >= 1.5 else 'UNDER'}"

@@ -12,7 +12,7 @@ from typing import Any
 import numpy as np
 from datasketch import MinHash, MinHashLSH
 
-NUM_PERM = 128
+NUM_PERM = 64  # plenty for a 0.8 threshold, and half the cost of 128 per page
 THRESHOLD = 0.8
 SCHEME = "affine32"  # named, so signatures made in a worker process rebuild the same way here
 _WORD = re.compile(r"\w+", re.UNICODE)
