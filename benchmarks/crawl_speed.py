@@ -47,8 +47,8 @@ seconds = time.perf_counter() - t
 print(json.dumps({"seconds": seconds, "ok": stats.ok, "failed": dict(stats.by_reason),
                   "peak_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
                   "children_peak_mb": resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024,
-                  "cpu_s": resource.getrusage(resource.RUSAGE_SELF).ru_utime + resource.getrusage(resource.RUSAGE_SELF).ru_stime,
-                  "children_cpu_s": resource.getrusage(resource.RUSAGE_CHILDREN).ru_utime + resource.getrusage(resource.RUSAGE_CHILDREN).ru_stime}))
+                  "cpu_s": sum(resource.getrusage(resource.RUSAGE_SELF)[:2]),
+                  "children_cpu_s": sum(resource.getrusage(resource.RUSAGE_CHILDREN)[:2])}))
 """
 
 SCRAPY = """
