@@ -158,6 +158,50 @@ def m003_pages(con: duckdb.DuckDBPyConnection) -> None:
     )
 
 
+def m004_llm(con: duckdb.DuckDBPyConnection) -> None:
+    create_table(
+        con,
+        "llm_calls",
+        "Every LLM call, answered from the cache or not.",
+        [
+            ("call_id", "VARCHAR NOT NULL", "llm_<random>"),
+            ("run_id", "VARCHAR", "the run it belongs to, if any"),
+            ("purpose", "VARCHAR", "what it was for: interests, user_turn, assistant_turn, metadata, …"),
+            ("model", "VARCHAR", "the model asked"),
+            ("endpoint", "VARCHAR", "the base URL"),
+            ("mode", "VARCHAR", "text, json_schema, json_object or instructions (how structure was asked for)"),
+            ("prompt_tokens", "BIGINT", "as the endpoint reported them (0 when cached)"),
+            ("completion_tokens", "BIGINT", "as the endpoint reported them (0 when cached)"),
+            ("latency_ms", "DOUBLE", "wall time of the call, waits and retries included"),
+            ("attempts", "INTEGER", "requests sent (0 when cached)"),
+            (
+                "status",
+                "VARCHAR",
+                "ok, or a reason: rate_limited, server_error, timeout, invalid_json, "
+                "schema_invalid, length, auth, unavailable",
+            ),
+            ("cached", "BOOLEAN", "answered from the cache"),
+            ("cost_usd", "DOUBLE", "estimated from the price table (0 when cached or unknown)"),
+            ("cache_key", "VARCHAR", "sha256 of model, messages, parameters and schema"),
+            ("error", "VARCHAR", "what went wrong, when it did"),
+            ("created_at", "TIMESTAMPTZ NOT NULL", "when the call ended"),
+        ],
+    )
+    create_table(
+        con,
+        "llm_cache",
+        "Responses by content: the same request is never sent twice.",
+        [
+            ("cache_key", "VARCHAR NOT NULL", "sha256 of model, messages, parameters and schema"),
+            ("model", "VARCHAR", "the model"),
+            ("content", "VARCHAR", "the answer's text (after reasoning blocks were removed)"),
+            ("prompt_tokens", "BIGINT", "usage of the original call"),
+            ("completion_tokens", "BIGINT", "usage of the original call"),
+            ("created_at", "TIMESTAMPTZ NOT NULL", "when it was stored"),
+        ],
+    )
+
+
 @dataclass(frozen=True)
 class Migration:
     version: int
@@ -169,6 +213,7 @@ MIGRATIONS: list[Migration] = [
     Migration(1, "m001_personas", m001_personas),
     Migration(2, "m002_persona_fields", m002_persona_fields),
     Migration(3, "m003_pages", m003_pages),
+    Migration(4, "m004_llm", m004_llm),
 ]
 LATEST = MIGRATIONS[-1].version
 

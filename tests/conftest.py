@@ -10,7 +10,7 @@ from typer.testing import CliRunner
 
 from agents.cli import app
 
-pytest_plugins = ["tests.site_server"]  # the `website` and `websites` fixtures
+pytest_plugins = ["tests.site_server", "tests.llm_server"]  # website(s) and llm_server fixtures
 
 REPO = Path(__file__).resolve().parent.parent
 SHARED_FORMATS = REPO.parent / "shared" / "formats"

@@ -1,0 +1,63 @@
+"""Content-addressed response cache: the same model, messages, parameters and schema are never sent
+twice. Entries live in the `llm_cache` table (written through the run's BatchWriter) and, for this
+process, in memory, so a repeat right after the first call hits before the batch is flushed."""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import json
+from dataclasses import dataclass
+from typing import Any
+
+from storage import BatchWriter, Database, DatabaseMissing
+
+
+@dataclass(frozen=True)
+class CachedAnswer:
+    content: str
+    prompt_tokens: int
+    completion_tokens: int
+
+
+def cache_key(model: str, messages: list[dict[str, Any]], params: dict[str, Any], schema: dict[str, Any] | None) -> str:
+    payload = json.dumps(
+        {"model": model, "messages": messages, "params": params, "schema": schema},
+        sort_keys=True,
+        ensure_ascii=False,
+        separators=(",", ":"),
+    )
+    return hashlib.sha256(payload.encode("utf-8")).hexdigest()
+
+
+class LLMCache:
+    def __init__(self, db: Database, writer: BatchWriter):
+        self.db, self.writer = db, writer
+        self._recent: dict[str, CachedAnswer] = {}
+
+    def get(self, key: str) -> CachedAnswer | None:
+        if key in self._recent:
+            return self._recent[key]
+        try:
+            with self.db.read() as con:
+                row = con.execute(
+                    "SELECT content, prompt_tokens, completion_tokens FROM llm_cache WHERE cache_key = ? LIMIT 1",
+                    [key],
+                ).fetchall()
+        except DatabaseMissing:
+            return None
+        return CachedAnswer(row[0][0], int(row[0][1] or 0), int(row[0][2] or 0)) if row else None
+
+    def put(self, key: str, model: str, answer: CachedAnswer) -> None:
+        self._recent[key] = answer
+        self.writer.submit(
+            "llm_cache",
+            {
+                "cache_key": key,
+                "model": model,
+                "content": answer.content,
+                "prompt_tokens": answer.prompt_tokens,
+                "completion_tokens": answer.completion_tokens,
+                "created_at": dt.datetime.now(dt.UTC),
+            },
+        )

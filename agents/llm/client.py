@@ -1,0 +1,265 @@
+"""The one path every LLM call takes: cache, limiter, retries, structured output, and a row in
+`llm_calls` for each call whatever happened.
+
+    client = LLMClient(LLMSettings.from_env(), db, writer, run_id="run_…")
+    reply = await client.chat(messages, purpose="interests", schema=Interests)
+    reply.value      # an Interests instance (validated), or reply.text for plain answers
+"""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import email.utils
+import random
+import secrets
+import time
+from dataclasses import dataclass
+from typing import Any
+
+import openai
+from pydantic import BaseModel
+
+from agents.llm import structured
+from agents.llm.cache import CachedAnswer, LLMCache, cache_key
+from agents.llm.errors import LLMOutputError, LLMUnavailable
+from agents.llm.limiter import AdaptiveLimiter
+from agents.llm.prices import cost_usd
+from agents.llm.settings import LLMSettings
+from storage import BatchWriter, Database
+
+
+@dataclass
+class Reply:
+    text: str
+    value: BaseModel | None
+    prompt_tokens: int
+    completion_tokens: int
+    cached: bool
+    mode: str
+
+
+@dataclass
+class _Call:
+    started: float
+    key: str
+    attempts: int = 0
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    mode: str = "text"
+
+
+def _retry_after(error: openai.APIStatusError) -> float | None:
+    value = error.response.headers.get("retry-after") if error.response is not None else None
+    if not value:
+        return None
+    if value.strip().replace(".", "", 1).isdigit():
+        return float(value)
+    try:
+        return max(0.0, email.utils.parsedate_to_datetime(value).timestamp() - time.time())
+    except (TypeError, ValueError):
+        return None
+
+
+class LLMClient:
+    def __init__(self, settings: LLMSettings, db: Database, writer: BatchWriter, run_id: str | None = None):
+        self.settings, self.writer, self.run_id = settings, writer, run_id
+        # the client's own retries are off, so that our limiter sees every 429
+        self.openai = openai.AsyncOpenAI(
+            base_url=settings.base_url,
+            api_key=settings.api_key or "not-needed",
+            max_retries=0,
+            timeout=settings.timeout,
+        )
+        self.limiter = AdaptiveLimiter(
+            settings.max_concurrency, settings.requests_per_minute, settings.tokens_per_minute
+        )
+        self.cache = LLMCache(db, writer)
+        self.modes: dict[str, int] = {}  # endpoint → index in structured.MODES that worked
+        self._failures = 0
+        self._down: str | None = None
+
+    async def aclose(self) -> None:
+        await self.openai.close()
+
+    async def chat(
+        self,
+        messages: list[dict[str, Any]],
+        *,
+        purpose: str,
+        schema: type[BaseModel] | None = None,
+        temperature: float | None = None,
+        max_tokens: int | None = None,
+    ) -> Reply:
+        """One completion; raises LLMUnavailable (stop the run) or LLMOutputError (this call failed)."""
+        if self._down:
+            raise LLMUnavailable(self._down, "unavailable")
+        params = {
+            "temperature": self.settings.temperature if temperature is None else temperature,
+            "max_tokens": max_tokens or self.settings.max_tokens,
+        }
+        key = cache_key(self.settings.model, messages, params, structured.schema_of(schema) if schema else None)
+        call = _Call(time.monotonic(), key)
+        hit = self.cache.get(key)
+        if hit is not None:
+            value = structured.parse(hit.content, schema) if schema else None
+            self._log(call, purpose, "ok", cached=True)
+            return Reply(hit.content, value, hit.prompt_tokens, hit.completion_tokens, True, "cache")
+        try:
+            reply = await self._answer(messages, params, schema, call)
+        except (LLMOutputError, LLMUnavailable) as exc:
+            self._log(call, purpose, exc.reason, error=str(exc))
+            raise
+        self.cache.put(key, self.settings.model, CachedAnswer(reply.text, reply.prompt_tokens, reply.completion_tokens))
+        self._log(call, purpose, "ok")
+        return reply
+
+    # -- the answer, with one repair round for structured output -------------------------------------
+    async def _answer(
+        self, messages: list[dict[str, Any]], params: dict[str, Any], schema: type[BaseModel] | None, call: _Call
+    ) -> Reply:
+        if schema is None:
+            text, finish = await self._complete(messages, params, None, call)
+            if finish == "length":
+                raise LLMOutputError("the answer was cut off (finish_reason length)", "length")
+            return Reply(
+                structured.strip_reasoning(text), None, call.prompt_tokens, call.completion_tokens, False, "text"
+            )
+        conversation = list(messages)
+        for round_ in range(2):  # the answer, then one retry that shows the model its validation error
+            text, finish = await self._complete(conversation, params, schema, call)
+            mode = structured.MODES[self.modes.get(self.settings.endpoint, 0)]
+            call.mode = mode
+            try:
+                if finish == "length":
+                    raise ValueError("the answer was cut off before the JSON ended (finish_reason length)")
+                value = structured.parse(text, schema)
+            except Exception as exc:  # ValueError or pydantic.ValidationError
+                reason = (
+                    "length"
+                    if finish == "length"
+                    else (
+                        "invalid_json"
+                        if isinstance(exc, ValueError) and not hasattr(exc, "errors")
+                        else "schema_invalid"
+                    )
+                )
+                if round_ == 1:
+                    raise LLMOutputError(f"{reason}: {structured.describe(exc)}", reason) from exc
+                conversation = [
+                    *conversation,
+                    {"role": "assistant", "content": text},
+                    {
+                        "role": "user",
+                        "content": f"That answer could not be used: {structured.describe(exc)}. "
+                        "Reply again with only the JSON object, complete and matching the schema.",
+                    },
+                ]
+                continue
+            return Reply(
+                structured.strip_reasoning(text), value, call.prompt_tokens, call.completion_tokens, False, mode
+            )
+        raise AssertionError("unreachable")
+
+    # -- one request, with retries ---------------------------------------------------------------------
+    async def _complete(
+        self, messages: list[dict[str, Any]], params: dict[str, Any], schema: type[BaseModel] | None, call: _Call
+    ) -> tuple[str, str | None]:
+        last: Exception | None = None
+        estimate = sum(len(str(m.get("content", ""))) for m in messages) // 4 + int(params["max_tokens"])
+        for attempt in range(self.settings.max_retries + 1):
+            request: dict[str, Any] = {"model": self.settings.model, "messages": messages, **params}
+            if schema is not None:
+                mode = structured.MODES[self.modes.get(self.settings.endpoint, 0)]
+                fmt = structured.response_format(mode, schema)
+                if fmt is not None:
+                    request["response_format"] = fmt
+                if mode == "instructions":
+                    request["messages"] = [{"role": "system", "content": structured.instructions(schema)}, *messages]
+            wait: float | None = None
+            call.attempts += 1
+            try:
+                async with self.limiter.slot(estimate):
+                    response = await self.openai.chat.completions.create(**request)
+            except openai.RateLimitError as exc:
+                wait = _retry_after(exc) or self._backoff(attempt)
+                self.limiter.rate_limited(wait)
+                last = exc
+                reason = "rate_limited"
+            except (openai.AuthenticationError, openai.PermissionDeniedError) as exc:
+                self._down = f"{self.settings.endpoint} refused the API key ({exc.status_code}): check OPENAI_API_KEY"
+                raise LLMUnavailable(self._down, "auth") from exc
+            except openai.NotFoundError as exc:
+                self._down = (
+                    f"{self.settings.endpoint} has no model {self.settings.model!r} (404): check --model / SWARM_MODEL"
+                )
+                raise LLMUnavailable(self._down, "unavailable") from exc
+            except openai.BadRequestError as exc:
+                message = str(exc).lower()
+                if schema is not None and ("response_format" in message or "json" in message) and self._downgrade():
+                    continue  # the endpoint does not take this way of asking for JSON: try the next way
+                raise LLMOutputError(f"the endpoint refused the request: {exc}", "bad_request") from exc
+            except openai.APITimeoutError as exc:
+                last, reason = exc, "timeout"
+            except openai.APIConnectionError as exc:
+                last, reason = exc, "unavailable"
+            except openai.APIStatusError as exc:
+                if exc.status_code < 500:
+                    raise LLMOutputError(f"the endpoint answered {exc.status_code}: {exc}", "bad_request") from exc
+                last, reason = exc, "server_error"
+                wait = _retry_after(exc)
+            else:
+                self._failures = 0
+                await self.limiter.succeeded()
+                usage = response.usage
+                call.prompt_tokens += usage.prompt_tokens if usage else 0
+                call.completion_tokens += usage.completion_tokens if usage else 0
+                choice = response.choices[0]
+                return choice.message.content or "", choice.finish_reason
+            self._failures += 1
+            if reason != "rate_limited" and self._failures >= self.settings.breaker_failures:
+                self._down = (
+                    f"{self.settings.endpoint} is not answering ({self._failures} failed requests in a "
+                    f"row, last: {type(last).__name__}); check OPENAI_BASE_URL or start the server"
+                )
+                raise LLMUnavailable(self._down, reason)
+            if attempt < self.settings.max_retries:
+                if wait is not None and wait > self.settings.max_retry_after:
+                    break
+                await asyncio.sleep(wait if wait is not None else self._backoff(attempt))
+        raise LLMOutputError(f"gave up after {call.attempts} attempts: {type(last).__name__}: {last}", reason)
+
+    def _downgrade(self) -> bool:
+        index = self.modes.get(self.settings.endpoint, 0)
+        if index + 1 >= len(structured.MODES):
+            return False
+        self.modes[self.settings.endpoint] = index + 1
+        return True
+
+    def _backoff(self, attempt: int) -> float:
+        return random.uniform(0, min(self.settings.backoff_max, self.settings.backoff_base * 2**attempt))
+
+    def _log(self, call: _Call, purpose: str, status: str, *, cached: bool = False, error: str | None = None) -> None:
+        self.writer.submit(
+            "llm_calls",
+            {
+                "call_id": "llm_" + secrets.token_hex(8),
+                "run_id": self.run_id,
+                "purpose": purpose,
+                "model": self.settings.model,
+                "endpoint": self.settings.endpoint,
+                "mode": "cache" if cached else call.mode,
+                "prompt_tokens": 0 if cached else call.prompt_tokens,
+                "completion_tokens": 0 if cached else call.completion_tokens,
+                "latency_ms": round((time.monotonic() - call.started) * 1000, 1),
+                "attempts": call.attempts,
+                "status": status,
+                "cached": cached,
+                "cost_usd": 0.0
+                if cached
+                else cost_usd(self.settings.model, call.prompt_tokens, call.completion_tokens),
+                "cache_key": call.key,
+                "error": error,
+                "created_at": dt.datetime.now(dt.UTC),
+            },
+        )

@@ -1,0 +1,182 @@
+"""The LLM layer against a local OpenAI-compatible server, with the real openai client."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from pathlib import Path
+from typing import Any
+
+import duckdb
+import pytest
+from pydantic import BaseModel, Field
+
+from agents.llm import LLMClient, LLMOutputError, LLMSettings, LLMUnavailable
+from storage import BatchWriter, Database
+from tests.llm_server import LLMServer
+
+
+class Interests(BaseModel):
+    topics: list[str] = Field(min_length=3, max_length=5)
+    queries: list[str] = Field(min_length=3, max_length=5)
+    summary: str
+
+
+def settings(server: LLMServer, **overrides: Any) -> LLMSettings:
+    base: dict[str, Any] = dict(
+        base_url=server.base_url, api_key="test", model="test-model", backoff_base=0.01, timeout=2.0
+    )
+    base.update(overrides)
+    return LLMSettings(**base)
+
+
+async def with_client(db_path: Path, cfg: LLMSettings, work: Any) -> tuple[Any, list[dict[str, Any]]]:
+    db = Database(db_path)
+    with BatchWriter(db, flush_interval=0.05) as writer:
+        client = LLMClient(cfg, db, writer, run_id="run_test")
+        try:
+            result = await work(client)
+        except Exception as exc:  # returned, so the test can look at the rows the failure left
+            result = exc
+        finally:
+            await client.aclose()
+    con = duckdb.connect(str(db_path), read_only=True)
+    cursor = con.execute("SELECT * FROM llm_calls ORDER BY created_at")
+    names = [d[0] for d in cursor.description]
+    rows = [dict(zip(names, r, strict=True)) for r in cursor.fetchall()]
+    con.close()
+    return result, rows
+
+
+MESSAGES = [{"role": "user", "content": "What would a beekeeper in Umbria read about?"}]
+
+
+async def test_a_plain_call_is_logged_and_the_same_call_again_is_answered_from_the_cache(
+    llm_server: LLMServer, isolated_db: Path
+) -> None:
+    async def twice(client: LLMClient) -> Any:
+        first = await client.chat(MESSAGES, purpose="test")
+        second = await client.chat(MESSAGES, purpose="test")
+        return first, second
+
+    (first, second), rows = await with_client(isolated_db, settings(llm_server), twice)
+    assert first.text.startswith("Echo: What would a beekeeper") and not first.cached
+    assert second.cached and second.text == first.text
+    assert len(llm_server.requests) == 1, "the second call must make no request"
+    assert [(r["status"], r["cached"], r["purpose"], r["run_id"]) for r in rows] == [
+        ("ok", False, "test", "run_test"),
+        ("ok", True, "test", "run_test"),
+    ]
+    assert rows[0]["prompt_tokens"] > 0 and rows[0]["completion_tokens"] > 0 and rows[1]["prompt_tokens"] == 0
+    # a new client (a later run) still makes no request: the cache is in the database
+    again, _ = await with_client(isolated_db, settings(llm_server), lambda c: c.chat(MESSAGES, purpose="test"))
+    assert again.cached and len(llm_server.requests) == 1
+
+
+async def test_structured_output_is_validated(llm_server: LLMServer, isolated_db: Path) -> None:
+    reply, rows = await with_client(
+        isolated_db, settings(llm_server), lambda c: c.chat(MESSAGES, purpose="interests", schema=Interests)
+    )
+    assert isinstance(reply.value, Interests) and len(reply.value.topics) == 3
+    body = llm_server.requests[0]["body"]
+    assert body["response_format"]["type"] == "json_schema"
+    assert rows[0]["mode"] == "json_schema"
+
+
+async def test_an_endpoint_without_json_schema_falls_back_to_json_object_and_remembers(isolated_db: Path) -> None:
+    with LLMServer(json_schema=False) as server:
+
+        async def two(client: LLMClient) -> Any:
+            await client.chat(MESSAGES, purpose="a", schema=Interests)
+            return await client.chat([{"role": "user", "content": "another"}], purpose="b", schema=Interests)
+
+        reply, rows = await with_client(isolated_db, settings(server), two)
+        kinds = [r["body"].get("response_format", {}).get("type") for r in server.requests]
+    assert isinstance(reply.value, Interests)
+    assert kinds == ["json_schema", "json_object", "json_object"], "the mode that worked is remembered"
+    assert [r["mode"] for r in rows] == ["json_object", "json_object"]
+
+
+@pytest.mark.parametrize("fault", ["invalid_json", "schema_violation", "length"])
+async def test_a_bad_answer_is_retried_once_with_the_error_shown(
+    llm_server: LLMServer, isolated_db: Path, fault: str
+) -> None:
+    llm_server.faults.append(fault)
+    reply, rows = await with_client(
+        isolated_db, settings(llm_server), lambda c: c.chat(MESSAGES, purpose="interests", schema=Interests)
+    )
+    assert isinstance(reply.value, Interests)
+    assert len(llm_server.requests) == 2
+    repair = llm_server.requests[1]["body"]["messages"][-1]["content"]
+    assert "could not be used" in repair
+    assert rows[0]["status"] == "ok" and rows[0]["attempts"] == 2
+
+
+async def test_twice_invalid_is_a_recorded_failure_not_a_success(llm_server: LLMServer, isolated_db: Path) -> None:
+    llm_server.faults.extend(["schema_violation", "schema_violation"])
+    error, rows = await with_client(
+        isolated_db, settings(llm_server), lambda c: c.chat(MESSAGES, purpose="interests", schema=Interests)
+    )
+    assert isinstance(error, LLMOutputError) and error.reason == "schema_invalid"
+    assert rows[0]["status"] == "schema_invalid" and "topics" in rows[0]["error"]
+    con = duckdb.connect(str(isolated_db), read_only=True)
+    assert con.execute("SELECT count(*) FROM llm_cache").fetchone() == (0,), "a failure is not cached"
+    con.close()
+
+
+async def test_429_retry_after_and_5xx_and_timeouts_are_retried(llm_server: LLMServer, isolated_db: Path) -> None:
+    llm_server.faults.extend(["429", "500", "timeout"])
+    llm_server.hang = 3.0
+    started = time.monotonic()
+    reply, rows = await with_client(
+        isolated_db, settings(llm_server, timeout=1.0), lambda c: c.chat(MESSAGES, purpose="test")
+    )
+    assert reply.text.startswith("Echo:")
+    assert rows[0]["attempts"] == 4 and rows[0]["status"] == "ok"
+    times = [r["time"] for r in llm_server.requests]
+    assert times[1] - times[0] >= 0.95, "Retry-After: 1 was not honoured"
+    assert time.monotonic() - started < 15
+
+
+async def test_a_429_halves_the_concurrency_and_it_grows_back(llm_server: LLMServer, isolated_db: Path) -> None:
+    llm_server.latency = 0.05
+    llm_server.faults.append("429")
+
+    async def many(client: LLMClient) -> Any:
+        first = asyncio.create_task(client.chat([{"role": "user", "content": "first"}], purpose="t"))
+        await asyncio.sleep(0.2)
+        after_429 = client.limiter.limit
+        await first
+        await asyncio.gather(*(client.chat([{"role": "user", "content": f"q{i}"}], purpose="t") for i in range(40)))
+        return after_429, client.limiter.limit
+
+    (after_429, final), _ = await with_client(isolated_db, settings(llm_server, max_concurrency=8), many)
+    assert after_429 == 4 and final == 8
+
+
+async def test_a_bad_key_or_a_dead_endpoint_stops_with_one_clear_message(isolated_db: Path) -> None:
+    with LLMServer() as server:
+        server.faults.append("401")
+        error, rows = await with_client(isolated_db, settings(server), lambda c: c.chat(MESSAGES, purpose="t"))
+    assert isinstance(error, LLMUnavailable) and "check OPENAI_API_KEY" in str(error)
+    assert rows[-1]["status"] == "auth"
+    dead = LLMSettings(
+        base_url="http://127.0.0.1:9/v1", api_key="x", model="m", backoff_base=0.01, timeout=1.0, breaker_failures=3
+    )
+
+    async def keep_calling(client: LLMClient) -> Any:
+        with pytest.raises(LLMUnavailable, match="is not answering"):
+            await client.chat(MESSAGES, purpose="t")
+        started = time.monotonic()
+        with pytest.raises(LLMUnavailable):  # the breaker is open: no more waiting on a dead endpoint
+            await client.chat([{"role": "user", "content": "again"}], purpose="t")
+        return time.monotonic() - started
+
+    elapsed, _ = await with_client(isolated_db, dead, keep_calling)
+    assert elapsed < 0.1
+
+
+async def test_reasoning_blocks_are_stripped(llm_server: LLMServer, isolated_db: Path) -> None:
+    llm_server.faults.append("think")
+    reply, _ = await with_client(isolated_db, settings(llm_server), lambda c: c.chat(MESSAGES, purpose="t"))
+    assert "<think>" not in reply.text and reply.text.startswith("Echo:")
