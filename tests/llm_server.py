@@ -13,6 +13,7 @@ Faults: "429" (Retry-After: 1), "500", "401", "timeout" (no answer for `hang` se
 from __future__ import annotations
 
 import json
+import socket
 import threading
 import time
 from collections import deque
@@ -141,6 +142,11 @@ class LLMServer:
 
 
 class _Handler(BaseHTTPRequestHandler):
+    def setup(self) -> None:
+        super().setup()
+        # headers and body go out in two writes; with Nagle on, the second waits ~40 ms for an ACK
+        self.request.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+
     server_owner: LLMServer
     protocol_version = "HTTP/1.1"
 

@@ -4,6 +4,7 @@ process, in memory, so a repeat right after the first call hits before the batch
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
 import hashlib
 import json
@@ -31,25 +32,44 @@ def cache_key(model: str, messages: list[dict[str, Any]], params: dict[str, Any]
 
 
 class LLMCache:
+    """Lookups never block the event loop: the keys are read once (in a thread), so a miss costs a set
+    lookup, and only a hit reads its answer from the database (in a thread too)."""
+
     def __init__(self, db: Database, writer: BatchWriter):
         self.db, self.writer = db, writer
         self._recent: dict[str, CachedAnswer] = {}
+        self._keys: set[str] | None = None
+        self._loading = asyncio.Lock()
 
-    def get(self, key: str) -> CachedAnswer | None:
+    async def get(self, key: str) -> CachedAnswer | None:
         if key in self._recent:
             return self._recent[key]
+        if self._keys is None:
+            async with self._loading:
+                if self._keys is None:
+                    self._keys = await asyncio.to_thread(self._load_keys)
+        if key not in self._keys:
+            return None
+        return await asyncio.to_thread(self._read, key)
+
+    def _load_keys(self) -> set[str]:
         try:
             with self.db.read() as con:
-                row = con.execute(
-                    "SELECT content, prompt_tokens, completion_tokens FROM llm_cache WHERE cache_key = ? LIMIT 1",
-                    [key],
-                ).fetchall()
+                return {row[0] for row in con.execute("SELECT cache_key FROM llm_cache").fetchall()}
         except DatabaseMissing:
-            return None
+            return set()
+
+    def _read(self, key: str) -> CachedAnswer | None:
+        with self.db.read() as con:
+            row = con.execute(
+                "SELECT content, prompt_tokens, completion_tokens FROM llm_cache WHERE cache_key = ? LIMIT 1", [key]
+            ).fetchall()
         return CachedAnswer(row[0][0], int(row[0][1] or 0), int(row[0][2] or 0)) if row else None
 
     def put(self, key: str, model: str, answer: CachedAnswer) -> None:
         self._recent[key] = answer
+        if self._keys is not None:
+            self._keys.add(key)
         self.writer.submit(
             "llm_cache",
             {

@@ -100,7 +100,7 @@ class LLMClient:
         }
         key = cache_key(self.settings.model, messages, params, structured.schema_of(schema) if schema else None)
         call = _Call(time.monotonic(), key)
-        hit = self.cache.get(key)
+        hit = await self.cache.get(key)
         if hit is not None:
             value = structured.parse(hit.content, schema) if schema else None
             self._log(call, purpose, "ok", cached=True)
