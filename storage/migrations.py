@@ -202,6 +202,27 @@ def m004_llm(con: duckdb.DuckDBPyConnection) -> None:
     )
 
 
+def m005_conversations(con: duckdb.DuckDBPyConnection) -> None:
+    create_table(
+        con,
+        "conversations",
+        "One multi-turn conversation from one persona's cycle.",
+        [
+            ("conversation_id", "VARCHAR NOT NULL", "cv_<random>"),
+            ("run_id", "VARCHAR", "the run that made it"),
+            ("persona_id", "VARCHAR", "the persona speaking as the user"),
+            ("cycle", "INTEGER", "which cycle of that persona (0 first)"),
+            ("messages", "JSON", "the OpenAI chat list [{role, content}, …]"),
+            ("sources", "JSON", "the pages cited: [{n, page_id, url, title}]"),
+            ("metadata", "JSON", "tags, keywords, summary, tone, … (validated)"),
+            ("queries", "JSON", "the search queries that found the pages"),
+            ("termination_reason", "VARCHAR", "turns_reached, persona_done or context_full"),
+            ("prompt_versions", "JSON", "the prompt templates (name.vN) that made it"),
+            ("created_at", "TIMESTAMPTZ NOT NULL", "when it was finished"),
+        ],
+    )
+
+
 @dataclass(frozen=True)
 class Migration:
     version: int
@@ -214,6 +235,7 @@ MIGRATIONS: list[Migration] = [
     Migration(2, "m002_persona_fields", m002_persona_fields),
     Migration(3, "m003_pages", m003_pages),
     Migration(4, "m004_llm", m004_llm),
+    Migration(5, "m005_conversations", m005_conversations),
 ]
 LATEST = MIGRATIONS[-1].version
 

@@ -32,6 +32,8 @@ def fake_value(schema: dict[str, Any], defs: dict[str, Any], key: str = "x") -> 
         return fake_value(schema["anyOf"][0], defs, key)
     if "enum" in schema:
         return schema["enum"][0]
+    if schema.get("examples"):
+        return schema["examples"][0]
     kind = schema.get("type", "string")
     if kind == "object":
         return {name: fake_value(sub, defs, name) for name, sub in schema.get("properties", {}).items()}
@@ -52,6 +54,7 @@ class LLMServer:
     def __init__(self, *, latency: float = 0.0, json_schema: bool = True, hang: float = 5.0):
         self.latency, self.json_schema, self.hang = latency, json_schema, hang
         self.faults: deque[str] = deque()
+        self.overrides: dict[str, Any] = {}  # merged into every structured answer (e.g. {"done": True})
         self.requests: list[dict[str, Any]] = []
         self._lock = threading.Lock()
         self._server: ThreadingHTTPServer | None = None
@@ -107,12 +110,16 @@ class LLMServer:
         finish = "stop"
         if schema is not None:
             value = fake_value(schema, schema.get("$defs", {}))
+            if isinstance(value, dict):
+                value.update({k: v for k, v in self.overrides.items() if k in value})
             if fault == "schema_violation":
                 value = {"unexpected": True}
             content = json.dumps(value)
         else:
             last = next((m["content"] for m in reversed(body["messages"]) if m["role"] == "user"), "")
             content = f"Echo: {str(last)[:80]}"
+            if any("[1] " in str(m.get("content", "")) for m in body["messages"] if m["role"] == "system"):
+                content += " As the first source explains [1], and the second adds [2]."
         if fault == "invalid_json":
             content = "this is { not json"
         if fault == "length":

@@ -1,0 +1,161 @@
+"""One prompt cycle of one persona: interests → reading → conversation → metadata → next queries.
+
+The persona's agent works out what it would follow (structured), reads the pages found for those
+queries (most relevant first, chunked to fit), then a user simulator speaks as the persona about what
+it read while an assistant answers from the numbered chunks and cites them; finally the conversation
+is described with validated metadata, whose predicted next question seeds the next cycle.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+import secrets
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from agents import prompts, reading
+from agents.llm import LLMClient
+from agents.schemas import Interests, Metadata, UserTurn
+
+Reader = Callable[[list[str]], Awaitable[list[reading.Page]]]  # queries → pages (the crawler, in a run)
+_CITE = re.compile(r"\[(\d{1,3})\]")
+
+
+class CycleFailed(Exception):
+    def __init__(self, reason: str, message: str):
+        super().__init__(message)
+        self.reason = reason
+
+
+@dataclass
+class CycleConfig:
+    turns: int = 4  # user turns at most
+    pages: int = 5  # pages read per cycle
+    source_chars: int = 8_000  # text of the chunks given to the model (about 2,000 tokens)
+    context_chars: int = 24_000  # the whole prompt kept within about 6,000 tokens
+
+
+@dataclass
+class Conversation:
+    persona_id: str
+    cycle: int
+    queries: list[str]
+    messages: list[dict[str, str]] = field(default_factory=list)
+    sources: list[dict[str, Any]] = field(default_factory=list)
+    metadata: dict[str, Any] | None = None
+    termination_reason: str = ""
+    prompt_versions: list[str] = field(default_factory=list)
+    conversation_id: str = field(default_factory=lambda: "cv_" + secrets.token_hex(8))
+
+    @property
+    def next_queries(self) -> list[str]:
+        return [self.metadata["next_question"]] if self.metadata else []
+
+    def row(self, run_id: str | None) -> dict[str, Any]:
+        return {
+            "conversation_id": self.conversation_id,
+            "run_id": run_id,
+            "persona_id": self.persona_id,
+            "cycle": self.cycle,
+            "messages": self.messages,
+            "sources": self.sources,
+            "metadata": self.metadata,
+            "queries": self.queries,
+            "termination_reason": self.termination_reason,
+            "prompt_versions": self.prompt_versions,
+            "created_at": dt.datetime.now(dt.UTC),
+        }
+
+
+async def run_cycle(
+    llm: LLMClient,
+    persona_id: str,
+    persona: str,
+    read: Reader,
+    config: CycleConfig,
+    *,
+    cycle: int = 0,
+    queries: list[str] | None = None,
+) -> Conversation:
+    """One cycle; raises CycleFailed (no pages, …) or the LLM layer's errors."""
+    used: list[prompts.Prompt] = []
+    topics: list[str] = []
+    if not queries:
+        prompt = prompts.load("interests")
+        used.append(prompt)
+        reply = await llm.chat(
+            [{"role": "user", "content": prompt.render(persona=persona)}], purpose="interests", schema=Interests
+        )
+        assert isinstance(reply.value, Interests)
+        topics, queries = reply.value.topics, reply.value.queries
+    conversation = Conversation(persona_id, cycle, list(queries))
+    pages = await read(conversation.queries)
+    if not pages:
+        raise CycleFailed("no_pages", f"no readable pages for {conversation.queries}")
+    chosen = reading.chunks(reading.select(pages, topics + conversation.queries, config.pages), config.source_chars)
+    sources = reading.render_sources(chosen)
+    await _converse(llm, conversation, persona, sources, config, used)
+    conversation.sources = _cited(conversation.messages, chosen)
+    prompt = prompts.load("metadata")
+    used.append(prompt)
+    transcript = "\n\n".join(f"{m['role'].upper()}: {m['content']}" for m in conversation.messages)
+    reply = await llm.chat(
+        [{"role": "user", "content": prompt.render(persona=persona, conversation=transcript)}],
+        purpose="metadata",
+        schema=Metadata,
+    )
+    assert isinstance(reply.value, Metadata)
+    conversation.metadata = reply.value.model_dump()
+    conversation.prompt_versions = sorted({p.id for p in used})
+    return conversation
+
+
+async def _converse(
+    llm: LLMClient,
+    conversation: Conversation,
+    persona: str,
+    sources: str,
+    config: CycleConfig,
+    used: list[prompts.Prompt],
+) -> None:
+    user_prompt, assistant_prompt = prompts.load("user_turn"), prompts.load("assistant_turn")
+    used += [user_prompt, assistant_prompt]
+    user_system = user_prompt.render(persona=persona, sources=sources)
+    assistant_system = assistant_prompt.render(sources=sources)
+    messages = conversation.messages
+    for turn in range(config.turns):
+        # the simulator sees the conversation from the persona's side: its own lines are "assistant"
+        mirrored = [{"role": "assistant" if m["role"] == "user" else "user", "content": m["content"]} for m in messages]
+        ask = await llm.chat(
+            [{"role": "system", "content": user_system}, *mirrored, {"role": "user", "content": "Your next message?"}],
+            purpose="user_turn",
+            schema=UserTurn,
+        )
+        assert isinstance(ask.value, UserTurn)
+        if ask.value.done and turn > 0:
+            conversation.termination_reason = "persona_done"
+            return
+        messages.append({"role": "user", "content": ask.value.message})
+        answer = await llm.chat([{"role": "system", "content": assistant_system}, *messages], purpose="assistant_turn")
+        messages.append({"role": "assistant", "content": answer.text})
+        if len(assistant_system) + sum(len(m["content"]) for m in messages) > config.context_chars:
+            conversation.termination_reason = "context_full"
+            return
+    conversation.termination_reason = "turns_reached"
+
+
+def _cited(messages: list[dict[str, str]], chosen: list[reading.Chunk]) -> list[dict[str, Any]]:
+    """The chunks the assistant cited, as pages: [{n, page_id, url, title}], in citation order."""
+    by_number = {c.number: c for c in chosen}
+    seen: dict[int, dict[str, Any]] = {}
+    for message in messages:
+        if message["role"] != "assistant":
+            continue
+        for match in _CITE.finditer(message["content"]):
+            n = int(match.group(1))
+            if n in by_number and n not in seen:
+                page = by_number[n].page
+                seen[n] = {"n": n, "page_id": page.page_id, "url": page.url, "title": page.title}
+    return list(seen.values())

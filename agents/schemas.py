@@ -1,0 +1,52 @@
+"""What the model must return, as pydantic models with count limits (validated, retried once)."""
+
+from __future__ import annotations
+
+import re
+from typing import Literal
+
+from pydantic import BaseModel, Field, field_validator
+
+
+class Interests(BaseModel):
+    topics: list[str] = Field(min_length=3, max_length=5)
+    queries: list[str] = Field(min_length=3, max_length=5)
+
+
+class UserTurn(BaseModel):
+    message: str = Field(min_length=1)
+    done: bool = Field(default=False, json_schema_extra={"examples": [False]})
+
+
+class Metadata(BaseModel):
+    tags: list[str] = Field(min_length=3, max_length=5)
+    keywords: list[str] = Field(min_length=5, max_length=10)
+    related_topics: list[str] = Field(min_length=3, max_length=5)
+    summary: str = Field(
+        json_schema_extra={
+            "examples": [
+                "The user asked how to protect daytime sleep after night shifts. The assistant explained blackout "
+                "curtains and anchor sleep, citing two sources."
+            ]
+        }
+    )
+    tone: str
+    user_intent: str
+    assistant_style: str
+    sentiment: Literal["positive", "neutral", "negative", "mixed"]
+    contrasting_perspectives: list[str] = Field(max_length=5)
+    gaps: list[str] = Field(max_length=5)
+    missed_questions: list[str] = Field(max_length=5)
+    theme: str
+    sub_theme: str
+    hypotheses: list[str] = Field(min_length=2, max_length=3)
+    inferred_persona: str
+    next_question: str
+
+    @field_validator("summary")
+    @classmethod
+    def two_or_three_sentences(cls, value: str) -> str:
+        sentences = [s for s in re.split(r"(?<=[.!?])\s+", value.strip()) if s]
+        if not 2 <= len(sentences) <= 3:
+            raise ValueError(f"the summary must be 2–3 sentences, not {len(sentences)}")
+        return value
