@@ -17,7 +17,7 @@ if [ ! -x .venv/bin/python ]; then
   run "$python" -m venv .venv
 fi
 run .venv/bin/python -m pip install --disable-pip-version-check --upgrade pip
-run .venv/bin/python -m pip install --disable-pip-version-check -e '.[dev]'
+run .venv/bin/python -m pip install --disable-pip-version-check -e '.[dev,local]'  # local: builds llama-cpp-python (~10 min once)
 # Debian's Chromium for JavaScript rendering (playwright cannot download its own browsers here)
 if ! command -v chromium >/dev/null 2>&1; then
   if [ "$(id -u)" = 0 ]; then

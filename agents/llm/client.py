@@ -204,6 +204,10 @@ class LLMClient:
             except openai.APIConnectionError as exc:
                 last, reason = exc, "unavailable"
             except openai.APIStatusError as exc:
+                # llama-cpp-python's server answers an unsupported response_format with a 500 (its request
+                # validation error), not a 400: that too means "ask for JSON another way"
+                if schema is not None and "response_format" in str(exc).lower() and self._downgrade():
+                    continue
                 if exc.status_code < 500:
                     raise LLMOutputError(f"the endpoint answered {exc.status_code}: {exc}", "bad_request") from exc
                 last, reason = exc, "server_error"

