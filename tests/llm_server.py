@@ -13,15 +13,15 @@ Faults: "429" (Retry-After: 1), "500", "401", "timeout" (no answer for `hang` se
 from __future__ import annotations
 
 import json
-import socket
 import threading
 import time
 from collections import deque
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 import pytest
+
+from tests.servers import LoopbackServer, OwnedHandler
 
 
 def fake_value(schema: dict[str, Any], defs: dict[str, Any], key: str = "x") -> Any:
@@ -50,43 +50,18 @@ def fake_value(schema: dict[str, Any], defs: dict[str, Any], key: str = "x") -> 
     return text + " x" * max(0, (schema.get("minLength", 0) - len(text)) // 2 + 1) if schema.get("minLength") else text
 
 
-class LLMServer:
+class LLMServer(LoopbackServer):
     def __init__(self, *, latency: float = 0.0, json_schema: bool = True, hang: float = 5.0):
+        super().__init__()
         self.latency, self.json_schema, self.hang = latency, json_schema, hang
         self.faults: deque[str] = deque()
         self.overrides: dict[str, Any] = {}  # merged into every structured answer (e.g. {"done": True})
         self.requests: list[dict[str, Any]] = []
         self._lock = threading.Lock()
-        self._server: ThreadingHTTPServer | None = None
-        self.port = 0
 
     @property
     def base_url(self) -> str:
         return f"http://127.0.0.1:{self.port}/v1"
-
-    def start(self) -> LLMServer:
-        owner = self
-
-        class Handler(_Handler):
-            server_owner = owner
-
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self._server.daemon_threads = True
-        self.port = self._server.server_address[1]
-        threading.Thread(target=self._server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True).start()
-        return self
-
-    def stop(self) -> None:
-        if self._server is not None:
-            self._server.shutdown()
-            self._server.server_close()
-            self._server = None
-
-    def __enter__(self) -> LLMServer:
-        return self.start()
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop()
 
     def next_fault(self) -> str | None:
         with self._lock:
@@ -148,17 +123,8 @@ class LLMServer:
         )
 
 
-class _Handler(BaseHTTPRequestHandler):
-    def setup(self) -> None:
-        super().setup()
-        # headers and body go out in two writes; with Nagle on, the second waits ~40 ms for an ACK
-        self.request.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-
-    server_owner: LLMServer
-    protocol_version = "HTTP/1.1"
-
-    def log_message(self, format: str, *args: object) -> None:
-        pass
+class _Handler(OwnedHandler):
+    owner: LLMServer
 
     def _send(self, status: int, payload: dict[str, Any], headers: dict[str, str] | None = None) -> None:
         data = json.dumps(payload).encode()
@@ -177,7 +143,7 @@ class _Handler(BaseHTTPRequestHandler):
             self._send(404, {"error": {"message": "not found"}})
 
     def do_POST(self) -> None:
-        owner = self.server_owner
+        owner = self.owner
         body = json.loads(self.rfile.read(int(self.headers.get("Content-Length", "0"))) or b"{}")
         with owner._lock:
             owner.requests.append({"body": body, "headers": dict(self.headers.items()), "time": time.monotonic()})
@@ -215,3 +181,6 @@ class _Handler(BaseHTTPRequestHandler):
 def llm_server() -> Iterator[LLMServer]:
     with LLMServer() as server:
         yield server
+
+
+LLMServer.handler = _Handler

@@ -23,10 +23,11 @@ import zlib
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from email.utils import formatdate
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import parse_qs, quote, urlsplit
 
 import pytest
+
+from tests.servers import LoopbackServer, OwnedHandler
 
 TOPICS = [
     "gardening",
@@ -127,16 +128,15 @@ class Request:
     headers: dict[str, str]
 
 
-class Site:
+class Site(LoopbackServer):
     def __init__(self, *, robots: str | None = None, articles: int = 30, name: str = "site"):
+        super().__init__()
         self.articles, self.name = articles, name
         self._robots = robots
         self.log: list[Request] = []
         self._lock = threading.Lock()
         self._hits: dict[str, int] = {}
         self.fixed: dict[str, tuple[int, str, bytes]] = {}  # path → (status, content type, body), served first
-        self._server: ThreadingHTTPServer | None = None
-        self.host, self.port = "127.0.0.1", 0
 
     @property
     def base(self) -> str:
@@ -162,29 +162,6 @@ class Site:
     def reset_log(self) -> None:
         with self._lock:
             self.log.clear()
-
-    def start(self) -> Site:
-        site = self
-
-        class Handler(_Handler):
-            owner = site
-
-        self._server = _Server((self.host, 0), Handler)
-        self.port = self._server.server_address[1]
-        threading.Thread(target=self._server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True).start()
-        return self
-
-    def stop(self) -> None:
-        if self._server is not None:
-            self._server.shutdown()
-            self._server.server_close()
-            self._server = None
-
-    def __enter__(self) -> Site:
-        return self.start()
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop()
 
     def _record(self, request: Request) -> int:
         with self._lock:
@@ -214,24 +191,8 @@ class Site:
         return f'<?xml version="1.0" encoding="UTF-8"?><urlset xmlns="http://www.sitemaps.org/schemas/sitemap/0.9">{urls}</urlset>'
 
 
-class _Server(ThreadingHTTPServer):
-    daemon_threads = True
-
-    def handle_error(self, request: object, client_address: object) -> None:
-        pass  # clients hanging up mid-body is what the fault pages are for
-
-
-class _Handler(BaseHTTPRequestHandler):
-    def setup(self) -> None:
-        super().setup()
-        # headers and body go out in two writes; with Nagle on, the second waits ~40 ms for an ACK
-        self.request.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-
+class _Handler(OwnedHandler):
     owner: Site
-    protocol_version = "HTTP/1.1"
-
-    def log_message(self, format: str, *args: object) -> None:  # quiet test output
-        pass
 
     def send(
         self,
@@ -539,3 +500,6 @@ def websites() -> Iterator[Callable[..., Site]]:
     yield factory
     for site in started:
         site.stop()
+
+
+Site.handler = _Handler
