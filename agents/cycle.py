@@ -17,7 +17,7 @@ from typing import Any
 
 from agents import prompts, reading
 from agents.llm import LLMClient
-from agents.schemas import Interests, Metadata, UserTurn
+from agents.schemas import Interests, Metadata, UserTurn, Variation, variations_of
 
 Reader = Callable[[list[str]], Awaitable[list[reading.Page]]]  # queries → pages (the crawler, in a run)
 _CITE = re.compile(r"\[(\d{1,3})\]")
@@ -35,6 +35,7 @@ class CycleConfig:
     pages: int = 5  # pages read per cycle
     source_chars: int = 8_000  # text of the chunks given to the model (about 2,000 tokens)
     context_chars: int = 24_000  # the whole prompt kept within about 6,000 tokens
+    variations: int = 0  # rephrased prompt/response pairs to add (0 = none)
 
 
 @dataclass
@@ -46,6 +47,7 @@ class Conversation:
     sources: list[dict[str, Any]] = field(default_factory=list)
     metadata: dict[str, Any] | None = None
     termination_reason: str = ""
+    variations: list[dict[str, Any]] = field(default_factory=list)
     prompt_versions: list[str] = field(default_factory=list)
     conversation_id: str = field(default_factory=lambda: "cv_" + secrets.token_hex(8))
 
@@ -108,8 +110,33 @@ async def run_cycle(
     )
     assert isinstance(reply.value, Metadata)
     conversation.metadata = reply.value.model_dump()
+    if config.variations:
+        prompt = prompts.load("variations")
+        used.append(prompt)
+        reply = await llm.chat(
+            [{"role": "user", "content": prompt.render(n=str(config.variations), conversation=transcript)}],
+            purpose="variations",
+            schema=variations_of(config.variations),
+        )
+        assert reply.value is not None
+        items: list[Variation] = reply.value.variations  # type: ignore[attr-defined]
+        conversation.variations = [v.model_dump() for v in items]
     conversation.prompt_versions = sorted({p.id for p in used})
     return conversation
+
+
+async def run_persona(
+    llm: LLMClient, persona_id: str, persona: str, read: Reader, config: CycleConfig, cycles: int = 1
+) -> list[Conversation]:
+    """`cycles` cycles in a row: each next cycle searches for the question the last one predicted, so a
+    persona follows its own trail across the web."""
+    done: list[Conversation] = []
+    queries: list[str] | None = None
+    for number in range(cycles):
+        conversation = await run_cycle(llm, persona_id, persona, read, config, cycle=number, queries=queries)
+        done.append(conversation)
+        queries = conversation.next_queries
+    return done
 
 
 async def _converse(

@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from typing import Literal
 
-from pydantic import BaseModel, Field, field_validator
+from pydantic import BaseModel, Field, create_model, field_validator
 
 
 class Interests(BaseModel):
@@ -50,3 +50,15 @@ class Metadata(BaseModel):
         if not 2 <= len(sentences) <= 3:
             raise ValueError(f"the summary must be 2–3 sentences, not {len(sentences)}")
         return value
+
+
+class Variation(BaseModel):
+    prompt: str = Field(min_length=1)
+    response: str = Field(min_length=1)
+    tone: str
+    detail: Literal["brief", "standard", "detailed"]
+
+
+def variations_of(n: int) -> type[BaseModel]:
+    """A schema asking for exactly `n` variations (the count is part of the schema the model sees)."""
+    return create_model("Variations", variations=(list[Variation], Field(min_length=n, max_length=n)))

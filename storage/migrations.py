@@ -217,6 +217,7 @@ def m005_conversations(con: duckdb.DuckDBPyConnection) -> None:
             ("metadata", "JSON", "tags, keywords, summary, tone, … (validated)"),
             ("queries", "JSON", "the search queries that found the pages"),
             ("termination_reason", "VARCHAR", "turns_reached, persona_done or context_full"),
+            ("variations", "JSON", "rephrased prompt/response pairs on the same topic, when asked for"),
             ("prompt_versions", "JSON", "the prompt templates (name.vN) that made it"),
             ("created_at", "TIMESTAMPTZ NOT NULL", "when it was finished"),
         ],

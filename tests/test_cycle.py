@@ -112,3 +112,44 @@ def test_reading_ranks_relevant_pages_first_and_chunks_fit_the_budget() -> None:
     parts = chunks(PAGES, budget_chars=120, chunk_chars=60)
     assert sum(len(c.text) for c in parts) <= 120 and [c.number for c in parts] == list(range(1, len(parts) + 1))
     assert len({c.page.page_id for c in parts}) > 1, "chunks are taken across pages, not all from the first"
+
+
+async def test_end_to_end_with_the_real_crawler_two_cycles_and_variations(
+    llm_server: LLMServer, website: Any, isolated_db: Path
+) -> None:
+    from agents.cycle import run_persona
+    from agents.reader import WebReader
+    from crawler import CrawlSettings
+    from crawler.search import SearXNG
+
+    website.robots = "User-agent: *\nAllow: /\n"
+    llm_server.faults.clear()
+    db = Database(isolated_db)
+    crawl_settings = CrawlSettings(allowed_networks=("127.0.0.0/8",), host_rate=0, render="never", extract_workers=1)
+    llm_settings = LLMSettings(base_url=llm_server.base_url, api_key="t", model="test-model", timeout=5)
+    search = SearXNG(website.base, rate=0)
+    with BatchWriter(db, flush_interval=0.05) as writer:
+        client = LLMClient(llm_settings, db, writer, run_id="run_e2e")
+        reader = WebReader(crawl_settings, writer, search=search, results_per_query=2, crawl_id="run_e2e")
+        try:
+            conversations = await run_persona(
+                client, "p_1", PERSONA, reader, CycleConfig(turns=2, variations=2), cycles=2
+            )
+            for conversation in conversations:
+                writer.submit("conversations", conversation.row("run_e2e"))
+        finally:
+            await client.aclose()
+            await search.aclose()
+    assert [c.cycle for c in conversations] == [0, 1]
+    assert conversations[1].queries == [conversations[0].metadata["next_question"]], "cycle 2 follows cycle 1"
+    searched = [r.path for r in website.log if r.path.startswith("/search")]
+    assert len(searched) == 3 + 1, "three interest queries, then the predicted next question"
+    assert [(len(c.messages), len(c.variations)) for c in conversations] == [(4, 2), (4, 2)]
+    con = duckdb.connect(str(isolated_db), read_only=True)
+    unresolved = con.execute(
+        "SELECT count(*) FROM (SELECT unnest(json_extract_string(sources, '$[*].page_id')) AS page_id "
+        "FROM conversations) s WHERE page_id NOT IN (SELECT page_id FROM pages WHERE error IS NULL)"
+    ).fetchone()
+    cited = con.execute("SELECT sum(json_array_length(sources)) FROM conversations").fetchone()
+    con.close()
+    assert cited[0] >= 2 and unresolved == (0,), "every citation resolves to a stored page"
