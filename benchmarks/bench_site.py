@@ -71,8 +71,11 @@ def serve(hosts: int) -> list[int]:
     ports = []
     for number in range(hosts):
         handler = type(f"Host{number}", (Handler,), {"host_number": number})
-        server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+        server = ThreadingHTTPServer(("127.0.0.1", 0), handler, bind_and_activate=False)
         server.daemon_threads = True
+        server.request_queue_size = 256  # the default backlog of 5 refuses bursts of connections
+        server.server_bind()
+        server.server_activate()
         ports.append(server.server_address[1])
         threading.Thread(target=server.serve_forever, daemon=True).start()
     return ports

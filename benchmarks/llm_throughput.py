@@ -5,8 +5,8 @@ The server (tests/llm_server.py, in another process so it never competes for our
 request after exactly L seconds. Every call goes through the whole layer — cache lookup (a miss),
 limiter, the real openai client, and a row in llm_calls.
 
-    python benchmarks/llm_throughput.py                  # L = 0.2 s, C = 16, 480 calls
-    python benchmarks/llm_throughput.py --latency 0.5 --concurrency 32 --calls 960
+    python benchmarks/llm_throughput.py                  # L = 0.5 s, C = 32, 640 calls
+    python benchmarks/llm_throughput.py --latency 0.2 --concurrency 16 --calls 480
 """
 
 from __future__ import annotations
@@ -86,9 +86,9 @@ async def run(port: int, latency: float, concurrency: int, calls: int, db_path: 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--latency", type=float, default=0.2)
-    parser.add_argument("--concurrency", type=int, default=16)
-    parser.add_argument("--calls", type=int, default=480)
+    parser.add_argument("--latency", type=float, default=0.5)
+    parser.add_argument("--concurrency", type=int, default=32)
+    parser.add_argument("--calls", type=int, default=640)
     args = parser.parse_args()
     server = subprocess.Popen(
         [sys.executable, "-c", SERVER, str(args.latency), str(ROOT)],

@@ -11,6 +11,7 @@ from typing import Any, Self
 
 class QuietServer(ThreadingHTTPServer):
     daemon_threads = True
+    request_queue_size = 256  # the default listen backlog of 5 refuses bursts of concurrent clients
 
     def handle_error(self, request: object, client_address: object) -> None:
         pass  # clients hanging up mid-body is what several fault pages are for
