@@ -3,18 +3,24 @@
 from __future__ import annotations
 
 import re
-from typing import Literal
+from typing import Annotated, Literal
 
 from pydantic import BaseModel, Field, create_model, field_validator
 
+# Every string has a length cap: it is part of the JSON schema, so a grammar-constrained local model
+# cannot run on until max_tokens cuts the JSON off (a small model otherwise sometimes loops).
+Short = Annotated[str, Field(min_length=1, max_length=100)]
+Sentence = Annotated[str, Field(min_length=1, max_length=300)]
+Passage = Annotated[str, Field(min_length=1, max_length=500)]  # llama.cpp grammars grow with the cap
+
 
 class Interests(BaseModel):
-    topics: list[str] = Field(min_length=3, max_length=5)
-    queries: list[str] = Field(min_length=3, max_length=5)
+    topics: list[Short] = Field(min_length=3, max_length=5)
+    queries: list[Short] = Field(min_length=3, max_length=5)
 
 
 class UserTurn(BaseModel):
-    message: str = Field(min_length=1)
+    message: Passage
     done: bool = Field(default=False, json_schema_extra={"examples": [False]})
 
 
@@ -30,18 +36,18 @@ class Metadata(BaseModel):
             ]
         }
     )
-    tone: str
-    user_intent: str
-    assistant_style: str
+    tone: Short
+    user_intent: Sentence
+    assistant_style: Short
     sentiment: Literal["positive", "neutral", "negative", "mixed"]
-    contrasting_perspectives: list[str] = Field(max_length=5)
-    gaps: list[str] = Field(max_length=5)
-    missed_questions: list[str] = Field(max_length=5)
-    theme: str
-    sub_theme: str
-    hypotheses: list[str] = Field(min_length=2, max_length=3)
-    inferred_persona: str
-    next_question: str
+    contrasting_perspectives: list[Sentence] = Field(max_length=5)
+    gaps: list[Sentence] = Field(max_length=5)
+    missed_questions: list[Sentence] = Field(max_length=5)
+    theme: Short
+    sub_theme: Short
+    hypotheses: list[Sentence] = Field(min_length=2, max_length=3)
+    inferred_persona: Sentence
+    next_question: Sentence
 
     @field_validator("summary")
     @classmethod
@@ -53,9 +59,9 @@ class Metadata(BaseModel):
 
 
 class Variation(BaseModel):
-    prompt: str = Field(min_length=1)
-    response: str = Field(min_length=1)
-    tone: str
+    prompt: Passage
+    response: Passage
+    tone: Short
     detail: Literal["brief", "standard", "detailed"]
 
 

@@ -180,3 +180,11 @@ async def test_reasoning_blocks_are_stripped(llm_server: LLMServer, isolated_db:
     llm_server.faults.append("think")
     reply, _ = await with_client(isolated_db, settings(llm_server), lambda c: c.chat(MESSAGES, purpose="t"))
     assert "<think>" not in reply.text and reply.text.startswith("Echo:")
+
+
+async def test_switching_the_json_mode_is_not_counted_as_a_retry(isolated_db: Path) -> None:
+    with LLMServer(json_schema=False) as server:
+        reply, rows = await with_client(
+            isolated_db, settings(server, max_retries=0), lambda c: c.chat(MESSAGES, purpose="t", schema=Interests)
+        )
+    assert isinstance(reply.value, Interests) and rows[0]["mode"] == "json_object"

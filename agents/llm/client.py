@@ -166,8 +166,11 @@ class LLMClient:
         self, messages: list[dict[str, Any]], params: dict[str, Any], schema: type[BaseModel] | None, call: _Call
     ) -> tuple[str, str | None]:
         last: Exception | None = None
+        reason = "unavailable"
         estimate = sum(len(str(m.get("content", ""))) for m in messages) // 4 + int(params["max_tokens"])
-        for attempt in range(self.settings.max_retries + 1):
+        attempt = -1
+        while attempt < self.settings.max_retries:  # a downgrade of the JSON mode is not a retry
+            attempt += 1
             request: dict[str, Any] = {"model": self.settings.model, "messages": messages, **params}
             if schema is not None:
                 mode = structured.MODES[self.modes.get(self.settings.endpoint, 0)]
@@ -197,6 +200,7 @@ class LLMClient:
             except openai.BadRequestError as exc:
                 message = str(exc).lower()
                 if schema is not None and ("response_format" in message or "json" in message) and self._downgrade():
+                    attempt -= 1
                     continue  # the endpoint does not take this way of asking for JSON: try the next way
                 raise LLMOutputError(f"the endpoint refused the request: {exc}", "bad_request") from exc
             except openai.APITimeoutError as exc:
@@ -207,6 +211,7 @@ class LLMClient:
                 # llama-cpp-python's server answers an unsupported response_format with a 500 (its request
                 # validation error), not a 400: that too means "ask for JSON another way"
                 if schema is not None and "response_format" in str(exc).lower() and self._downgrade():
+                    attempt -= 1
                     continue
                 if exc.status_code < 500:
                     raise LLMOutputError(f"the endpoint answered {exc.status_code}: {exc}", "bad_request") from exc

@@ -49,13 +49,13 @@ def parse(text: str, model: type[BaseModel]) -> BaseModel:
     if fenced:
         cleaned = fenced.group(1)
     try:
-        data = json.loads(cleaned)
+        data = json.loads(cleaned, strict=False)  # raw newlines in strings: small models write them
     except json.JSONDecodeError:
         start, end = cleaned.find("{"), cleaned.rfind("}")
         if start < 0 or end <= start:
             raise ValueError("the answer is not JSON") from None
         try:
-            data = json.loads(cleaned[start : end + 1])
+            data = json.loads(cleaned[start : end + 1], strict=False)
         except json.JSONDecodeError as exc:
             raise ValueError(f"the answer is not valid JSON: {exc.msg}") from None
     return model.model_validate(data)
