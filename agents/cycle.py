@@ -29,6 +29,10 @@ class CycleFailed(Exception):
         self.reason = reason
 
 
+# answer budgets per step: structured answers are long JSON, turns are conversational
+MAX_TOKENS = {"interests": 400, "user_turn": 300, "assistant_turn": 700, "metadata": 1500, "variations": 1500}
+
+
 @dataclass
 class CycleConfig:
     turns: int = 4  # user turns at most
@@ -88,7 +92,10 @@ async def run_cycle(
         prompt = prompts.load("interests")
         used.append(prompt)
         reply = await llm.chat(
-            [{"role": "user", "content": prompt.render(persona=persona)}], purpose="interests", schema=Interests
+            [{"role": "user", "content": prompt.render(persona=persona)}],
+            purpose="interests",
+            schema=Interests,
+            max_tokens=MAX_TOKENS["interests"],
         )
         assert isinstance(reply.value, Interests)
         topics, queries = reply.value.topics, reply.value.queries
@@ -106,6 +113,7 @@ async def run_cycle(
     reply = await llm.chat(
         [{"role": "user", "content": prompt.render(persona=persona, conversation=transcript)}],
         purpose="metadata",
+        max_tokens=MAX_TOKENS["metadata"],
         schema=Metadata,
     )
     assert isinstance(reply.value, Metadata)
@@ -116,6 +124,7 @@ async def run_cycle(
         reply = await llm.chat(
             [{"role": "user", "content": prompt.render(n=str(config.variations), conversation=transcript)}],
             purpose="variations",
+            max_tokens=MAX_TOKENS["variations"],
             schema=variations_of(config.variations),
         )
         assert reply.value is not None
@@ -158,6 +167,7 @@ async def _converse(
         ask = await llm.chat(
             [{"role": "system", "content": user_system}, *mirrored, {"role": "user", "content": "Your next message?"}],
             purpose="user_turn",
+            max_tokens=MAX_TOKENS["user_turn"],
             schema=UserTurn,
         )
         assert isinstance(ask.value, UserTurn)
@@ -165,7 +175,11 @@ async def _converse(
             conversation.termination_reason = "persona_done"
             return
         messages.append({"role": "user", "content": ask.value.message})
-        answer = await llm.chat([{"role": "system", "content": assistant_system}, *messages], purpose="assistant_turn")
+        answer = await llm.chat(
+            [{"role": "system", "content": assistant_system}, *messages],
+            purpose="assistant_turn",
+            max_tokens=MAX_TOKENS["assistant_turn"],
+        )
         messages.append({"role": "assistant", "content": answer.text})
         if len(assistant_system) + sum(len(m["content"]) for m in messages) > config.context_chars:
             conversation.termination_reason = "context_full"

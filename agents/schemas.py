@@ -28,13 +28,15 @@ class Metadata(BaseModel):
     tags: list[str] = Field(min_length=3, max_length=5)
     keywords: list[str] = Field(min_length=5, max_length=10)
     related_topics: list[str] = Field(min_length=3, max_length=5)
+    # two or three sentences, as a pattern too: a grammar-constrained model then cannot write one
     summary: str = Field(
+        pattern=r"^[^.!?]{10,150}[.!?]( [^.!?]{10,150}[.!?]){1,2}$",
         json_schema_extra={
             "examples": [
                 "The user asked how to protect daytime sleep after night shifts. The assistant explained blackout "
                 "curtains and anchor sleep, citing two sources."
             ]
-        }
+        },
     )
     tone: Short
     user_intent: Sentence

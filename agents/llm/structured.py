@@ -15,7 +15,6 @@ from pydantic import BaseModel, ValidationError
 
 MODES = ("json_schema", "json_object", "instructions")
 _THINK = re.compile(r"<think>.*?</think>", re.DOTALL | re.IGNORECASE)
-_FENCE = re.compile(r"^```(?:json)?\s*(.*?)\s*```$", re.DOTALL)
 
 
 def strip_reasoning(text: str) -> str:
@@ -45,19 +44,15 @@ def instructions(model: type[BaseModel]) -> str:
 def parse(text: str, model: type[BaseModel]) -> BaseModel:
     """The model from the answer's JSON; raises ValueError (invalid JSON) or ValidationError."""
     cleaned = strip_reasoning(text)
-    fenced = _FENCE.match(cleaned)
-    if fenced:
-        cleaned = fenced.group(1)
+    decoder = json.JSONDecoder(strict=False)  # raw newlines in strings: small models write them
+    start = cleaned.find("{")
+    if start < 0:
+        raise ValueError("the answer is not JSON")
     try:
-        data = json.loads(cleaned, strict=False)  # raw newlines in strings: small models write them
-    except json.JSONDecodeError:
-        start, end = cleaned.find("{"), cleaned.rfind("}")
-        if start < 0 or end <= start:
-            raise ValueError("the answer is not JSON") from None
-        try:
-            data = json.loads(cleaned[start : end + 1], strict=False)
-        except json.JSONDecodeError as exc:
-            raise ValueError(f"the answer is not valid JSON: {exc.msg}") from None
+        # the first JSON object; text a model adds after it is not part of the answer
+        data, _ = decoder.raw_decode(cleaned[start:])
+    except json.JSONDecodeError as exc:
+        raise ValueError(f"the answer is not valid JSON: {exc.msg}") from None
     return model.model_validate(data)
 
 
