@@ -6,6 +6,7 @@ from __future__ import annotations
 from agents.cycle import CycleFailed
 from agents.reading import Page
 from crawler import Crawl, CrawlSettings
+from crawler.extract import Extractor
 from crawler.pages import PageRow
 from crawler.search import SearchBackend, SearchError
 from storage import BatchWriter
@@ -24,6 +25,12 @@ class WebReader:
     ):
         self.settings, self.writer, self.search = settings, writer, search
         self.urls, self.results_per_query, self.crawl_id = list(urls or []), results_per_query, crawl_id
+        # one pool of extraction processes for every cycle: spawning one per cycle costs about a second
+        self.extractor = Extractor(settings.extract_workers, settings.extract_timeout)
+        self.extractor.warm_up()
+
+    def close(self) -> None:
+        self.extractor.close()
 
     async def __call__(self, queries: list[str]) -> list[Page]:
         seeds: list[str] = []
@@ -48,5 +55,6 @@ class WebReader:
                     )
                 )
 
-        await Crawl(self.settings, self.writer, crawl_id=self.crawl_id, on_page=keep).run(seeds, queries)
+        crawl = Crawl(self.settings, self.writer, crawl_id=self.crawl_id, on_page=keep, extractor=self.extractor)
+        await crawl.run(seeds, queries)
         return pages

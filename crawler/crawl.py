@@ -54,6 +54,7 @@ class Crawl:
         writer: BatchWriter | None,
         crawl_id: str | None = None,
         on_page: Callable[[pages.PageRow, CrawlStats], None] | None = None,
+        extractor: Extractor | None = None,
     ):
         self.settings, self.writer = settings, writer
         self.crawl_id = crawl_id or new_crawl_id()
@@ -69,6 +70,7 @@ class Crawl:
         self._near = NearDuplicates()
         self.warnings: list[str] = []
         self.renderer: Renderer | None = None
+        self.extractor = extractor  # shared across crawls by a caller that makes many (an agent's reader)
 
     async def run(self, seeds: Sequence[str], queries: Sequence[str] = ()) -> CrawlStats:
         """Crawl from `seeds`; with `queries`, links scoring higher on their words are fetched first."""
@@ -81,8 +83,10 @@ class Crawl:
                 self._record(page)
             else:
                 self._enqueue(url, 0, url)
-        extractor = Extractor(self.settings.extract_workers, self.settings.extract_timeout)
-        extractor.warm_up()
+        owned = self.extractor is None
+        extractor = self.extractor or Extractor(self.settings.extract_workers, self.settings.extract_timeout)
+        if owned:
+            extractor.warm_up()
         self.renderer = self._renderer()
         async with Fetcher(self.settings) as fetcher:
             workers = [
@@ -94,7 +98,8 @@ class Crawl:
                 for worker in workers:
                     worker.cancel()
                 await asyncio.gather(*workers, return_exceptions=True)
-                extractor.close()
+                if owned:
+                    extractor.close()
                 if self.renderer is not None:
                     await self.renderer.close()
         return self.stats

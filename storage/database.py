@@ -115,8 +115,12 @@ class Database:
         key = str(self.path.resolve())
         with _lock_for(key):
             con = self._open(read_only=True, deadline=time.monotonic() + self.lock_timeout)
-            versions = applied_versions(con)
-            check_not_newer(versions, str(self.path))
+            try:
+                versions = applied_versions(con)
+                check_not_newer(versions, str(self.path))
+            except BaseException:
+                con.close()  # a refused file must not stay open (and locked) in this process
+                raise
             if (max(versions) if versions else 0) >= LATEST:
                 try:
                     yield con

@@ -140,6 +140,7 @@ async def test_end_to_end_with_the_real_crawler_two_cycles_and_variations(
         finally:
             await client.aclose()
             await search.aclose()
+            reader.close()
     assert [c.cycle for c in conversations] == [0, 1]
     assert conversations[1].queries == [conversations[0].metadata["next_question"]], "cycle 2 follows cycle 1"
     searched = [r.path for r in website.log if r.path.startswith("/search")]
