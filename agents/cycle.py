@@ -40,6 +40,7 @@ class CycleConfig:
     source_chars: int = 8_000  # text of the chunks given to the model (about 2,000 tokens)
     context_chars: int = 24_000  # the whole prompt kept within about 6,000 tokens
     variations: int = 0  # rephrased prompt/response pairs to add (0 = none)
+    answer_tokens: int = 700  # an assistant answer's budget; a longer one is cut at its last full sentence
 
 
 @dataclass
@@ -70,6 +71,7 @@ class Conversation:
             "metadata": self.metadata,
             "queries": self.queries,
             "termination_reason": self.termination_reason,
+            "variations": self.variations or None,
             "prompt_versions": self.prompt_versions,
             "created_at": dt.datetime.now(dt.UTC),
         }
@@ -105,7 +107,7 @@ async def run_cycle(
         raise CycleFailed("no_pages", f"no readable pages for {conversation.queries}")
     chosen = reading.chunks(reading.select(pages, topics + conversation.queries, config.pages), config.source_chars)
     sources = reading.render_sources(chosen)
-    await _converse(llm, conversation, persona, sources, config, used)
+    await _converse(llm, conversation, persona, sources, reading.render_digest(chosen), config, used)
     conversation.sources = _cited(conversation.messages, chosen)
     prompt = prompts.load("metadata")
     used.append(prompt)
@@ -153,19 +155,30 @@ async def _converse(
     conversation: Conversation,
     persona: str,
     sources: str,
+    digest: str,
     config: CycleConfig,
     used: list[prompts.Prompt],
 ) -> None:
     user_prompt, assistant_prompt = prompts.load("user_turn"), prompts.load("assistant_turn")
     used += [user_prompt, assistant_prompt]
-    user_system = user_prompt.render(persona=persona, sources=sources)
-    assistant_system = assistant_prompt.render(sources=sources)
+    # about 0.6 words a token, with room to finish the sentence
+    assistant_system = assistant_prompt.render(sources=sources, words=str(max(40, config.answer_tokens // 2)))
     messages = conversation.messages
     for turn in range(config.turns):
-        # the simulator sees the conversation from the persona's side: its own lines are "assistant"
-        mirrored = [{"role": "assistant" if m["role"] == "user" else "user", "content": m["content"]} for m in messages]
+        # the simulator gets one instruction with the conversation as a transcript: models of every size
+        # follow that better than a mirrored chat where they must play the "assistant" as the user
+        transcript = "\n\n".join(f"{m['role'].upper()}: {m['content']}" for m in messages)
         ask = await llm.chat(
-            [{"role": "system", "content": user_system}, *mirrored, {"role": "user", "content": "Your next message?"}],
+            [
+                {
+                    "role": "user",
+                    "content": user_prompt.render(
+                        persona=persona,
+                        sources=digest,
+                        transcript=transcript or "(nothing yet: write their opening message)",
+                    ),
+                }
+            ],
             purpose="user_turn",
             max_tokens=MAX_TOKENS["user_turn"],
             schema=UserTurn,
@@ -178,7 +191,8 @@ async def _converse(
         answer = await llm.chat(
             [{"role": "system", "content": assistant_system}, *messages],
             purpose="assistant_turn",
-            max_tokens=MAX_TOKENS["assistant_turn"],
+            max_tokens=config.answer_tokens,
+            trim_on_length=True,
         )
         messages.append({"role": "assistant", "content": answer.text})
         if len(assistant_system) + sum(len(m["content"]) for m in messages) > config.context_chars:

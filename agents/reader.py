@@ -1,15 +1,57 @@
 """What an agent reads: its queries searched with a backend (and/or seed URLs), crawled by the real
-crawler — politely, with every attempt a row in `pages` — and handed back as `Page`s to the cycle."""
+crawler — politely, with every attempt a row in `pages` — and handed back as `Page`s to the cycle.
+
+One reader serves every agent of a run, so the politeness holds for the swarm, not per agent: one
+fetcher (per-host gates, robots.txt cache, connection pools), one extraction pool, one browser. A URL
+is fetched once per run: an agent whose search finds a page another agent already read gets it from a
+bounded cache, and two agents finding it at the same moment share one fetch. Seed URLs (`--urls`) are
+crawled once, to `--depth`, into a library every agent picks from.
+"""
 
 from __future__ import annotations
 
+import asyncio
+import dataclasses
+from collections import OrderedDict
+from collections.abc import Callable
+
 from agents.cycle import CycleFailed
 from agents.reading import Page
-from crawler import Crawl, CrawlSettings
+from crawler import Crawl, CrawlSettings, Fetcher
+from crawler.crawl import renderer_for
 from crawler.extract import Extractor
 from crawler.pages import PageRow
 from crawler.search import SearchBackend, SearchError
+from crawler.urls import canonical
 from storage import BatchWriter
+
+OnPage = Callable[[PageRow], None]
+
+
+class PageCache:
+    """Pages by canonical URL, least recently used dropped first once `max_chars` of text is held
+    (so a long run over the real web keeps a bounded memory). A failed URL is remembered as None."""
+
+    def __init__(self, max_chars: int):
+        self.max_chars, self.chars = max_chars, 0
+        self._pages: OrderedDict[str, Page | None] = OrderedDict()
+
+    def __contains__(self, url: str) -> bool:
+        return url in self._pages
+
+    def get(self, url: str) -> Page | None:
+        self._pages.move_to_end(url)
+        return self._pages[url]
+
+    def put(self, url: str, page: Page | None) -> None:
+        if url in self._pages:
+            old = self._pages.pop(url)
+            self.chars -= len(old.text) if old else 0
+        self._pages[url] = page
+        self.chars += len(page.text) if page else 0
+        while self.chars > self.max_chars and len(self._pages) > 1:
+            _, dropped = self._pages.popitem(last=False)
+            self.chars -= len(dropped.text) if dropped else 0
 
 
 class WebReader:
@@ -22,39 +64,105 @@ class WebReader:
         urls: list[str] | None = None,
         results_per_query: int = 5,
         crawl_id: str | None = None,
+        on_page: OnPage | None = None,
+        cache_chars: int = 50_000_000,
     ):
         self.settings, self.writer, self.search = settings, writer, search
         self.urls, self.results_per_query, self.crawl_id = list(urls or []), results_per_query, crawl_id
-        # one pool of extraction processes for every cycle: spawning one per cycle costs about a second
+        self.on_page = on_page
+        # search hits are read as found; --depth applies to the seed URLs' library
+        self.hit_settings = dataclasses.replace(settings, depth=0, max_pages=None)
+        # one pool of extraction processes for every agent: spawning one per cycle costs about a second
         self.extractor = Extractor(settings.extract_workers, settings.extract_timeout)
         self.extractor.warm_up()
+        self.fetcher = Fetcher(settings)
+        self.warnings: list[str] = []
+        self.renderer = renderer_for(settings, self.warnings)
+        self.cache = PageCache(cache_chars)
+        self._inflight: dict[str, asyncio.Future[None]] = {}
+        self._library: list[Page] | None = None
+        self._library_lock = asyncio.Lock()
 
-    def close(self) -> None:
-        self.extractor.close()
+    async def aclose(self) -> None:
+        try:
+            await self.fetcher.aclose()
+            if self.renderer is not None:
+                await self.renderer.close()
+        finally:
+            self.extractor.close()
 
     async def __call__(self, queries: list[str]) -> list[Page]:
-        seeds: list[str] = []
+        hits: list[str] = []
         if self.search is not None:
             for query in queries:
                 try:
-                    hits = await self.search.search(query, self.results_per_query)
+                    found = await self.search.search(query, self.results_per_query)
                 except SearchError as exc:
                     raise CycleFailed(f"search_{exc.reason}", str(exc)) from exc
-                seeds += [hit.url for hit in hits if hit.url not in seeds]
-        seeds += [url for url in self.urls if url not in seeds]
-        pages: list[Page] = []
-
-        def keep(row: PageRow, _: object) -> None:
-            if row.ok and row.fields.get("text"):
-                pages.append(
-                    Page(
-                        row.page_id,
-                        row.fields.get("final_url") or row.url,
-                        row.fields.get("title") or "",
-                        row.fields["text"],
-                    )
-                )
-
-        crawl = Crawl(self.settings, self.writer, crawl_id=self.crawl_id, on_page=keep, extractor=self.extractor)
-        await crawl.run(seeds, queries)
+                for hit in found:
+                    url = canonical(hit.url)
+                    if url and url not in hits:
+                        hits.append(url)
+        pages = await self._read(hits, queries)
+        seen = {page.page_id for page in pages}
+        pages += [page for page in await self.library() if page.page_id not in seen]
         return pages
+
+    async def library(self) -> list[Page]:
+        """The seed URLs crawled once (to --depth) for the whole run."""
+        if not self.urls:
+            return []
+        async with self._library_lock:
+            if self._library is None:
+                found: list[Page] = []
+                await self._crawl(self.settings, self.urls, [], lambda url, page: found.append(page) if page else None)
+                self._library = found
+        return self._library
+
+    async def _read(self, urls: list[str], queries: list[str]) -> list[Page]:
+        todo = [url for url in urls if url not in self.cache and url not in self._inflight]
+        if todo:
+            loop = asyncio.get_running_loop()
+            for url in todo:
+                self._inflight[url] = loop.create_future()
+            try:
+                await self._crawl(self.hit_settings, todo, queries, self.cache.put)
+            finally:
+                for url in todo:
+                    if url not in self.cache:
+                        self.cache.put(url, None)  # no page row came back for it (the crawl was cut short)
+                    self._inflight.pop(url).set_result(None)
+        waiting = [self._inflight[url] for url in urls if url in self._inflight]
+        if waiting:
+            await asyncio.gather(*(asyncio.shield(f) for f in waiting))
+        return [page for url in urls if url in self.cache and (page := self.cache.get(url)) is not None]
+
+    async def _crawl(
+        self,
+        settings: CrawlSettings,
+        seeds: list[str],
+        queries: list[str],
+        keep: Callable[[str, Page | None], None],
+    ) -> None:
+        def collect(row: PageRow, _: object) -> None:
+            text = row.fields.get("text") if row.ok else None
+            page = (
+                Page(row.page_id, row.fields.get("final_url") or row.url, row.fields.get("title") or "", text)
+                if text
+                else None
+            )
+            keep(row.url, page)
+            if self.on_page is not None:
+                self.on_page(row)
+
+        crawl = Crawl(
+            settings,
+            self.writer,
+            crawl_id=self.crawl_id,
+            on_page=collect,
+            extractor=self.extractor,
+            fetcher=self.fetcher,
+            renderer=self.renderer,
+        )
+        await crawl.run(seeds, queries)
+        self.warnings += [w for w in crawl.warnings if w not in self.warnings]

@@ -126,3 +126,15 @@ def chunks(pages: list[Page], budget_chars: int, chunk_chars: int = 1500) -> lis
 
 def render_sources(selected: list[Chunk]) -> str:
     return "\n\n".join(f"[{c.number}] {c.page.title} — {c.page.url}\n{c.text}" for c in selected)
+
+
+def render_digest(selected: list[Chunk], chars: int = 200) -> str:
+    """What the user simulator is shown: each numbered chunk's title and opening, not the whole text.
+    A reader asks about what caught their eye; the assistant, who must answer, gets the full chunks."""
+    out = []
+    for c in selected:
+        opening = " ".join(c.text.split())
+        if len(opening) > chars:
+            opening = opening[:chars].rsplit(" ", 1)[0] + " …"
+        out.append(f"[{c.number}] {c.page.title}: {opening}")
+    return "\n".join(out)

@@ -9,8 +9,9 @@ from pydantic import BaseModel, Field, create_model, field_validator
 
 # Every string has a length cap: it is part of the JSON schema, so a grammar-constrained local model
 # cannot run on until max_tokens cuts the JSON off (a small model otherwise sometimes loops).
+Word = Annotated[str, Field(min_length=1, max_length=40)]  # a tag or keyword
 Short = Annotated[str, Field(min_length=1, max_length=100)]
-Sentence = Annotated[str, Field(min_length=1, max_length=300)]
+Sentence = Annotated[str, Field(min_length=1, max_length=200)]
 Passage = Annotated[str, Field(min_length=1, max_length=500)]  # llama.cpp grammars grow with the cap
 
 
@@ -25,12 +26,14 @@ class UserTurn(BaseModel):
 
 
 class Metadata(BaseModel):
-    tags: list[str] = Field(min_length=3, max_length=5)
-    keywords: list[str] = Field(min_length=5, max_length=10)
-    related_topics: list[str] = Field(min_length=3, max_length=5)
+    tags: list[Word] = Field(min_length=3, max_length=5)
+    keywords: list[Word] = Field(min_length=5, max_length=10)
+    related_topics: list[Short] = Field(min_length=3, max_length=5)
     # two or three sentences, as a pattern too: a grammar-constrained model then cannot write one
     summary: str = Field(
-        pattern=r"^[^.!?]{10,150}[.!?]( [^.!?]{10,150}[.!?]){1,2}$",
+        # the character class keeps quotes, backslashes, braces and line breaks out: llama.cpp turns the
+        # pattern into grammar as it is, so a bare [^.!?] let a small model close the JSON string early
+        pattern=r'^[^.!?"\\{}\[\]\n\r]{10,150}[.!?]( [^.!?"\\{}\[\]\n\r]{10,150}[.!?]){1,2}$',
         json_schema_extra={
             "examples": [
                 "The user asked how to protect daytime sleep after night shifts. The assistant explained blackout "
@@ -42,9 +45,9 @@ class Metadata(BaseModel):
     user_intent: Sentence
     assistant_style: Short
     sentiment: Literal["positive", "neutral", "negative", "mixed"]
-    contrasting_perspectives: list[Sentence] = Field(max_length=5)
-    gaps: list[Sentence] = Field(max_length=5)
-    missed_questions: list[Sentence] = Field(max_length=5)
+    contrasting_perspectives: list[Sentence] = Field(max_length=3)
+    gaps: list[Sentence] = Field(max_length=3)
+    missed_questions: list[Sentence] = Field(max_length=3)
     theme: Short
     sub_theme: Short
     hypotheses: list[Sentence] = Field(min_length=2, max_length=3)

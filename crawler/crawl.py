@@ -55,6 +55,8 @@ class Crawl:
         crawl_id: str | None = None,
         on_page: Callable[[pages.PageRow, CrawlStats], None] | None = None,
         extractor: Extractor | None = None,
+        fetcher: Fetcher | None = None,
+        renderer: Renderer | None = None,
     ):
         self.settings, self.writer = settings, writer
         self.crawl_id = crawl_id or new_crawl_id()
@@ -69,8 +71,10 @@ class Crawl:
         self._hashes: dict[str, str] = {}
         self._near = NearDuplicates()
         self.warnings: list[str] = []
+        # Shared by a caller that runs many crawls (a swarm's agents): one extraction pool, one browser,
+        # and one fetcher, whose per-host gates and robots.txt cache then hold across every agent.
+        self.extractor, self.fetcher, self.shared_renderer = extractor, fetcher, renderer
         self.renderer: Renderer | None = None
-        self.extractor = extractor  # shared across crawls by a caller that makes many (an agent's reader)
 
     async def run(self, seeds: Sequence[str], queries: Sequence[str] = ()) -> CrawlStats:
         """Crawl from `seeds`; with `queries`, links scoring higher on their words are fetched first."""
@@ -87,8 +91,9 @@ class Crawl:
         extractor = self.extractor or Extractor(self.settings.extract_workers, self.settings.extract_timeout)
         if owned:
             extractor.warm_up()
-        self.renderer = self._renderer()
-        async with Fetcher(self.settings) as fetcher:
+        self.renderer = self.shared_renderer or self._renderer()
+        fetcher = self.fetcher or Fetcher(self.settings)
+        try:
             workers = [
                 asyncio.create_task(self._work(fetcher, extractor)) for _ in range(max(1, self.settings.concurrency))
             ]
@@ -100,26 +105,15 @@ class Crawl:
                 await asyncio.gather(*workers, return_exceptions=True)
                 if owned:
                     extractor.close()
-                if self.renderer is not None:
+                if self.renderer is not None and self.shared_renderer is None:
                     await self.renderer.close()
+        finally:
+            if self.fetcher is None:
+                await fetcher.aclose()
         return self.stats
 
     def _renderer(self) -> Renderer | None:
-        if self.settings.render == "never":
-            return None
-        try:
-            return Renderer(
-                AddressPolicy(self.settings.allow_private, self.settings.allowed_networks),
-                contexts=self.settings.render_contexts,
-                timeout=self.settings.render_timeout,
-                executable=self.settings.browser,
-                user_agent=self.settings.user_agent,
-            )
-        except RenderUnavailable as exc:
-            if self.settings.render == "always":
-                raise
-            self.warnings.append(f"rendering is off: {exc}")
-            return None
+        return renderer_for(self.settings, self.warnings)
 
     def _enqueue(self, url: str, depth: int, seed: str, score: float = 0.0) -> None:
         if url in self._seen:
@@ -223,6 +217,25 @@ class Crawl:
             self.writer.submit("pages", page.row())
         if self.on_page is not None:
             self.on_page(page, self.stats)
+
+
+def renderer_for(settings: CrawlSettings, warnings: list[str]) -> Renderer | None:
+    """The browser for `--render`: None for never, or for auto when Chromium is missing (with a warning)."""
+    if settings.render == "never":
+        return None
+    try:
+        return Renderer(
+            AddressPolicy(settings.allow_private, settings.allowed_networks),
+            contexts=settings.render_contexts,
+            timeout=settings.render_timeout,
+            executable=settings.browser,
+            user_agent=settings.user_agent,
+        )
+    except RenderUnavailable as exc:
+        if settings.render == "always":
+            raise
+        warnings.append(f"rendering is off: {exc}")
+        return None
 
 
 def _words(text: str) -> list[str]:

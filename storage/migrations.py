@@ -224,6 +224,72 @@ def m005_conversations(con: duckdb.DuckDBPyConnection) -> None:
     )
 
 
+def m006_runs(con: duckdb.DuckDBPyConnection) -> None:
+    create_table(
+        con,
+        "runs",
+        "One swarm run: its effective config, status, counts and costs (counts are re-read from the tables).",
+        [
+            ("run_id", "VARCHAR NOT NULL", "run_<UTC time>_<random>"),
+            ("status", "VARCHAR NOT NULL", "running, finished, interrupted or failed"),
+            ("config", "JSON", "the full effective config (what --resume reuses)"),
+            ("started_at", "TIMESTAMPTZ NOT NULL", "when the run was first started"),
+            ("finished_at", "TIMESTAMPTZ", "when it last stopped (finished, interrupted or failed)"),
+            ("updated_at", "TIMESTAMPTZ", "last heartbeat of the process running it"),
+            ("counts", "JSON", "personas, units ok/failed, failures by reason, pages ok/failed, llm calls"),
+            ("personas", "INTEGER", "personas selected"),
+            ("conversations", "INTEGER", "conversations stored"),
+            ("failed_units", "INTEGER", "persona×cycle units whose last attempt failed"),
+            ("pages_ok", "INTEGER", "pages fetched and extracted"),
+            ("pages_failed", "INTEGER", "page attempts that failed"),
+            ("llm_calls", "INTEGER", "LLM calls, cached ones included"),
+            ("prompt_tokens", "BIGINT", "sent to the endpoint (cached calls count 0)"),
+            ("completion_tokens", "BIGINT", "received from the endpoint"),
+            ("cost_usd", "DOUBLE", "estimated from the price table"),
+            ("elapsed_s", "DOUBLE", "seconds of work over all sessions of this run"),
+            ("sessions", "INTEGER", "how many times it was started (1 + resumes)"),
+            ("pid", "INTEGER", "process id of the last session"),
+            ("hostname", "VARCHAR", "machine of the last session"),
+            ("error", "VARCHAR", "why it failed or stopped, when it did"),
+        ],
+    )
+    create_table(
+        con,
+        "run_personas",
+        "The personas a run selected, in order: what --resume works through.",
+        [
+            ("run_id", "VARCHAR NOT NULL", "the run"),
+            ("position", "INTEGER NOT NULL", "order in the sample (0 first)"),
+            ("persona_id", "VARCHAR NOT NULL", "the persona"),
+        ],
+    )
+    create_table(
+        con,
+        "run_units",
+        "Every attempt at one persona×cycle unit of a run, and how it ended.",
+        [
+            ("run_id", "VARCHAR NOT NULL", "the run"),
+            ("persona_id", "VARCHAR NOT NULL", "the persona"),
+            ("cycle", "INTEGER NOT NULL", "which cycle (0 first)"),
+            ("session", "INTEGER", "which session of the run tried it (1 first)"),
+            ("status", "VARCHAR NOT NULL", "ok, failed or abandoned (stopped by an interruption)"),
+            (
+                "reason",
+                "VARCHAR",
+                "for failures: no_pages, search_*, schema_invalid, invalid_json, length, rate_limited, timeout, …",
+            ),
+            ("error", "VARCHAR", "what went wrong"),
+            ("conversation_id", "VARCHAR", "the conversation it made"),
+            ("started_at", "TIMESTAMPTZ", "when the attempt began"),
+            ("finished_at", "TIMESTAMPTZ NOT NULL", "when it ended"),
+        ],
+    )
+    # idempotent writes: a resumed run re-submitting a conversation or a unit's selection changes nothing
+    con.execute("CREATE UNIQUE INDEX conversations_id ON conversations (conversation_id)")
+    con.execute("CREATE UNIQUE INDEX runs_id ON runs (run_id)")
+    con.execute("CREATE UNIQUE INDEX run_personas_key ON run_personas (run_id, position)")
+
+
 @dataclass(frozen=True)
 class Migration:
     version: int
@@ -237,6 +303,7 @@ MIGRATIONS: list[Migration] = [
     Migration(3, "m003_pages", m003_pages),
     Migration(4, "m004_llm", m004_llm),
     Migration(5, "m005_conversations", m005_conversations),
+    Migration(6, "m006_runs", m006_runs),
 ]
 LATEST = MIGRATIONS[-1].version
 

@@ -4,11 +4,16 @@ import os
 import subprocess
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import pytest
 from typer.testing import CliRunner
 
 from agents.cli import app
+from agents.cli.demo import sample_personas_path
+
+if TYPE_CHECKING:
+    from tests.llm_server import LLMServer
 
 pytest_plugins = ["tests.site_server", "tests.llm_server"]  # website(s) and llm_server fixtures
 
@@ -61,3 +66,24 @@ def swarm_subprocess(
         env={**os.environ, **(env or {})},
         stdin=subprocess.DEVNULL,
     )
+
+
+# a run against the local servers: search on the test site, crawl it (loopback), no browser
+RUN = ["run", "--search", "searxng", "--search-rate", "0", "--allow-private", "--host-rate", "0", "--render", "never"]
+
+
+@pytest.fixture
+def swarm_env(website: Any, llm_server: LLMServer, monkeypatch: pytest.MonkeyPatch, cli: Cli) -> dict[str, str]:
+    """Personas imported; search, crawl and LLM pointed at the local servers (as a user's environment)."""
+    website.robots = "User-agent: *\nAllow: /\n"
+    env = {
+        "SEARXNG_URL": website.base,
+        "OPENAI_BASE_URL": llm_server.base_url,
+        "OPENAI_API_KEY": "test-key",
+        "SWARM_MODEL": "test-model",
+    }
+    for key, value in env.items():
+        monkeypatch.setenv(key, value)
+    code, _, err = cli("personas", "import", str(sample_personas_path()))
+    assert code == 0, err
+    return env

@@ -51,9 +51,12 @@ def fake_value(schema: dict[str, Any], defs: dict[str, Any], key: str = "x") -> 
 
 
 class LLMServer(LoopbackServer):
-    def __init__(self, *, latency: float = 0.0, json_schema: bool = True, hang: float = 5.0):
+    def __init__(
+        self, *, latency: float = 0.0, json_schema: bool = True, hang: float = 5.0, api_key: str | None = None
+    ):
         super().__init__()
         self.latency, self.json_schema, self.hang = latency, json_schema, hang
+        self.api_key = api_key  # when set, any other bearer token is refused with a 401, as OpenAI does
         self.faults: deque[str] = deque()
         self.overrides: dict[str, Any] = {}  # merged into every structured answer (e.g. {"done": True})
         self.requests: list[dict[str, Any]] = []
@@ -136,7 +139,17 @@ class _Handler(OwnedHandler):
         self.end_headers()
         self.wfile.write(data)
 
+    def _refused_key(self) -> bool:
+        expected = self.owner.api_key
+        if expected is None or self.headers.get("Authorization") == f"Bearer {expected}":
+            return False
+        error = {"message": "Incorrect API key provided", "type": "invalid_request_error", "code": "invalid_api_key"}
+        self._send(401, {"error": error})
+        return True
+
     def do_GET(self) -> None:
+        if self._refused_key():
+            return
         if self.path.rstrip("/") == "/v1/models":
             self._send(200, {"object": "list", "data": [{"id": "test-model", "object": "model"}]})
         else:
@@ -147,6 +160,8 @@ class _Handler(OwnedHandler):
         body = json.loads(self.rfile.read(int(self.headers.get("Content-Length", "0"))) or b"{}")
         with owner._lock:
             owner.requests.append({"body": body, "headers": dict(self.headers.items()), "time": time.monotonic()})
+        if self._refused_key():
+            return
         if self.path.rstrip("/") != "/v1/chat/completions":
             self._send(404, {"error": {"message": "not found"}})
             return

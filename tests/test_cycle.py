@@ -65,13 +65,16 @@ async def test_a_cycle_makes_a_grounded_conversation_with_valid_metadata(
     assert {s["page_id"] for s in conversation.sources} <= {p.page_id for p in PAGES} and conversation.sources
     assert [s["n"] for s in conversation.sources] == [1, 2]
     Metadata.model_validate(conversation.metadata)
-    assert conversation.prompt_versions == ["assistant_turn.v1", "interests.v1", "metadata.v1", "user_turn.v1"]
+    assert conversation.prompt_versions == ["assistant_turn.v2", "interests.v1", "metadata.v1", "user_turn.v2"]
     assert conversation.next_queries == [conversation.metadata["next_question"]]
     # what the models were told: web text is delimited and marked untrusted; the simulator speaks as the persona
     systems = [
         r["body"]["messages"][0]["content"] for r in llm_server.requests if r["body"]["messages"][0]["role"] == "system"
     ]
-    assert all("untrusted" in s for s in systems) and any(PERSONA in s for s in systems)
+    assert systems and all("untrusted" in s for s in systems)
+    simulator = [r["body"]["messages"][-1]["content"] for r in llm_server.requests if "Role-play" in str(r["body"])]
+    assert len(simulator) == 3 and all(PERSONA in s and "untrusted" in s for s in simulator)
+    assert "USER: " in simulator[-1] and "ASSISTANT: " in simulator[-1], "the simulator sees the conversation so far"
     con = duckdb.connect(str(isolated_db), read_only=True)
     stored = con.execute("SELECT messages, sources, termination_reason FROM conversations").fetchall()
     purposes = dict(con.execute("SELECT purpose, count(*) FROM llm_calls GROUP BY 1").fetchall())
@@ -140,7 +143,7 @@ async def test_end_to_end_with_the_real_crawler_two_cycles_and_variations(
         finally:
             await client.aclose()
             await search.aclose()
-            reader.close()
+            await reader.aclose()
     assert [c.cycle for c in conversations] == [0, 1]
     assert conversations[1].queries == [conversations[0].metadata["next_question"]], "cycle 2 follows cycle 1"
     searched = [r.path for r in website.log if r.path.startswith("/search")]

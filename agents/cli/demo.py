@@ -1,40 +1,132 @@
-"""`swarm demo`: the main job on embedded defaults, offline."""
+"""`swarm demo`: the main job on embedded defaults, offline — bundled personas, the bundled sample
+website (with its own search endpoint) on loopback, and the embedded local model."""
 
 from __future__ import annotations
 
+import asyncio
+import json
 from importlib import resources
 from pathlib import Path
+from typing import Annotated, Any
 
-from agents.cli.common import cli_errors, console, database
+import typer
+
+from agents.cli.common import cli_errors, console, database, fail
 from agents.cli.personas import _print_report
-from persona_hub import import_files, sample
+from agents.cli.run_display import JsonLinesDisplay, LiveDisplay, QuietDisplay
+from agents.launch import LOCAL, Display, execute
+from agents.llm.local import LocalModel
+from agents.runs import RunConfig
+from agents.sample_site import SampleSite
+from crawler.search import SearXNG
+from persona_hub import import_files
+from storage import Database
 
 
 def sample_personas_path() -> Path:
     return Path(str(resources.files("persona_hub") / "data" / "sample_personas.jsonl"))
 
 
-@cli_errors
-def demo() -> None:
-    """Seed the hub with the bundled sample personas and show what you can do with it.
+def _example(db: Database, run_id: str) -> dict[str, Any] | None:
+    with db.read() as con:
+        row = con.execute(
+            "SELECT p.text, c.messages, c.sources, c.metadata FROM conversations c JOIN personas p USING (persona_id) "
+            "WHERE c.run_id = ? ORDER BY json_array_length(c.sources) DESC, c.conversation_id LIMIT 1",
+            [run_id],
+        ).fetchone()
+    if row is None:
+        return None
+    return {"persona": row[0], "messages": json.loads(row[1]), "sources": json.loads(row[2]),
+            "metadata": json.loads(row[3])}  # fmt: skip
 
-    Runs offline on a fresh machine. Example:
+
+def _show(db: Database, record: dict[str, Any]) -> None:
+    run_id = record["run_id"]
+    example = _example(db, run_id)
+    if example is not None:
+        console.rule("[bold]One of the conversations")
+        console.print(f"[bold]persona:[/bold] {example['persona']}", soft_wrap=True)
+        for message in example["messages"][:4]:
+            text = message["content"] if len(message["content"]) < 600 else message["content"][:600] + " …"
+            console.print(f"[bold]{message['role']}:[/bold] {text}", soft_wrap=True, markup=True, highlight=False)
+        for source in example["sources"]:
+            console.print(f"  [{source['n']}] {source['title']} — {source['url']}", markup=False, soft_wrap=True)
+        meta = example["metadata"]
+        console.print(
+            f"[bold]tags:[/bold] {', '.join(meta.get('tags', []))}   [bold]sentiment:[/bold] "
+            f"{meta.get('sentiment')}\n[bold]summary:[/bold] {meta.get('summary')}",
+            soft_wrap=True,
+        )
+    console.rule("[bold]Try")
+    for example_command in (
+        f"swarm query \"SELECT persona_id, termination_reason, json_extract_string(metadata, '$.summary') AS summary "
+        f"FROM conversations WHERE run_id = '{run_id}'\"",
+        f'swarm query "SELECT purpose, count(*) AS calls, round(avg(latency_ms)) AS avg_ms, sum(completion_tokens) '
+        f"AS tokens FROM llm_calls WHERE run_id = '{run_id}' GROUP BY 1 ORDER BY 2 DESC\"",
+        f"swarm query \"SELECT coalesce(error, 'ok') AS outcome, count(*) AS pages FROM pages WHERE crawl_id = "
+        f"'{run_id}' GROUP BY 1\"",
+        f"swarm export --run {run_id} --format openai -o demo.jsonl",
+        f"swarm runs show {run_id}",
+    ):
+        console.print(f"  {example_command}", soft_wrap=True, markup=False)
+
+
+@cli_errors
+def demo(
+    personas: Annotated[int, typer.Option("-n", help="Personas in the demo run.")] = 8,
+    turns: Annotated[int, typer.Option(help="User turns per conversation.")] = 2,
+    concurrency: Annotated[int, typer.Option(help="Agents at once.")] = 4,
+    resume: Annotated[str | None, typer.Option(help="Continue an interrupted demo run.")] = None,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No live progress; the summary at the end.")] = False,
+    json_lines: Annotated[bool, typer.Option("--json", help="Progress as JSON lines on stdout.")] = False,
+) -> None:
+    """The whole job offline: bundled personas, a bundled website searched and crawled on loopback, and
+    the embedded local model writing conversations. A few minutes on 2 cores.
+
+    Example:
 
       swarm demo
     """
     db = database()
+    display: Display = JsonLinesDisplay() if json_lines else QuietDisplay() if quiet else LiveDisplay()
     console.rule("[bold]persona-swarm demo")
     console.print(f"Importing the bundled sample personas into {db.path} …")
     _print_report(import_files(db, [sample_personas_path()]), str(db.path))
-    drawn = sample(db, 8, seed=42, stratify_by="expertise")
-    console.print("\n[bold]A reproducible sample (seed 42), stratified by expertise:[/bold]")
-    for row in drawn.rows:
-        console.print(f"  • [cyan]{row['persona_id']}[/cyan] ({row['expertise']}) {row['text']}", soft_wrap=True)
-    console.print("\n[bold]Try:[/bold]")
-    for example in (
-        'swarm query "SELECT occupation, age, country FROM personas_flat ORDER BY age DESC LIMIT 5"',
-        'swarm query "SELECT t AS topic, count(*) AS personas FROM (SELECT unnest(topics) AS t '
-        'FROM personas_flat) GROUP BY 1 ORDER BY 2 DESC"',
-        "swarm personas sample -n 5 --where \"list_contains(topics, 'astronomy')\" --seed 1",
-    ):
-        console.print(f"  {example}", soft_wrap=True, markup=False)
+    console.print("Starting the embedded model (SmolLM2-135M-Instruct on llama.cpp) and the sample website …")
+    with LocalModel() as model, SampleSite() as site:
+        console.print(f"  model {model.name} at {model.base_url}; site at {site.base} ({len(site.articles)} "
+                      f"articles, {len(site.topics)} topics, sitemap, feed and SearXNG-style /search)")  # fmt: skip
+        config = RunConfig(
+            n=personas,
+            seed=42,
+            stratify_by="expertise",
+            concurrency=concurrency,
+            turns=turns,
+            cycles=1,
+            pages=3,
+            search="searxng",
+            results_per_query=3,
+            search_rate=0,
+            allow_private=True,  # the sample site is on loopback
+            host_rate=0,
+            host_concurrency=4,
+            render="never",
+            base_url=LOCAL,
+            model=model.name,
+            llm_concurrency=2,
+        )
+
+        async def go() -> dict[str, Any]:
+            search = SearXNG(site.base, rate=0)  # the sample site's own search endpoint
+            try:
+                return await execute(db, config, display, resume=resume, local_model=model, search=search)
+            finally:
+                await search.aclose()
+
+        record = asyncio.run(go())
+    if record["status"] == "interrupted":
+        raise fail(f"demo run {record['run_id']} interrupted; continue it with: swarm demo --resume {record['run_id']}",
+                   130)  # fmt: skip
+    if record["status"] == "failed":
+        raise fail(f"demo run {record['run_id']} failed: {record.get('error')}")
+    _show(db, record)

@@ -12,6 +12,7 @@ import asyncio
 import datetime as dt
 import email.utils
 import random
+import re
 import secrets
 import time
 from dataclasses import dataclass
@@ -49,6 +50,15 @@ class _Call:
     mode: str = "text"
 
 
+_SENTENCE_END = re.compile(r"[.!?][\"')\]]*(?=\s|$)")
+
+
+def _whole_sentences(text: str) -> str:
+    """`text` up to the end of its last complete sentence ("" when there is none)."""
+    ends = [m.end() for m in _SENTENCE_END.finditer(text)]
+    return text[: ends[-1]].rstrip() if ends else ""
+
+
 def _retry_after(error: openai.APIStatusError) -> float | None:
     value = error.response.headers.get("retry-after") if error.response is not None else None
     if not value:
@@ -78,6 +88,35 @@ class LLMClient:
         self.modes: dict[str, int] = {}  # endpoint → index in structured.MODES that worked
         self._failures = 0
         self._down: str | None = None
+        # running totals for progress displays (llm_calls holds the per-call truth)
+        self.calls = self.cached_calls = self.prompt_tokens = self.completion_tokens = 0
+        self.cost_usd = 0.0
+        self.failures: dict[str, int] = {}
+
+    async def check(self) -> None:
+        """Fail fast, before any work: raise LLMUnavailable if the endpoint is unreachable or refuses the key.
+
+        Uses GET /models, which OpenAI, vLLM, Ollama, llama.cpp and LM Studio all serve; an endpoint
+        without it (404) is given the benefit of the doubt.
+        """
+        try:
+            await self.openai.models.list()
+        except (openai.AuthenticationError, openai.PermissionDeniedError) as exc:
+            raise LLMUnavailable(
+                f"{self.settings.endpoint} refused the API key ({exc.status_code}): check OPENAI_API_KEY", "auth"
+            ) from exc
+        except (openai.APIConnectionError, openai.APITimeoutError) as exc:
+            raise LLMUnavailable(
+                f"cannot reach the LLM endpoint {self.settings.endpoint} ({type(exc).__name__}): start the server "
+                "or fix --base-url / OPENAI_BASE_URL",
+                "unavailable",
+            ) from exc
+        except openai.APIStatusError as exc:
+            if exc.status_code >= 500:
+                raise LLMUnavailable(
+                    f"the LLM endpoint {self.settings.endpoint} answered {exc.status_code}: try again later",
+                    "unavailable",
+                ) from exc
 
     async def aclose(self) -> None:
         await self.openai.close()
@@ -90,8 +129,13 @@ class LLMClient:
         schema: type[BaseModel] | None = None,
         temperature: float | None = None,
         max_tokens: int | None = None,
+        trim_on_length: bool = False,
     ) -> Reply:
-        """One completion; raises LLMUnavailable (stop the run) or LLMOutputError (this call failed)."""
+        """One completion; raises LLMUnavailable (stop the run) or LLMOutputError (this call failed).
+
+        A plain answer cut off by `max_tokens` fails, or with `trim_on_length` is kept up to its last
+        complete sentence (when at least one is there): a shorter whole answer, never half a sentence.
+        """
         if self._down:
             raise LLMUnavailable(self._down, "unavailable")
         params = {
@@ -106,7 +150,7 @@ class LLMClient:
             self._log(call, purpose, "ok", cached=True)
             return Reply(hit.content, value, hit.prompt_tokens, hit.completion_tokens, True, "cache")
         try:
-            reply = await self._answer(messages, params, schema, call)
+            reply = await self._answer(messages, params, schema, call, trim_on_length)
         except (LLMOutputError, LLMUnavailable) as exc:
             self._log(call, purpose, exc.reason, error=str(exc))
             raise
@@ -116,12 +160,20 @@ class LLMClient:
 
     # -- the answer, with one repair round for structured output -------------------------------------
     async def _answer(
-        self, messages: list[dict[str, Any]], params: dict[str, Any], schema: type[BaseModel] | None, call: _Call
+        self,
+        messages: list[dict[str, Any]],
+        params: dict[str, Any],
+        schema: type[BaseModel] | None,
+        call: _Call,
+        trim_on_length: bool = False,
     ) -> Reply:
         if schema is None:
             text, finish = await self._complete(messages, params, None, call)
             if finish == "length":
-                raise LLMOutputError("the answer was cut off (finish_reason length)", "length")
+                whole = _whole_sentences(structured.strip_reasoning(text)) if trim_on_length else ""
+                if not whole:
+                    raise LLMOutputError("the answer was cut off (finish_reason length)", "length")
+                text = whole
             return Reply(
                 structured.strip_reasoning(text), None, call.prompt_tokens, call.completion_tokens, False, "text"
             )
@@ -172,8 +224,9 @@ class LLMClient:
         while attempt < self.settings.max_retries:  # a downgrade of the JSON mode is not a retry
             attempt += 1
             request: dict[str, Any] = {"model": self.settings.model, "messages": messages, **params}
+            asked = self.modes.get(self.settings.endpoint, 0)
             if schema is not None:
-                mode = structured.MODES[self.modes.get(self.settings.endpoint, 0)]
+                mode = structured.MODES[asked]
                 fmt = structured.response_format(mode, schema)
                 if fmt is not None:
                     request["response_format"] = fmt
@@ -199,7 +252,11 @@ class LLMClient:
                 raise LLMUnavailable(self._down, "unavailable") from exc
             except openai.BadRequestError as exc:
                 message = str(exc).lower()
-                if schema is not None and ("response_format" in message or "json" in message) and self._downgrade():
+                if (
+                    schema is not None
+                    and ("response_format" in message or "json" in message)
+                    and self._downgrade(asked)
+                ):
                     attempt -= 1
                     continue  # the endpoint does not take this way of asking for JSON: try the next way
                 raise LLMOutputError(f"the endpoint refused the request: {exc}", "bad_request") from exc
@@ -210,7 +267,7 @@ class LLMClient:
             except openai.APIStatusError as exc:
                 # llama-cpp-python's server answers an unsupported response_format with a 500 (its request
                 # validation error), not a 400: that too means "ask for JSON another way"
-                if schema is not None and "response_format" in str(exc).lower() and self._downgrade():
+                if schema is not None and "response_format" in str(exc).lower() and self._downgrade(asked):
                     attempt -= 1
                     continue
                 if exc.status_code < 500:
@@ -238,8 +295,12 @@ class LLMClient:
                 await asyncio.sleep(wait if wait is not None else self._backoff(attempt))
         raise LLMOutputError(f"gave up after {call.attempts} attempts: {type(last).__name__}: {last}", reason)
 
-    def _downgrade(self) -> bool:
+    def _downgrade(self, asked: int) -> bool:
+        """After the endpoint refused mode `asked`: move to the next mode, unless a concurrent call already
+        did (then just retry with the current one; moving again would skip a mode that works)."""
         index = self.modes.get(self.settings.endpoint, 0)
+        if index != asked:
+            return True
         if index + 1 >= len(structured.MODES):
             return False
         self.modes[self.settings.endpoint] = index + 1
@@ -249,6 +310,14 @@ class LLMClient:
         return random.uniform(0, min(self.settings.backoff_max, self.settings.backoff_base * 2**attempt))
 
     def _log(self, call: _Call, purpose: str, status: str, *, cached: bool = False, error: str | None = None) -> None:
+        cost = 0.0 if cached else cost_usd(self.settings.model, call.prompt_tokens, call.completion_tokens)
+        self.calls += 1
+        self.cached_calls += cached
+        self.prompt_tokens += 0 if cached else call.prompt_tokens
+        self.completion_tokens += 0 if cached else call.completion_tokens
+        self.cost_usd += cost
+        if status != "ok":
+            self.failures[status] = self.failures.get(status, 0) + 1
         self.writer.submit(
             "llm_calls",
             {
@@ -264,9 +333,7 @@ class LLMClient:
                 "attempts": call.attempts,
                 "status": status,
                 "cached": cached,
-                "cost_usd": 0.0
-                if cached
-                else cost_usd(self.settings.model, call.prompt_tokens, call.completion_tokens),
+                "cost_usd": cost,
                 "cache_key": call.key,
                 "error": error,
                 "created_at": dt.datetime.now(dt.UTC),

@@ -72,6 +72,12 @@ class LocalModel:
     def name(self) -> str:
         return self.model_path.stem
 
+    @staticmethod
+    def default_name() -> str:
+        """The model name a run will use, without starting anything."""
+        configured = os.environ.get("SWARM_LOCAL_MODEL")
+        return (Path(configured) if configured else bundled_model_path()).stem
+
     @property
     def base_url(self) -> str:
         return f"http://127.0.0.1:{self.port}/v1"
@@ -97,6 +103,12 @@ class LocalModel:
                 str(self.n_ctx),
                 "--n_threads",
                 str(os.cpu_count() or 1),
+                # keep evaluated prompts: a conversation's next turn re-sends its whole history, and the
+                # agents' calls interleave, so one KV state alone would be recomputed almost every call
+                "--cache",
+                "true",
+                "--cache_size",
+                str(512 << 20),
             ],
             stdout=self._log,
             stderr=subprocess.STDOUT,
@@ -123,7 +135,7 @@ class LocalModel:
         if self._process is not None and self._process.poll() is None:
             self._process.terminate()
             try:
-                self._process.wait(timeout=10)
+                self._process.wait(timeout=3)  # a request in flight would hold a graceful stop
             except subprocess.TimeoutExpired:
                 self._process.kill()
                 self._process.wait()

@@ -1,0 +1,181 @@
+"""`swarm run` (a swarm run, live progress, resume) and `swarm runs list|show`."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.table import Table
+
+from agents.cli.common import cli_errors, console, database, fail
+from agents.cli.crawl import _read_urls
+from agents.cli.run_display import JsonLinesDisplay, LiveDisplay, QuietDisplay, summary_table
+from agents.launch import Display, execute
+from agents.runs import RunConfig, RunStore, status_of
+
+runs_app = typer.Typer(help="Runs: status, counts, tokens, cost and timings.", no_args_is_help=False)
+
+
+def _finish(record: dict[str, Any], quiet: bool) -> None:
+    run_id, status = record["run_id"], record["status"]
+    for warning in record.get("warnings", []):
+        console.print(f"[yellow]note:[/yellow] {warning}", soft_wrap=True)
+    if status == "finished":
+        if not quiet:
+            console.print(
+                f"\nexport it:  swarm export --run {run_id} --format openai -o {run_id}.jsonl\n"
+                f"look at it: swarm query \"SELECT persona_id, json_extract_string(metadata, '$.summary') AS summary "
+                f"FROM conversations WHERE run_id = '{run_id}'\"",
+                markup=False,
+                soft_wrap=True,
+            )
+        console.print(run_id, markup=False)
+        return
+    if status == "interrupted":
+        raise fail(f"run {run_id} interrupted; continue it with: swarm run --resume {run_id}", 130)
+    raise fail(f"run {run_id} failed: {record.get('error')}; after fixing it: swarm run --resume {run_id}")
+
+
+@cli_errors
+def run(
+    where: Annotated[str | None, typer.Option(help='SQL filter over personas_flat, e.g. "age > 60".')] = None,
+    n: Annotated[int, typer.Option("-n", help="Personas to sample.")] = 8,
+    seed: Annotated[int, typer.Option(help="Sample seed: the same seed gives the same personas.")] = 0,
+    stratify_by: Annotated[str | None, typer.Option(help="Draw evenly across this column's values.")] = None,
+    concurrency: Annotated[int, typer.Option(help="Agents (personas) worked on at once.")] = 16,
+    turns: Annotated[int, typer.Option(help="User turns per conversation at most.")] = 4,
+    cycles: Annotated[int, typer.Option(help="Cycles per persona; each follows the last one's next question.")] = 1,
+    pages: Annotated[int, typer.Option(help="Pages read per cycle.")] = 5,
+    variations: Annotated[int, typer.Option(help="Rephrased prompt/response pairs per conversation.")] = 0,
+    search: Annotated[str | None, typer.Option(help="Discover pages by search: searxng, duckduckgo, brave.")] = None,
+    results: Annotated[int, typer.Option(help="Search hits read per query.")] = 5,
+    search_rate: Annotated[float, typer.Option(help="Searches per second (0 = unlimited, for your own).")] = 1.0,
+    urls_file: Annotated[
+        Path | None, typer.Option("--urls", help="Seed URLs, one a line, read by every agent.")
+    ] = None,
+    depth: Annotated[int, typer.Option(help="Follow links this many hops from the --urls seeds.")] = 0,
+    base_url: Annotated[
+        str | None,
+        typer.Option(help="OpenAI-compatible endpoint (default OPENAI_BASE_URL, else the embedded local model)."),
+    ] = None,
+    model: Annotated[str | None, typer.Option(help="Model name (default SWARM_MODEL).")] = None,
+    llm_concurrency: Annotated[int, typer.Option(help="LLM requests in flight at most (shared by all agents).")] = 8,
+    allow_private: Annotated[bool, typer.Option(help="Allow loopback/private addresses (local sites).")] = False,
+    host_rate: Annotated[float, typer.Option(help="Requests per second per host; 0 = unlimited.")] = 1.0,
+    host_concurrency: Annotated[int, typer.Option(help="Connections at once per host.")] = 2,
+    render: Annotated[str, typer.Option(help="auto, never or always (JavaScript pages).")] = "auto",
+    grace: Annotated[float, typer.Option(help="Seconds units in flight get to finish after Ctrl-C.")] = 20.0,
+    resume: Annotated[str | None, typer.Option(help="Continue this run with its own config.")] = None,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No live progress; the summary at the end.")] = False,
+    json_lines: Annotated[bool, typer.Option("--json", help="Progress as JSON lines on stdout.")] = False,
+) -> None:
+    """Run the swarm: sample personas, let each agent search, read and talk, store the conversations.
+
+    Prints the run id at the end. Ctrl-C stops starting new work and lets units in flight finish (a second
+    Ctrl-C abandons them); either way the run can be continued with --resume.
+
+    Examples:
+
+      SEARXNG_URL=http://localhost:8888 swarm run -n 100 --where "age > 60" --search searxng --cycles 2
+
+      OPENAI_BASE_URL=http://localhost:11434/v1 SWARM_MODEL=qwen2.5:7b swarm run --urls seeds.txt --depth 1
+
+      swarm run --resume run_20261126T101500_a1b2c3
+    """
+    display: Display = JsonLinesDisplay() if json_lines else QuietDisplay() if quiet else LiveDisplay()
+    if render not in ("auto", "never", "always"):
+        raise fail(f"--render must be auto, never or always, not {render!r}", 2)
+    if min(n, concurrency, turns, cycles, pages, results, llm_concurrency, host_concurrency) < 1:
+        raise fail(
+            "-n, --concurrency, --turns, --cycles, --pages, --results, --llm-concurrency and "
+            "--host-concurrency must be at least 1",
+            2,
+        )
+    config = RunConfig(
+        where=where,
+        n=n,
+        seed=seed,
+        stratify_by=stratify_by,
+        concurrency=concurrency,
+        turns=turns,
+        cycles=cycles,
+        pages=pages,
+        variations=variations,
+        search=search,
+        results_per_query=results,
+        search_rate=search_rate,
+        urls=_read_urls(urls_file) if urls_file else [],
+        depth=depth,
+        allow_private=allow_private,
+        host_rate=host_rate,
+        host_concurrency=host_concurrency,
+        render=render,
+        base_url=base_url,
+        model=model,
+        llm_concurrency=llm_concurrency,
+        grace=grace,
+    )
+    record = asyncio.run(execute(database(), config, display, resume=resume))
+    _finish(record, quiet or json_lines)
+
+
+@runs_app.callback(invoke_without_command=True)
+def _runs(ctx: typer.Context) -> None:
+    if ctx.invoked_subcommand is None:
+        runs_list()
+
+
+@runs_app.command("list")
+@cli_errors
+def runs_list(limit: Annotated[int, typer.Option(help="Most recent runs to show.")] = 20) -> None:
+    """The most recent runs: status, personas, conversations, failures, tokens, cost, time."""
+    rows = RunStore(database()).recent(limit)
+    if not rows:
+        console.print("no runs yet: start one with swarm run (or swarm demo)")
+        return
+    table = Table("run", "status", "started", "personas", "conversations", "failed", "pages", "tokens", "cost", "time")
+    for r in rows:
+        table.add_row(
+            r["run_id"],
+            status_of(r),
+            r["started_at"].strftime("%Y-%m-%d %H:%M"),
+            str(r["personas"]),
+            str(r["conversations"] or 0),
+            str(r["failed_units"] or 0),
+            f"{r['pages_ok'] or 0}/{(r['pages_ok'] or 0) + (r['pages_failed'] or 0)}",
+            f"{(r['prompt_tokens'] or 0) + (r['completion_tokens'] or 0):,}",
+            f"${r['cost_usd'] or 0:.4f}",
+            f"{r['elapsed_s'] or 0:.0f}s",
+        )
+    console.print(table)
+
+
+@runs_app.command("show")
+@cli_errors
+def runs_show(
+    run_id: Annotated[str, typer.Argument(help="The run's id (swarm runs list).")],
+    as_json: Annotated[bool, typer.Option("--json", help="The whole row as JSON.")] = False,
+) -> None:
+    """One run: its status, counts, failures by reason, tokens, cost, timings and full config."""
+    record = RunStore(database()).get(run_id)
+    if record is None:
+        raise fail(f"no run {run_id}: see swarm runs list")
+    record["status"] = status_of(record)
+    if as_json:
+        console.print_json(json.dumps(record, default=str))
+        return
+    console.print(summary_table(record))
+    console.print(
+        f"started {record['started_at']:%Y-%m-%d %H:%M:%S %Z}"
+        + (f", ended {record['finished_at']:%Y-%m-%d %H:%M:%S %Z}" if record["finished_at"] else "")
+    )
+    console.print("config:", markup=False)
+    console.print_json(json.dumps(record["config"], default=str))
+    if record["status"] in ("interrupted", "failed", "stale"):
+        console.print(f"continue it with: swarm run --resume {run_id}", markup=False)
+
+
+__all__ = ["run", "runs_app"]

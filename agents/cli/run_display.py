@@ -1,0 +1,164 @@
+"""How a run shows itself: a live rich panel, JSON lines for scripts, or nothing until the end."""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+from typing import Any
+
+from rich.console import Group
+from rich.live import Live
+from rich.table import Table
+from rich.text import Text
+
+from agents.cli.common import console, err_console
+from agents.swarm import Swarm
+
+
+def _duration(seconds: float | None) -> str:
+    if seconds is None:
+        return "–"
+    seconds = int(seconds)
+    return (
+        f"{seconds // 3600}:{seconds % 3600 // 60:02d}:{seconds % 60:02d}"
+        if seconds >= 3600
+        else (f"{seconds // 60}:{seconds % 60:02d}")
+    )
+
+
+def _reasons(counts: dict[str, int]) -> str:
+    return ", ".join(f"{k} {v}" for k, v in sorted(counts.items(), key=lambda kv: -kv[1])[:5]) or "none"
+
+
+def summary_table(record: dict[str, Any]) -> Table:
+    counts = record.get("counts") or {}
+    table = Table(show_header=False, box=None, pad_edge=False)
+    table.add_column(style="bold")
+    table.add_column()
+    rows = [
+        ("run", f"{record['run_id']}  [{record['status']}]"),
+        ("personas", str(counts.get("personas", record.get("personas")))),
+        ("conversations", str(counts.get("conversations", 0))),
+        ("units failed", f"{counts.get('units_failed', 0)} ({_reasons(counts.get('units_failed_by_reason', {}))})"),
+        (
+            "pages",
+            f"{counts.get('pages_ok', 0)} ok, {counts.get('pages_failed', 0)} failed "
+            f"({_reasons(counts.get('pages_failed_by_reason', {}))})",
+        ),
+        (
+            "LLM calls",
+            f"{counts.get('llm_calls', 0)} ({counts.get('llm_calls_cached', 0)} from the cache; failed: "
+            f"{_reasons(counts.get('llm_calls_failed_by_reason', {}))})",
+        ),
+        ("tokens", f"{counts.get('prompt_tokens', 0):,} in, {counts.get('completion_tokens', 0):,} out"),
+        ("cost", f"${counts.get('cost_usd', 0.0):.4f} (estimated)"),
+        ("time", f"{_duration(record.get('elapsed_s'))} over {record.get('sessions') or 1} session(s)"),
+    ]
+    if record.get("error"):
+        rows.append(("stopped by", str(record["error"])))
+    for key, value in rows:
+        table.add_row(key, Text(value))
+    return table
+
+
+class LiveDisplay:
+    """A panel redrawn twice a second: agents, pages, conversations, tokens/s, cost, errors, ETA."""
+
+    def __init__(self) -> None:
+        self.live: Live | None = None
+
+    def started(self, run_id: str, swarm: Swarm, resumed: bool) -> None:
+        verb = "resuming" if resumed else "started"
+        console.print(
+            f"run {run_id} {verb}: {swarm.progress.personas} personas × {swarm.cycles} cycle(s)", markup=False
+        )
+        self.live = Live(self._render(swarm), console=console, refresh_per_second=2, transient=True)
+        self.live.start()
+
+    def _render(self, swarm: Swarm) -> Group:
+        s = swarm.snapshot()
+        head = Text.assemble(
+            (f"{s['conversations']}/{s['units']} conversations", "bold green"),
+            f"  agents {s['agents_active']}  personas {s['personas_done']}/{s['personas']}"
+            f"  pages {s['pages_ok']} ok / {sum(s['pages_failed'].values())} failed"
+            f"  {s['tokens_per_s']:.0f} tok/s  ${s['cost_usd']:.4f}  ETA {_duration(s['eta_s'])}"
+            f"  [{_duration(s['elapsed_s'])}]",
+        )
+        lines = [head]
+        if s["units_failed"] or s["llm_failures"] or s["pages_failed"]:
+            lines.append(
+                Text(
+                    f"errors: units {_reasons(s['units_failed'])}; llm {_reasons(s['llm_failures'])}; "
+                    f"pages {_reasons(s['pages_failed'])}",
+                    style="red",
+                )
+            )
+        if s["stopping"]:
+            lines.append(
+                Text(
+                    f"stopping: {s['stopping']} — finishing units in flight (Ctrl-C again to stop now)", style="yellow"
+                )
+            )
+        return Group(*lines)
+
+    def tick(self, swarm: Swarm) -> None:
+        if self.live is not None:
+            self.live.update(self._render(swarm))
+
+    def stopping(self, swarm: Swarm, second: bool) -> None:
+        if self.live is not None:
+            self.live.update(self._render(swarm))
+        if second:
+            err_console.print("stopping now: abandoning the units in flight …")
+
+    def finished(self, record: dict[str, Any]) -> None:
+        if self.live is not None:
+            self.live.stop()
+            self.live = None
+        console.print(summary_table(record))
+
+
+class JsonLinesDisplay:
+    """One JSON object per line on stdout: `started`, `progress` every `interval` s, `stopping`, `finished`."""
+
+    def __init__(self, interval: float = 2.0) -> None:
+        self.interval, self._last = interval, 0.0
+
+    def _emit(self, event: str, payload: dict[str, Any]) -> None:
+        sys.stdout.write(json.dumps({"event": event, **payload}, default=str) + "\n")
+        sys.stdout.flush()
+
+    def started(self, run_id: str, swarm: Swarm, resumed: bool) -> None:
+        self._emit("started", {"run_id": run_id, "resumed": resumed, "personas": swarm.progress.personas})
+
+    def tick(self, swarm: Swarm) -> None:
+        if time.monotonic() - self._last >= self.interval:
+            self._last = time.monotonic()
+            self._emit("progress", swarm.snapshot())
+
+    def stopping(self, swarm: Swarm, second: bool) -> None:
+        self._emit("stopping", {"run_id": swarm.run_id, "immediate": second})
+
+    def finished(self, record: dict[str, Any]) -> None:
+        self._emit("finished", {k: v for k, v in record.items() if k != "config"})
+
+
+class QuietDisplay:
+    """Nothing while running but a line when asked to stop; the summary at the end."""
+
+    def started(self, run_id: str, swarm: Swarm, resumed: bool) -> None:
+        pass
+
+    def tick(self, swarm: Swarm) -> None:
+        pass
+
+    def stopping(self, swarm: Swarm, second: bool) -> None:
+        if second:
+            err_console.print("stopping now: abandoning the units in flight …")
+        else:
+            err_console.print(f"stopping: no new units; waiting up to {swarm.grace:g}s for those in flight "
+                              "(Ctrl-C again to stop now)")  # fmt: skip
+
+    def finished(self, record: dict[str, Any]) -> None:
+        console.print(summary_table(record))

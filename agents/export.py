@@ -1,0 +1,194 @@
+"""Training-ready files from the conversations table.
+
+    report = export(db, Path("train.jsonl"), "openai", run_id="run_…", where="sentiment = 'positive'")
+
+Formats: `openai` (chat JSONL, `{"messages": [...]}`, what OpenAI's fine-tuning and most trainers take),
+`sharegpt` (`{"conversations": [{"from": "human"|"gpt"|"system", "value": …}]}`, what Axolotl, LLaMA-Factory
+and FastChat take) and `parquet` (one row per conversation with the metadata as typed columns and the
+persona beside it). All three load in Hugging Face `datasets` as they are.
+
+`--where` is SQL over the export's own columns (see EXPORT_COLUMNS): the conversation's, the persona's
+and the metadata's fields flattened, so filters read naturally: `sentiment = 'positive' AND turns >= 3`,
+`list_contains(tags, 'sleep')`, `persona_attributes->>'country' = 'Chile'`.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import duckdb
+import pyarrow as pa
+import pyarrow.parquet as pq
+from datasketch import MinHash, MinHashLSH
+
+from storage import Database, check_read_only
+from storage.errors import StorageError
+
+FORMATS = ("openai", "sharegpt", "parquet")
+_LIST = "VARCHAR[]"
+_META_TEXT = ["summary", "tone", "user_intent", "assistant_style", "sentiment", "theme", "sub_theme",
+              "inferred_persona", "next_question"]  # fmt: skip
+_META_LISTS = ["tags", "keywords", "related_topics", "contrasting_perspectives", "gaps", "missed_questions",
+               "hypotheses"]  # fmt: skip
+
+_ROWS = f"""
+SELECT c.conversation_id, c.run_id, c.persona_id, c.cycle,
+       CAST(c.messages AS VARCHAR) AS messages_json,
+       json_array_length(c.messages) AS messages_count,
+       CAST(json_array_length(c.messages) // 2 AS INTEGER) AS turns,
+       c.termination_reason, CAST(c.sources AS VARCHAR) AS sources_json,
+       CAST(c.queries AS VARCHAR) AS queries_json, CAST(c.variations AS VARCHAR) AS variations_json,
+       CAST(c.prompt_versions AS VARCHAR) AS prompt_versions_json, c.created_at,
+       p.text AS persona, p.attributes AS persona_attributes,
+       {", ".join(f"json_extract_string(c.metadata, '$.{k}') AS {k}" for k in _META_TEXT)},
+       {", ".join(f"CAST(json_extract_string(c.metadata, '$.{k}[*]') AS {_LIST}) AS {k}" for k in _META_LISTS)}
+FROM conversations c LEFT JOIN personas p USING (persona_id)
+"""
+EXPORT_COLUMNS = [
+    "conversation_id", "run_id", "persona_id", "cycle", "turns", "messages_count", "termination_reason",
+    "created_at", "persona", "persona_attributes", *_META_TEXT, *_META_LISTS,
+]  # fmt: skip
+
+
+class ExportError(StorageError):
+    """A bad filter, an unknown run or format: the message says what to do."""
+
+
+@dataclass
+class ExportReport:
+    path: Path
+    fmt: str
+    written: int
+    matched: int
+    near_duplicates: int
+    variations: int
+
+
+def _select(db: Database, run_id: str | None, where: str | None) -> list[dict[str, Any]]:
+    clauses, params = [], []
+    if run_id:
+        clauses.append("run_id = ?")
+        params.append(run_id)
+    if where and where.strip():
+        clauses.append(f"({where})")
+    filters = "WHERE " + " AND ".join(clauses) if clauses else ""
+    sql = f"SELECT * FROM ({_ROWS}) {filters} ORDER BY created_at, conversation_id"
+    with db.read() as con:
+        if run_id and not con.execute("SELECT count(*) FROM runs WHERE run_id = ?", [run_id]).fetchall()[0][0]:
+            raise ExportError(f"no run {run_id}: see swarm runs list")
+        try:
+            check_read_only(sql)
+            cursor = con.execute(sql, params)
+        except (duckdb.Error, StorageError) as exc:
+            first = str(exc).strip().splitlines()[0]
+            raise ExportError(
+                f"bad --where ({where!r}): {first}. You can filter on: {', '.join(EXPORT_COLUMNS)}; for example "
+                "--where \"sentiment = 'positive' AND turns >= 2\""
+            ) from exc
+        names = [d[0] for d in cursor.description or []]
+        return [dict(zip(names, row, strict=True)) for row in cursor.fetchall()]
+
+
+def _near_duplicates(rows: list[dict[str, Any]], threshold: float) -> set[str]:
+    """Conversations whose user+assistant text is a near copy (MinHash Jaccard ≥ threshold on word 3-grams)
+    of one exported before them."""
+    lsh = MinHashLSH(threshold=threshold, num_perm=128)
+    dropped: set[str] = set()
+    for row in rows:
+        text = " ".join(m.get("content", "") for m in json.loads(row["messages_json"] or "[]")).lower().split()
+        shingles = {" ".join(text[i : i + 3]) for i in range(max(1, len(text) - 2))}
+        signature = MinHash(num_perm=128)
+        signature.update_batch([s.encode() for s in shingles])
+        if lsh.query(signature):
+            dropped.add(row["conversation_id"])
+        else:
+            lsh.insert(row["conversation_id"], signature)
+    return dropped
+
+
+def _chat(row: dict[str, Any], system: str | None) -> list[dict[str, str]]:
+    messages = [{"role": m["role"], "content": m["content"]} for m in json.loads(row["messages_json"] or "[]")]
+    if system == "persona" and row.get("persona"):
+        return [{"role": "system", "content": f"You are talking with: {row['persona']}"}, *messages]
+    if system:
+        return [{"role": "system", "content": system}, *messages]
+    return messages
+
+
+def _variation_chats(row: dict[str, Any]) -> list[list[dict[str, str]]]:
+    return [
+        [{"role": "user", "content": v["prompt"]}, {"role": "assistant", "content": v["response"]}]
+        for v in json.loads(row["variations_json"] or "[]") or []
+    ]
+
+
+_SHAREGPT_ROLE = {"user": "human", "assistant": "gpt", "system": "system"}
+
+
+def export(
+    db: Database,
+    path: Path,
+    fmt: str,
+    *,
+    run_id: str | None = None,
+    where: str | None = None,
+    dedup: bool = False,
+    threshold: float = 0.9,
+    variations: bool = False,
+    system: str | None = None,
+) -> ExportReport:
+    if fmt not in FORMATS:
+        raise ExportError(f"--format must be one of {', '.join(FORMATS)}, not {fmt!r}")
+    rows = _select(db, run_id, where)
+    matched = len(rows)
+    dropped = _near_duplicates(rows, threshold) if dedup else set()
+    rows = [r for r in rows if r["conversation_id"] not in dropped]
+    path.parent.mkdir(parents=True, exist_ok=True)
+    extra = 0
+    if fmt == "parquet":
+        _parquet(rows, path, system)
+    else:
+        tmp = path.with_name(path.name + ".partial")
+        with tmp.open("w", encoding="utf-8") as fh:
+            for row in rows:
+                chats = [_chat(row, system)] + (_variation_chats(row) if variations else [])
+                extra += len(chats) - 1
+                for chat in chats:
+                    if fmt == "openai":
+                        record: dict[str, Any] = {"messages": chat}
+                    else:
+                        record = {"conversations": [{"from": _SHAREGPT_ROLE[m["role"]], "value": m["content"]}
+                                                    for m in chat]}  # fmt: skip
+                    fh.write(json.dumps(record, ensure_ascii=False) + "\n")
+        tmp.replace(path)  # a reader never sees half a file
+    return ExportReport(path, fmt, len(rows) + extra, matched, len(dropped), extra)
+
+
+def _parquet(rows: list[dict[str, Any]], path: Path, system: str | None) -> None:
+    message = pa.struct([("role", pa.string()), ("content", pa.string())])
+    strings = pa.list_(pa.string())
+    columns: dict[str, pa.Array] = {
+        "conversation_id": pa.array([r["conversation_id"] for r in rows], pa.string()),
+        "run_id": pa.array([r["run_id"] for r in rows], pa.string()),
+        "persona_id": pa.array([r["persona_id"] for r in rows], pa.string()),
+        "persona": pa.array([r["persona"] for r in rows], pa.string()),
+        "persona_attributes": pa.array([r["persona_attributes"] for r in rows], pa.string()),
+        "cycle": pa.array([r["cycle"] for r in rows], pa.int32()),
+        "messages": pa.array([_chat(r, system) for r in rows], pa.list_(message)),
+        "turns": pa.array([r["turns"] for r in rows], pa.int32()),
+        "termination_reason": pa.array([r["termination_reason"] for r in rows], pa.string()),
+        "sources": pa.array([r["sources_json"] for r in rows], pa.string()),
+        "queries": pa.array([json.loads(r["queries_json"] or "[]") for r in rows], strings),
+        "prompt_versions": pa.array([json.loads(r["prompt_versions_json"] or "[]") for r in rows], strings),
+        "created_at": pa.array([r["created_at"] for r in rows], pa.timestamp("us", tz="UTC")),
+    }
+    for key in _META_TEXT:
+        columns[key] = pa.array([r[key] for r in rows], pa.string())
+    for key in _META_LISTS:
+        columns[key] = pa.array([r[key] or [] for r in rows], strings)
+    tmp = path.with_name(path.name + ".partial")
+    pq.write_table(pa.table(columns), tmp)
+    tmp.replace(path)

@@ -1,0 +1,282 @@
+"""Starting, resuming and ending a swarm run: everything around the scheduler.
+
+    record = asyncio.run(execute(db, RunConfig(n=8, search="searxng"), display=QuietDisplay()))
+
+Order matters for "nothing half-written": the personas are selected, the search backend configured and
+the LLM endpoint checked before the run's row exists, so a bad filter, a missing setting, an
+unreachable endpoint or a wrong key stop the command with one message and leave no trace. Once the row
+exists, the run always ends with a status (finished, interrupted or failed), every pending write
+flushed and its counts re-read from the tables.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import signal
+import time
+from dataclasses import replace
+from typing import Any, Protocol
+
+from agents.cycle import CycleConfig
+from agents.llm import LLMClient, LLMSettings
+from agents.llm.errors import LLMUnavailable
+from agents.llm.local import LocalModel
+from agents.reader import WebReader
+from agents.runs import HEARTBEAT_S, RunConfig, RunError, RunStore, new_run_id, status_of
+from agents.swarm import Swarm
+from crawler import CrawlSettings
+from crawler.pages import PageRow
+from crawler.search import SearchBackend
+from crawler.search import backend as search_backend
+from persona_hub import count, sample
+from storage import BatchWriter, Database
+
+log = logging.getLogger(__name__)
+LOCAL = "local"  # runs.config.base_url for the embedded model
+
+
+class Display(Protocol):
+    def started(self, run_id: str, swarm: Swarm, resumed: bool) -> None: ...
+    def tick(self, swarm: Swarm) -> None: ...
+    def stopping(self, swarm: Swarm, second: bool) -> None: ...
+    def finished(self, record: dict[str, Any]) -> None: ...
+
+
+def resolve_llm(config: RunConfig) -> RunConfig:
+    """Fix the endpoint and model into the config: a flag, else the environment, else the local model."""
+    base_url = config.base_url or os.environ.get("OPENAI_BASE_URL") or None
+    if base_url is None and not os.environ.get("OPENAI_API_KEY"):
+        base_url = LOCAL
+    model = config.model or os.environ.get("SWARM_MODEL") or None
+    if base_url == LOCAL:
+        model = model or LocalModel.default_name()
+    return replace(config, base_url=base_url, model=model or LLMSettings.model)
+
+
+def _select(db: Database, config: RunConfig) -> list[tuple[str, str]]:
+    drawn = sample(db, config.n, where=config.where, seed=config.seed, stratify_by=config.stratify_by)
+    if not drawn.rows:
+        total = count(db)
+        if not total:
+            raise RunError("the persona hub is empty: import personas first (swarm personas import FILE)")
+        raise RunError(
+            f"no persona matches --where {config.where!r} (the hub has {total}); "
+            'check it with swarm personas count --where "…"'
+        )
+    return [(str(row["persona_id"]), str(row["text"])) for row in drawn.rows]
+
+
+def _search(config: RunConfig) -> SearchBackend | None:
+    if config.search is None:
+        return None
+    return search_backend(config.search, rate=config.search_rate)
+
+
+async def execute(
+    db: Database,
+    config: RunConfig,
+    display: Display,
+    *,
+    resume: str | None = None,
+    local_model: LocalModel | None = None,
+    search: SearchBackend | None = None,
+) -> dict[str, Any]:
+    """Run (or resume) a swarm to its end; returns the final `runs` record.
+
+    `search` replaces the backend the config names (the demo's own site); `local_model` an already
+    started embedded model.
+    """
+    store = RunStore(db)
+    finished: dict[tuple[str, int], str | None] = {}
+    if resume:
+        record = store.get(resume)
+        if record is None:
+            raise RunError(f"no run {resume} in {db.path}: see swarm runs list")
+        shown = status_of(record)
+        if shown == "running":
+            raise RunError(
+                f"run {resume} is still running (process {record['pid']} on {record['hostname']}); "
+                "stop it first (Ctrl-C) or wait for it"
+            )
+        if shown == "finished":
+            display.finished(record)
+            return record
+        config = RunConfig.from_dict(record["config"])
+        personas = await asyncio.to_thread(store.personas, resume)
+        finished = await asyncio.to_thread(store.finished_units, resume)
+        run_id, elapsed_before = resume, float(record.get("elapsed_s") or 0.0)
+    else:
+        if not config.search and not config.urls:
+            raise RunError("say where agents read: --search BACKEND (searxng, duckduckgo, brave) or --urls FILE")
+        config = resolve_llm(config)
+        personas = await asyncio.to_thread(_select, db, config)
+        run_id, elapsed_before = new_run_id(), 0.0
+
+    own_search = search is None
+    search = search or _search(config)
+    model: LocalModel | None = None
+    writer = BatchWriter(db, on_conflict={"conversations": "ignore"})
+    llm: LLMClient | None = None
+    try:
+        if config.base_url == LOCAL:
+            model = local_model or await asyncio.to_thread(LocalModel().start)
+            assert model is not None
+            settings = LLMSettings(
+                base_url=model.base_url,
+                api_key="local",
+                model=model.name,
+                # llama-cpp-python's server answers one request at a time: waiting here, not in its
+                # queue, keeps each request's timeout for the work itself
+                max_concurrency=1,
+            )
+        else:
+            settings = LLMSettings.from_env(
+                base_url=config.base_url, model=config.model, max_concurrency=config.llm_concurrency
+            )
+        llm = LLMClient(settings, db, writer, run_id=run_id)
+        await llm.check()
+        if not resume:
+            await asyncio.to_thread(store.create, run_id, config, [pid for pid, _ in personas])
+        session = await asyncio.to_thread(store.begin_session, run_id)
+        return await _drive(
+            store, run_id, session, config, personas, finished, llm, search, writer, display, resume, elapsed_before
+        )
+    finally:
+        if llm is not None:
+            await llm.aclose()
+        if search is not None and own_search:
+            await search.aclose()
+        await asyncio.to_thread(writer.close)
+        if model is not None and local_model is None:
+            await asyncio.to_thread(model.stop)
+
+
+async def _drive(
+    store: RunStore,
+    run_id: str,
+    session: int,
+    config: RunConfig,
+    personas: list[tuple[str, str]],
+    finished: dict[tuple[str, int], str | None],
+    llm: LLMClient,
+    search: SearchBackend | None,
+    writer: BatchWriter,
+    display: Display,
+    resume: str | None,
+    elapsed_before: float,
+) -> dict[str, Any]:
+    started = time.monotonic()
+    crawl = CrawlSettings(
+        allow_private=config.allow_private,
+        host_rate=config.host_rate,
+        host_concurrency=config.host_concurrency,
+        depth=config.depth,
+        render=config.render,
+    )
+    swarm: Swarm | None = None
+
+    def counted(row: PageRow) -> None:
+        if swarm is None:
+            return
+        if row.ok:
+            swarm.progress.pages_ok += 1
+        else:
+            swarm.progress.pages_failed[str(row.fields.get("error"))] += 1
+
+    reader = WebReader(
+        crawl,
+        writer,
+        search=search,
+        urls=config.urls,
+        results_per_query=config.results_per_query,
+        crawl_id=run_id,
+        on_page=counted,
+    )
+    # the embedded model has a 4,096-token window: its prompts are cut to fit
+    small = config.base_url == LOCAL
+    cycle = CycleConfig(
+        turns=config.turns,
+        pages=config.pages,
+        variations=config.variations,
+        source_chars=config.source_chars or (2_400 if small else CycleConfig.source_chars),
+        context_chars=config.context_chars or (9_000 if small else CycleConfig.context_chars),
+        answer_tokens=config.answer_tokens or (250 if small else CycleConfig.answer_tokens),
+    )
+    swarm = Swarm(
+        run_id,
+        session,
+        llm,
+        reader,
+        writer,
+        personas,
+        cycle,
+        concurrency=config.concurrency,
+        cycles=config.cycles,
+        finished=finished,
+        grace=config.grace,
+    )
+    loop = asyncio.get_running_loop()
+    signals = _install_signals(loop, swarm, display)
+    display.started(run_id, swarm, resume is not None)
+    beats = asyncio.create_task(_heartbeat(store, run_id, swarm, display, elapsed_before, started))
+    status, error = "failed", None
+    try:
+        status = await swarm.run()
+        error = swarm.failure or (swarm.progress.stopping if status == "interrupted" else None)
+    except BaseException as exc:
+        error = f"{type(exc).__name__}: {exc}"
+        raise
+    finally:
+        beats.cancel()
+        await asyncio.gather(beats, return_exceptions=True)
+        for sig in signals:
+            loop.remove_signal_handler(sig)
+        try:
+            await reader.aclose()
+        finally:
+            await writer.aflush()
+            record = await asyncio.to_thread(
+                store.finish, run_id, status, elapsed_before + time.monotonic() - started, error
+            )
+    for warning in reader.warnings:
+        record.setdefault("warnings", []).append(warning)
+    display.finished(record)
+    return record
+
+
+def _install_signals(loop: asyncio.AbstractEventLoop, swarm: Swarm, display: Display) -> list[int]:
+    installed: list[int] = []
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        name = signal.Signals(sig).name
+
+        def handle(name: str = name) -> None:
+            second = swarm.progress.stopping is not None
+            swarm.stop(f"interrupted ({name})")
+            display.stopping(swarm, second)
+
+        with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):  # not the main thread
+            loop.add_signal_handler(sig, handle)
+            installed.append(sig)
+    return installed
+
+
+async def _heartbeat(
+    store: RunStore, run_id: str, swarm: Swarm, display: Display, before: float, started: float
+) -> None:
+    """Keep the row fresh (so the run is not taken for dead) and the display moving."""
+    last = time.monotonic()
+    while True:
+        await asyncio.sleep(0.5)
+        display.tick(swarm)
+        if time.monotonic() - last >= HEARTBEAT_S:
+            last = time.monotonic()
+            try:
+                await asyncio.to_thread(store.heartbeat, run_id, before + last - started)
+            except Exception as exc:  # a busy file delays a heartbeat; the run goes on
+                log.warning("heartbeat skipped: %s", exc)
+
+
+__all__ = ["LOCAL", "Display", "LLMUnavailable", "RunError", "execute", "resolve_llm"]

@@ -1,0 +1,278 @@
+"""Runs as rows: the `runs` table (config, status, heartbeat, counts), the personas a run selected
+(`run_personas`, what `--resume` works through) and each unit attempt (`run_units`).
+
+Counts in `runs` are never kept by hand: at every heartbeat and at the end they are re-read from the
+tables themselves (conversations, run_units, pages, llm_calls), so they always match what a user's SQL
+finds. A run whose process died (kill -9, power loss) still says `running`; `status_of` shows it as
+`stale` once its process is gone or its heartbeat is old, and `--resume` takes it over.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import os
+import secrets
+import socket
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+import pyarrow as pa
+
+from storage import Database
+from storage.errors import DatabaseMissing
+
+HEARTBEAT_S = 5.0  # how often a running process updates its row
+STALE_AFTER_S = 60.0  # a `running` row not updated for this long belongs to a dead process
+
+
+class RunError(Exception):
+    """A run cannot start or resume; the message says what to do."""
+
+
+@dataclass
+class RunConfig:
+    """Everything that shapes a run's output; stored in `runs.config` and reused by --resume."""
+
+    where: str | None = None
+    n: int = 8
+    seed: int = 0
+    stratify_by: str | None = None
+    concurrency: int = 16
+    turns: int = 4
+    cycles: int = 1
+    pages: int = 5
+    variations: int = 0
+    source_chars: int | None = None  # page text given to the model per cycle; None: sized to the model
+    context_chars: int | None = None  # the whole prompt kept within this; None: sized to the model
+    answer_tokens: int | None = None  # an assistant answer's budget; None: sized to the model
+    search: str | None = None
+    results_per_query: int = 5
+    search_rate: float = 1.0  # searches per second (0 = unlimited: your own SearXNG)
+    urls: list[str] = field(default_factory=list)
+    depth: int = 0
+    allow_private: bool = False
+    host_rate: float = 1.0
+    host_concurrency: int = 2
+    render: str = "auto"
+    base_url: str | None = None  # None: OPENAI_BASE_URL, or the embedded local model when that is unset too
+    model: str | None = None
+    llm_concurrency: int = 8
+    grace: float = 20.0  # seconds in-flight units get to finish after a first Ctrl-C
+
+    def to_json(self) -> str:
+        return json.dumps(asdict(self), sort_keys=True)
+
+    @classmethod
+    def from_dict(cls, stored: dict[str, Any]) -> RunConfig:
+        return cls(**{k: v for k, v in stored.items() if k in cls.__dataclass_fields__})
+
+
+def new_run_id() -> str:
+    return "run_" + dt.datetime.now(dt.UTC).strftime("%Y%m%dT%H%M%S") + "_" + secrets.token_hex(3)
+
+
+def _now() -> dt.datetime:
+    return dt.datetime.now(dt.UTC)
+
+
+def _alive(pid: int | None) -> bool:
+    if not pid:
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def status_of(row: dict[str, Any]) -> str:
+    """The status a user should see: `running` only while a live process says so."""
+    if row["status"] != "running":
+        return str(row["status"])
+    updated = row.get("updated_at") or row.get("started_at")
+    old = updated is not None and (_now() - updated).total_seconds() > STALE_AFTER_S
+    gone = row.get("hostname") == socket.gethostname() and not _alive(row.get("pid"))
+    return "stale" if old or gone else "running"
+
+
+class RunStore:
+    def __init__(self, db: Database):
+        self.db = db
+
+    # -- starting ---------------------------------------------------------------------------------
+    def create(self, run_id: str, config: RunConfig, persona_ids: list[str]) -> None:
+        with self.db.write() as con:
+            con.execute("BEGIN TRANSACTION")
+            con.execute(
+                "INSERT INTO runs (run_id, status, config, started_at, updated_at, personas, sessions, elapsed_s) "
+                "VALUES (?, 'running', ?, now(), now(), ?, 0, 0)",
+                [run_id, config.to_json(), len(persona_ids)],
+            )
+            selected = pa.table(
+                {
+                    "run_id": pa.array([run_id] * len(persona_ids), pa.string()),
+                    "position": pa.array(range(len(persona_ids)), pa.int32()),
+                    "persona_id": pa.array(persona_ids, pa.string()),
+                }
+            )
+            con.register("_selected", selected)
+            con.execute("INSERT INTO run_personas BY NAME SELECT * FROM _selected")
+            con.unregister("_selected")
+            con.execute("COMMIT")
+
+    def begin_session(self, run_id: str) -> int:
+        """Mark the run as running in this process; returns the session number (1 first)."""
+        with self.db.write() as con:
+            con.execute(
+                "UPDATE runs SET status = 'running', sessions = coalesce(sessions, 0) + 1, pid = ?, hostname = ?, "
+                "updated_at = now(), error = NULL WHERE run_id = ?",
+                [os.getpid(), socket.gethostname(), run_id],
+            )
+            row = con.execute("SELECT sessions FROM runs WHERE run_id = ?", [run_id]).fetchone()
+        return int(row[0]) if row else 1
+
+    # -- while running ------------------------------------------------------------------------------
+    def heartbeat(self, run_id: str, elapsed_s: float) -> None:
+        with self.db.write() as con:
+            self._update_counts(con, run_id)
+            con.execute(
+                "UPDATE runs SET updated_at = now(), elapsed_s = ? WHERE run_id = ?", [round(elapsed_s, 3), run_id]
+            )
+
+    def finish(self, run_id: str, status: str, elapsed_s: float, error: str | None = None) -> dict[str, Any]:
+        with self.db.write() as con:
+            self._update_counts(con, run_id)
+            con.execute(
+                "UPDATE runs SET status = ?, finished_at = now(), updated_at = now(), elapsed_s = ?, error = ? "
+                "WHERE run_id = ?",
+                [status, round(elapsed_s, 3), error, run_id],
+            )
+        record = self.get(run_id)
+        assert record is not None
+        return record
+
+    def _update_counts(self, con: Any, run_id: str) -> None:
+        counts = count_tables(con, run_id)
+        con.execute(
+            "UPDATE runs SET counts = ?, conversations = ?, failed_units = ?, pages_ok = ?, pages_failed = ?, "
+            "llm_calls = ?, prompt_tokens = ?, completion_tokens = ?, cost_usd = ? WHERE run_id = ?",
+            [
+                json.dumps(counts),
+                counts["conversations"],
+                counts["units_failed"],
+                counts["pages_ok"],
+                counts["pages_failed"],
+                counts["llm_calls"],
+                counts["prompt_tokens"],
+                counts["completion_tokens"],
+                counts["cost_usd"],
+                run_id,
+            ],
+        )
+
+    # -- reading --------------------------------------------------------------------------------------
+    def get(self, run_id: str) -> dict[str, Any] | None:
+        try:
+            with self.db.read() as con:
+                cursor = con.execute("SELECT * FROM runs WHERE run_id = ?", [run_id])
+                names = [d[0] for d in cursor.description or []]
+                row = cursor.fetchone()
+        except DatabaseMissing:
+            return None
+        if row is None:
+            return None
+        record = dict(zip(names, row, strict=True))
+        for key in ("config", "counts"):
+            record[key] = json.loads(record[key]) if record[key] else {}
+        return record
+
+    def recent(self, limit: int = 20) -> list[dict[str, Any]]:
+        with self.db.read() as con:
+            cursor = con.execute("SELECT * FROM runs ORDER BY started_at DESC LIMIT ?", [limit])
+            names = [d[0] for d in cursor.description or []]
+            rows = [dict(zip(names, r, strict=True)) for r in cursor.fetchall()]
+        for record in rows:
+            record["counts"] = json.loads(record["counts"]) if record["counts"] else {}
+        return rows
+
+    def personas(self, run_id: str) -> list[tuple[str, str]]:
+        """(persona_id, text) of the run's selection, in order."""
+        with self.db.read() as con:
+            return [
+                (str(pid), str(text))
+                for pid, text in con.execute(
+                    "SELECT r.persona_id, p.text FROM run_personas r JOIN personas p USING (persona_id) "
+                    "WHERE r.run_id = ? ORDER BY r.position",
+                    [run_id],
+                ).fetchall()
+            ]
+
+    def finished_units(self, run_id: str) -> dict[tuple[str, int], str | None]:
+        """(persona_id, cycle) → the next question it predicted, for every unit with a stored conversation."""
+        with self.db.read() as con:
+            rows = con.execute(
+                "SELECT persona_id, cycle, json_extract_string(metadata, '$.next_question') FROM conversations "
+                "WHERE run_id = ?",
+                [run_id],
+            ).fetchall()
+        return {(str(pid), int(cycle)): question for pid, cycle, question in rows}
+
+
+def count_tables(con: Any, run_id: str) -> dict[str, Any]:
+    """A run's counts, read from the tables that hold its work."""
+
+    def one(sql: str) -> tuple[Any, ...]:
+        row = con.execute(sql, [run_id]).fetchone()
+        return tuple(row) if row else ()
+
+    personas = one("SELECT count(*) FROM run_personas WHERE run_id = ?")[0]
+    conversations, personas_with = one(
+        "SELECT count(*), count(DISTINCT persona_id) FROM conversations WHERE run_id = ?"
+    )
+    failed_by = dict(
+        con.execute(
+            "SELECT reason, count(*) FROM (SELECT persona_id, cycle, arg_max(status, finished_at) AS status, "
+            "arg_max(reason, finished_at) AS reason FROM run_units WHERE run_id = ? GROUP BY persona_id, cycle) "
+            "WHERE status = 'failed' GROUP BY reason ORDER BY 2 DESC",
+            [run_id],
+        ).fetchall()
+    )
+    pages_ok, pages_failed = one(
+        "SELECT count(*) FILTER (WHERE error IS NULL), count(*) FILTER (WHERE error IS NOT NULL) FROM pages "
+        "WHERE crawl_id = ?"
+    )
+    page_errors = dict(
+        con.execute(
+            "SELECT error, count(*) FROM pages WHERE crawl_id = ? AND error IS NOT NULL GROUP BY 1 ORDER BY 2 DESC",
+            [run_id],
+        ).fetchall()
+    )
+    calls, cached, prompt, completion, cost = one(
+        "SELECT count(*), count(*) FILTER (WHERE cached), coalesce(sum(prompt_tokens), 0), "
+        "coalesce(sum(completion_tokens), 0), coalesce(sum(cost_usd), 0) FROM llm_calls WHERE run_id = ?"
+    )
+    llm_errors = dict(
+        con.execute(
+            "SELECT status, count(*) FROM llm_calls WHERE run_id = ? AND status <> 'ok' GROUP BY 1 ORDER BY 2 DESC",
+            [run_id],
+        ).fetchall()
+    )
+    return {
+        "personas": int(personas),
+        "personas_with_conversations": int(personas_with),
+        "conversations": int(conversations),
+        "units_failed": int(sum(failed_by.values())),
+        "units_failed_by_reason": {str(k): int(v) for k, v in failed_by.items()},
+        "pages_ok": int(pages_ok),
+        "pages_failed": int(pages_failed),
+        "pages_failed_by_reason": {str(k): int(v) for k, v in page_errors.items()},
+        "llm_calls": int(calls),
+        "llm_calls_cached": int(cached),
+        "llm_calls_failed_by_reason": {str(k): int(v) for k, v in llm_errors.items()},
+        "prompt_tokens": int(prompt),
+        "completion_tokens": int(completion),
+        "cost_usd": round(float(cost), 6),
+    }

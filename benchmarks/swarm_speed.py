@@ -1,0 +1,211 @@
+"""Swarm throughput against the LLM bound, and memory over a long run.
+
+1. Throughput: the test LLM server answers every request after exactly L seconds and takes at most C at
+   once (our limiter's --llm-concurrency), so by Little's law the LLM can finish at most C/L calls a
+   second, and conversations/s can be at most C / (L × LLM requests per conversation). The run uses the
+   real scheduler, crawler (search + fetch + extraction on the local test site), cache, writer and
+   limiter; requests per conversation are counted from llm_calls (cached calls cost no request).
+2. Memory: N personas (default 10,000) at concurrency 64 with a short L; the process's resident memory is
+   sampled every 0.5 s and printed at each quarter of the run, with the peak.
+
+Both servers run in their own processes so they never compete for our GIL.
+
+    python benchmarks/swarm_speed.py                         # both parts
+    python benchmarks/swarm_speed.py --part throughput --latency 0.5 --llm-concurrency 16 --personas 256
+    python benchmarks/swarm_speed.py --part memory --memory-personas 10000
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from agents.launch import execute  # noqa: E402
+from agents.runs import RunConfig  # noqa: E402
+from agents.swarm import Swarm  # noqa: E402
+from persona_hub import import_files  # noqa: E402
+from storage import Database  # noqa: E402
+
+LLM_SERVER = """
+import sys
+sys.path.insert(0, sys.argv[2])
+from tests.llm_server import LLMServer
+server = LLMServer(latency=float(sys.argv[1])).start()
+print(server.port, flush=True)
+sys.stdin.read()
+"""
+SITE_SERVER = """
+import sys
+sys.path.insert(0, sys.argv[1])
+from tests.site_server import Site
+site = Site(robots="User-agent: *\\nAllow: /\\n", articles=60).start()
+print(site.port, flush=True)
+sys.stdin.read()
+"""
+TOPICS = ["gardening", "cycling", "cooking", "astronomy", "personal finance", "woodworking", "birdwatching",
+          "sleep and health", "programming", "music history"]  # fmt: skip
+
+
+def rss_mb() -> float:
+    with open("/proc/self/status") as fh:
+        for line in fh:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) / 1024
+    return 0.0
+
+
+def serve(script: str, *args: str) -> tuple[subprocess.Popen[str], int]:
+    process = subprocess.Popen(
+        [sys.executable, "-c", script, *args], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True
+    )
+    assert process.stdout is not None
+    return process, int(process.stdout.readline())
+
+
+def personas_file(path: Path, n: int) -> Path:
+    with path.open("w") as fh:
+        for i in range(n):
+            topic = TOPICS[i % len(TOPICS)]
+            text = (
+                f"Persona {i}: someone who follows {topic} closely and reads about it every week ({i * 7919 % 1000})."
+            )
+            fh.write(json.dumps({"id": f"b{i:06d}", "persona": text, "topic": topic}) + "\n")
+    return path
+
+
+class Quiet:
+    """A display that records progress instead of drawing it."""
+
+    def __init__(self, n: int) -> None:
+        self.n, self.samples, self.marks = n, [], {}
+        self.swarm: Swarm | None = None
+
+    def started(self, run_id: str, swarm: Swarm, resumed: bool) -> None:
+        self.swarm = swarm
+
+    def tick(self, swarm: Swarm) -> None:
+        mb = rss_mb()
+        self.samples.append(mb)
+        done = swarm.progress.personas_done
+        for quarter in (25, 50, 75):
+            if done >= self.n * quarter / 100 and quarter not in self.marks:
+                self.marks[quarter] = mb
+
+    def stopping(self, swarm: Swarm, second: bool) -> None:
+        pass
+
+    def finished(self, record: dict[str, Any]) -> None:
+        self.marks[100] = rss_mb()
+
+
+def run(db: Database, config: RunConfig, n: int) -> tuple[dict[str, Any], float, Quiet]:
+    display = Quiet(n)
+    started = time.perf_counter()
+    record = asyncio.run(execute(db, config, display))
+    return record, time.perf_counter() - started, display
+
+
+def config_for(llm_port: int, site_port: int, n: int, agents: int, llm_concurrency: int) -> RunConfig:
+    os.environ.update(
+        SEARXNG_URL=f"http://127.0.0.1:{site_port}",
+        OPENAI_BASE_URL=f"http://127.0.0.1:{llm_port}/v1",
+        OPENAI_API_KEY="bench",
+    )
+    return RunConfig(
+        n=n,
+        concurrency=agents,
+        turns=1,
+        cycles=1,
+        pages=3,
+        search="searxng",
+        search_rate=0,
+        results_per_query=3,
+        allow_private=True,
+        host_rate=0,
+        host_concurrency=8,
+        render="never",
+        model="bench-model",
+        llm_concurrency=llm_concurrency,
+    )
+
+
+def throughput(args: argparse.Namespace, workdir: Path, llm_port: int, site_port: int) -> None:
+    db = Database(workdir / "throughput.duckdb")
+    import_files(db, [personas_file(workdir / "personas.jsonl", args.personas)])
+    config = config_for(llm_port, site_port, args.personas, args.agents, args.llm_concurrency)
+    record, elapsed, _ = run(db, config, args.personas)
+    counts = record["counts"]
+    requests = counts["llm_calls"] - counts["llm_calls_cached"]
+    conversations = counts["conversations"]
+    per_conversation = requests / max(1, conversations)
+    bound = args.llm_concurrency / (args.latency * per_conversation)
+    rate = conversations / elapsed
+    print(f"throughput: {args.personas} personas, {args.agents} agents, LLM at L = {args.latency} s, C = "
+          f"{args.llm_concurrency}")  # fmt: skip
+    print(f"  {conversations} conversations in {elapsed:.1f} s (setup and the final flush included); "
+          f"{counts['units_failed']} failed; {counts['pages_ok']} pages read")  # fmt: skip
+    print(f"  LLM requests per conversation: {per_conversation:.2f} ({counts['llm_calls_cached']} more calls "
+          f"answered from the cache)")  # fmt: skip
+    print(f"  conversations/s: {rate:.2f}   bound C/(L·requests): {bound:.2f}   ratio: {rate / bound:.3f} "
+          "(target ≥ 0.85)")  # fmt: skip
+
+
+def memory(args: argparse.Namespace, workdir: Path, llm_port: int, site_port: int) -> None:
+    db = Database(workdir / "memory.duckdb")
+    import_files(db, [personas_file(workdir / "many.jsonl", args.memory_personas)])
+    config = config_for(llm_port, site_port, args.memory_personas, 64, 64)
+    base = rss_mb()
+    record, elapsed, display = run(db, config, args.memory_personas)
+    counts = record["counts"]
+    peak = max(display.samples or [0.0])
+    marks = ", ".join(f"{q}%: {mb:.0f} MB" for q, mb in sorted(display.marks.items()))
+    print(f"memory: {args.memory_personas} personas, concurrency 64, LLM at L = {args.memory_latency} s")
+    print(f"  {counts['conversations']} conversations in {elapsed:.0f} s; {counts['units_failed']} failed")
+    print(f"  resident memory before the run {base:.0f} MB; at {marks}; peak {peak:.0f} MB (target < 500 MB)")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--part", choices=["throughput", "memory", "both"], default="both")
+    parser.add_argument("--latency", type=float, default=0.5)
+    parser.add_argument("--llm-concurrency", type=int, default=16)
+    parser.add_argument("--agents", type=int, default=64)
+    parser.add_argument("--personas", type=int, default=400)
+    parser.add_argument("--memory-personas", type=int, default=10_000)
+    parser.add_argument("--memory-latency", type=float, default=0.05)
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory() as tmp:
+        workdir = Path(tmp)
+        site, site_port = serve(SITE_SERVER, str(ROOT))
+        try:
+            if args.part in ("throughput", "both"):
+                llm, llm_port = serve(LLM_SERVER, str(args.latency), str(ROOT))
+                try:
+                    throughput(args, workdir, llm_port, site_port)
+                finally:
+                    llm.terminate()
+            if args.part in ("memory", "both"):
+                llm, llm_port = serve(LLM_SERVER, str(args.memory_latency), str(ROOT))
+                try:
+                    memory(args, workdir, llm_port, site_port)
+                finally:
+                    llm.terminate()
+        finally:
+            site.terminate()
+
+
+if __name__ == "__main__":
+    threading.excepthook = lambda hook: None  # the servers' threads die with their processes
+    main()

@@ -1,0 +1,268 @@
+"""`swarm run` and `swarm runs` end to end: the real crawler on the test website, the real openai client
+on the test LLM server, real processes for kill -9 and Ctrl-C."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import duckdb
+import pytest
+
+from persona_hub import sample
+from storage import Database
+from tests.conftest import RUN, Cli
+from tests.llm_server import LLMServer
+
+
+def rows(db: Path, sql: str, params: list[Any] | None = None) -> list[tuple[Any, ...]]:
+    with Database(db).read() as con:
+        return con.execute(sql, params or []).fetchall()
+
+
+def run_record(db: Path, run_id: str) -> dict[str, Any]:
+    with Database(db).read() as con:
+        cursor = con.execute("SELECT * FROM runs WHERE run_id = ?", [run_id])
+        names = [d[0] for d in cursor.description or []]
+        row = cursor.fetchone()
+    assert row is not None, f"no runs row for {run_id}"
+    record = dict(zip(names, row, strict=True))
+    record["counts"] = json.loads(record["counts"] or "{}")
+    return record
+
+
+def assert_counts_match_tables(db: Path, run_id: str) -> dict[str, Any]:
+    record = run_record(db, run_id)
+    counts = record["counts"]
+    assert counts["conversations"] == rows(db, "SELECT count(*) FROM conversations WHERE run_id = ?", [run_id])[0][0]
+    assert counts["conversations"] == record["conversations"]
+    pages = dict(rows(db, "SELECT coalesce(error, 'ok'), count(*) FROM pages WHERE crawl_id = ? GROUP BY 1", [run_id]))
+    assert counts["pages_ok"] == pages.pop("ok", 0) and counts["pages_failed_by_reason"] == pages
+    calls = rows(
+        db, "SELECT count(*), sum(prompt_tokens), sum(completion_tokens) FROM llm_calls WHERE run_id = ?", [run_id]
+    )[0]
+    assert (counts["llm_calls"], counts["prompt_tokens"], counts["completion_tokens"]) == calls
+    failed = dict(
+        rows(
+            db,
+            "SELECT reason, count(*) FROM run_units u WHERE run_id = ? AND status = 'failed' AND NOT EXISTS "
+            "(SELECT 1 FROM conversations c WHERE c.run_id = u.run_id AND c.persona_id = u.persona_id "
+            "AND c.cycle = u.cycle) GROUP BY 1",
+            [run_id],
+        )
+    )
+    assert counts["units_failed_by_reason"] == failed
+    return record
+
+
+def test_a_run_writes_grounded_conversations_and_its_counts_match_the_tables(
+    cli: Cli, swarm_env: dict[str, str], isolated_db: Path, website: Any
+) -> None:
+    code, out, err = cli(*RUN, "-n", "4", "--cycles", "2", "--turns", "2", "--concurrency", "3", "--quiet")
+    assert code == 0, err
+    run_id = out.strip().splitlines()[-1]
+    assert run_id.startswith("run_") and "[finished]" in out
+    record = assert_counts_match_tables(isolated_db, run_id)
+    assert record["status"] == "finished" and record["personas"] == 4 and record["conversations"] == 8
+    assert record["sessions"] == 1 and record["finished_at"] is not None and record["elapsed_s"] > 0
+    config = json.loads(record["config"])
+    assert config["turns"] == 2 and config["cycles"] == 2 and config["model"] == "test-model"
+    assert "test-key" not in record["config"], "the API key is never stored"
+    # the selection is the hub's reproducible sample, and each persona's second cycle follows its first
+    expected = [r["persona_id"] for r in sample(Database(isolated_db), 4, seed=0).rows]
+    assert [p for (p,) in rows(isolated_db, "SELECT persona_id FROM run_personas ORDER BY position")] == expected
+    trail = rows(
+        isolated_db,
+        "SELECT a.persona_id, json_extract_string(a.metadata, '$.next_question'), b.queries->>'$[0]' "
+        "FROM conversations a JOIN conversations b ON a.persona_id = b.persona_id AND b.cycle = a.cycle + 1",
+    )
+    assert len(trail) == 4 and all(question == query for _, question, query in trail)
+    unresolved = rows(
+        isolated_db,
+        "SELECT count(*) FROM (SELECT unnest(json_extract_string(sources, '$[*].page_id')) AS page_id "
+        "FROM conversations) s WHERE page_id NOT IN (SELECT page_id FROM pages WHERE crawl_id = ? AND error IS NULL)",
+        [run_id],
+    )
+    assert unresolved == [(0,)]
+    # every agent shared one fetcher: a page found by several personas was fetched once
+    fetched = [p for p in website.paths() if p.startswith("/articles/")]
+    assert fetched and len(fetched) == len(set(fetched))
+    code, out, _ = cli("runs", "list")
+    assert code == 0 and run_id[:20] in out and "finished" in out
+    code, out, _ = cli("runs", "show", run_id, "--json")
+    assert code == 0 and json.loads(out)["counts"]["conversations"] == 8
+
+
+def test_faults_during_a_run_are_rows_with_reasons_and_the_run_finishes(
+    cli: Cli, swarm_env: dict[str, str], isolated_db: Path, website: Any, llm_server: LLMServer
+) -> None:
+    website.fixed["/articles/1.html"] = (404, "text/html", b"<h1>gone</h1>")
+    website.fixed["/articles/2.html"] = (200, "application/pdf", b"%PDF-1.4 binary")
+    # the first call (persona 1's interests) gets bad JSON twice: that unit fails after its one retry;
+    # then a 500 and a 429 that the retries absorb
+    llm_server.faults.extend(["invalid_json", "invalid_json", "500", "429"])
+    code, out, err = cli(*RUN, "-n", "3", "--turns", "1", "--concurrency", "1", "--llm-concurrency", "1", "--quiet")
+    assert code == 0, err
+    run_id = out.strip().splitlines()[-1]
+    record = assert_counts_match_tables(isolated_db, run_id)
+    assert record["status"] == "finished" and record["conversations"] == 2
+    assert record["counts"]["units_failed_by_reason"] == {"invalid_json": 1}
+    assert {"http_404", "not_html"} <= set(record["counts"]["pages_failed_by_reason"])
+    failed_call = rows(isolated_db, "SELECT purpose, status, attempts FROM llm_calls WHERE status <> 'ok'")
+    assert failed_call == [("interests", "invalid_json", 2)]
+    assert rows(isolated_db, "SELECT max(attempts) FROM llm_calls WHERE status = 'ok'")[0][0] >= 2
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--where", "age > 500"], "no persona matches --where"),
+        (["--where", "agee > 5"], "bad --where"),
+        (["--base-url", "http://127.0.0.1:9/v1"], "cannot reach the LLM endpoint"),
+    ],
+)
+def test_bad_filters_and_unreachable_endpoints_stop_before_anything_is_written(
+    cli: Cli, swarm_env: dict[str, str], isolated_db: Path, args: list[str], message: str
+) -> None:
+    code, _, err = cli(*RUN, *args)
+    assert code == 1 and message in err and "Traceback" not in err
+    assert rows(isolated_db, "SELECT count(*) FROM runs") == [(0,)]
+    assert rows(isolated_db, "SELECT count(*) FROM conversations") == [(0,)]
+
+
+def test_a_wrong_key_is_one_clear_message(
+    cli: Cli, swarm_env: dict[str, str], isolated_db: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    with LLMServer(api_key="the-right-key") as guarded:
+        monkeypatch.setenv("OPENAI_BASE_URL", guarded.base_url)
+        code, _, err = cli(*RUN)
+    assert code == 1 and "refused the API key" in err and "OPENAI_API_KEY" in err
+    assert rows(isolated_db, "SELECT count(*) FROM runs") == [(0,)]
+
+
+def test_a_run_needs_somewhere_to_read(cli: Cli, swarm_env: dict[str, str]) -> None:
+    code, _, err = cli("run", "-n", "2")
+    assert code == 1 and "--search BACKEND" in err and "--urls FILE" in err
+
+
+def test_an_endpoint_that_dies_mid_run_fails_the_run_cleanly(
+    cli: Cli, swarm_env: dict[str, str], isolated_db: Path, llm_server: LLMServer
+) -> None:
+    llm_server.faults.extend(["500"] * 50)  # /models still answers, so the run starts; every completion fails
+    code, _, err = cli(*RUN, "-n", "2", "--concurrency", "1", "--quiet")
+    assert code == 1 and "failed" in err and "--resume" in err
+    (run_id, status, error), *_ = rows(isolated_db, "SELECT run_id, status, error FROM runs")
+    assert status == "failed" and "not answering" in error
+    assert_counts_match_tables(isolated_db, run_id)
+
+
+def test_seed_urls_are_read_once_into_a_library_every_agent_picks_from(
+    cli: Cli, swarm_env: dict[str, str], isolated_db: Path, website: Any, tmp_path: Path
+) -> None:
+    seeds = tmp_path / "seeds.txt"
+    seeds.write_text(f"# the site's index\n{website.url('/articles/1.html')}\n")
+    args = ["run", "--urls", str(seeds), "--depth", "1", "--allow-private", "--host-rate", "0", "--render", "never"]
+    code, out, err = cli(*args, "-n", "3", "--turns", "1", "--quiet")
+    assert code == 0, err
+    run_id = out.strip().splitlines()[-1]
+    record = assert_counts_match_tables(isolated_db, run_id)
+    assert record["conversations"] == 3 and record["pages_ok"] >= 3
+    assert website.paths().count("/articles/1.html") == 1, "the seed is crawled once for the whole run"
+
+
+# -- real processes: kill -9, Ctrl-C ----------------------------------------------------------------------
+def _start(args: list[str], env: dict[str, str]) -> subprocess.Popen[str]:
+    exe = Path(sys.executable).parent / "swarm"
+    return subprocess.Popen(
+        [str(exe), *args],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env={**os.environ, **env},
+        stdin=subprocess.DEVNULL,
+    )
+
+
+def _wait_for(db: Path, sql: str, at_least: int, timeout: float = 60) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if db.exists():
+            try:
+                con = duckdb.connect(str(db), read_only=True)
+                try:
+                    if con.execute(sql).fetchone()[0] >= at_least:  # type: ignore[index]
+                        return
+                finally:
+                    con.close()
+            except duckdb.Error:
+                pass  # the run holds the file for a moment, or has not created the table yet
+        time.sleep(0.1)
+    raise AssertionError(f"timed out waiting for {sql} >= {at_least}")
+
+
+@pytest.mark.slow
+def test_kill_9_then_resume_loses_nothing_and_duplicates_nothing(
+    swarm_env: dict[str, str], isolated_db: Path, llm_server: LLMServer, cli: Cli
+) -> None:
+    llm_server.latency = 0.15
+    args = [*RUN, "-n", "6", "--cycles", "2", "--turns", "2", "--concurrency", "2", "--json"]
+    process = _start(args, swarm_env)
+    _wait_for(isolated_db, "SELECT count(*) FROM conversations", 3)
+    process.send_signal(signal.SIGKILL)
+    process.wait(timeout=10)
+    before = rows(isolated_db, "SELECT conversation_id, created_at FROM conversations ORDER BY 1")
+    (run_id, status), *_ = rows(isolated_db, "SELECT run_id, status FROM runs")
+    assert status == "running" and 3 <= len(before) < 12
+    code, out, _ = cli("runs", "list")
+    assert "stale" in out, "a run whose process died is shown as stale, not running"
+
+    code, out, err = cli("run", "--resume", run_id, "--quiet")
+    assert code == 0, err
+    after = rows(isolated_db, "SELECT conversation_id, created_at FROM conversations ORDER BY 1")
+    assert set(before) <= set(after), "every conversation finished before the kill is still there, unchanged"
+    assert len(after) == 12 == len({c for c, _ in after})
+    assert rows(isolated_db, "SELECT count(DISTINCT (persona_id, cycle)) FROM conversations") == [(12,)]
+    record = assert_counts_match_tables(isolated_db, run_id)
+    assert record["status"] == "finished" and record["sessions"] == 2
+
+
+@pytest.mark.slow
+def test_ctrl_c_stops_cleanly_says_how_to_resume_and_a_second_ctrl_c_stops_at_once(
+    swarm_env: dict[str, str], isolated_db: Path, llm_server: LLMServer, cli: Cli
+) -> None:
+    llm_server.latency = 0.3
+    args = [*RUN, "-n", "8", "--turns", "2", "--concurrency", "2", "--grace", "60", "--json"]
+    process = _start(args, swarm_env)
+    _wait_for(isolated_db, "SELECT count(*) FROM conversations", 1)
+    process.send_signal(signal.SIGINT)
+    time.sleep(0.3)
+    process.send_signal(signal.SIGINT)  # the second: abandon what is in flight now
+    stopped = time.monotonic()
+    out, err = process.communicate(timeout=30)
+    assert time.monotonic() - stopped < 10, "the second Ctrl-C does not wait for the grace period"
+    assert process.returncode == 130 and "--resume" in err, err
+    events = [json.loads(line)["event"] for line in out.splitlines() if line.startswith("{")]
+    assert events[0] == "started" and "stopping" in events and events[-1] == "finished"
+    (run_id, status), *_ = rows(isolated_db, "SELECT run_id, status FROM runs")
+    assert status == "interrupted"
+    assert rows(isolated_db, "SELECT count(*) FROM run_units WHERE status = 'abandoned'")[0][0] >= 1
+    assert_counts_match_tables(isolated_db, run_id)
+    code, _, err = cli("run", "--resume", run_id, "--quiet")
+    assert code == 0, err
+    assert run_record(isolated_db, run_id)["conversations"] == 8
+
+
+def test_a_finished_run_resumes_to_nothing(cli: Cli, swarm_env: dict[str, str], llm_server: LLMServer) -> None:
+    code, out, _ = cli(*RUN, "-n", "1", "--turns", "1", "--quiet")
+    run_id = out.strip().splitlines()[-1]
+    sent = len(llm_server.requests)
+    code, out, _ = cli("run", "--resume", run_id, "--quiet")
+    assert code == 0 and "[finished]" in out and len(llm_server.requests) == sent
+    code, _, err = cli("run", "--resume", "run_nope")
+    assert code == 1 and "no run run_nope" in err
