@@ -72,7 +72,7 @@ def _select(db: Database, config: RunConfig) -> list[tuple[str, str]]:
 def _search(config: RunConfig) -> SearchBackend | None:
     if config.search is None:
         return None
-    return search_backend(config.search, rate=config.search_rate)
+    return search_backend(config.search, rate=config.search_rate, concurrency=config.search_concurrency)
 
 
 async def execute(
@@ -203,7 +203,7 @@ async def _drive(
         variations=config.variations,
         source_chars=config.source_chars or (2_400 if small else CycleConfig.source_chars),
         context_chars=config.context_chars or (9_000 if small else CycleConfig.context_chars),
-        answer_tokens=config.answer_tokens or (250 if small else CycleConfig.answer_tokens),
+        answer_tokens=config.answer_tokens or (160 if small else CycleConfig.answer_tokens),
     )
     swarm = Swarm(
         run_id,

@@ -49,6 +49,7 @@ class RunConfig:
     search: str | None = None
     results_per_query: int = 5
     search_rate: float = 1.0  # searches per second (0 = unlimited: your own SearXNG)
+    search_concurrency: int = 1  # searches in flight at once
     urls: list[str] = field(default_factory=list)
     depth: int = 0
     allow_private: bool = False

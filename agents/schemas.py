@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import re
 from typing import Annotated, Literal
 
@@ -70,6 +71,7 @@ class Variation(BaseModel):
     detail: Literal["brief", "standard", "detailed"]
 
 
+@functools.cache
 def variations_of(n: int) -> type[BaseModel]:
     """A schema asking for exactly `n` variations (the count is part of the schema the model sees)."""
     return create_model("Variations", variations=(list[Variation], Field(min_length=n, max_length=n)))

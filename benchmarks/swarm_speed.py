@@ -91,9 +91,10 @@ class Quiet:
     def __init__(self, n: int) -> None:
         self.n, self.samples, self.marks = n, [], {}
         self.swarm: Swarm | None = None
+        self.swarm_started = self.swarm_ended = 0.0
 
     def started(self, run_id: str, swarm: Swarm, resumed: bool) -> None:
-        self.swarm = swarm
+        self.swarm, self.swarm_started = swarm, time.perf_counter()
 
     def tick(self, swarm: Swarm) -> None:
         mb = rss_mb()
@@ -107,6 +108,7 @@ class Quiet:
         pass
 
     def finished(self, record: dict[str, Any]) -> None:
+        self.swarm_ended = time.perf_counter()
         self.marks[100] = rss_mb()
 
 
@@ -131,6 +133,7 @@ def config_for(llm_port: int, site_port: int, n: int, agents: int, llm_concurren
         pages=3,
         search="searxng",
         search_rate=0,
+        search_concurrency=8,
         results_per_query=3,
         allow_private=True,
         host_rate=0,
@@ -145,21 +148,26 @@ def throughput(args: argparse.Namespace, workdir: Path, llm_port: int, site_port
     db = Database(workdir / "throughput.duckdb")
     import_files(db, [personas_file(workdir / "personas.jsonl", args.personas)])
     config = config_for(llm_port, site_port, args.personas, args.agents, args.llm_concurrency)
-    record, elapsed, _ = run(db, config, args.personas)
+    record, elapsed, display = run(db, config, args.personas)
+    swarm_s = display.swarm_ended - display.swarm_started
     counts = record["counts"]
     requests = counts["llm_calls"] - counts["llm_calls_cached"]
     conversations = counts["conversations"]
     per_conversation = requests / max(1, conversations)
     bound = args.llm_concurrency / (args.latency * per_conversation)
     rate = conversations / elapsed
+    steady = conversations / swarm_s
     print(f"throughput: {args.personas} personas, {args.agents} agents, LLM at L = {args.latency} s, C = "
           f"{args.llm_concurrency}")  # fmt: skip
     print(f"  {conversations} conversations in {elapsed:.1f} s (setup and the final flush included); "
           f"{counts['units_failed']} failed; {counts['pages_ok']} pages read")  # fmt: skip
     print(f"  LLM requests per conversation: {per_conversation:.2f} ({counts['llm_calls_cached']} more calls "
           f"answered from the cache)")  # fmt: skip
-    print(f"  conversations/s: {rate:.2f}   bound C/(L·requests): {bound:.2f}   ratio: {rate / bound:.3f} "
-          "(target ≥ 0.85)")  # fmt: skip
+    print(f"  bound C/(L·requests): {bound:.2f} conversations/s")
+    print(f"  conversations/s, start to end of the run (pool start, final flush and counts included): "
+          f"{rate:.2f} → ratio {rate / bound:.3f} (target ≥ 0.85)")  # fmt: skip
+    print(f"  conversations/s, agents working ({swarm_s:.1f} s): "
+          f"{steady:.2f} → ratio {steady / bound:.3f}")  # fmt: skip
 
 
 def memory(args: argparse.Namespace, workdir: Path, llm_port: int, site_port: int) -> None:

@@ -107,6 +107,7 @@ def demo(
             search="searxng",
             results_per_query=3,
             search_rate=0,
+            search_concurrency=4,
             allow_private=True,  # the sample site is on loopback
             host_rate=0,
             host_concurrency=4,
@@ -117,7 +118,7 @@ def demo(
         )
 
         async def go() -> dict[str, Any]:
-            search = SearXNG(site.base, rate=0)  # the sample site's own search endpoint
+            search = SearXNG(site.base, rate=0, concurrency=4)  # the sample site's own search endpoint
             try:
                 return await execute(db, config, display, resume=resume, local_model=model, search=search)
             finally:

@@ -53,6 +53,7 @@ def run(
     search: Annotated[str | None, typer.Option(help="Discover pages by search: searxng, duckduckgo, brave.")] = None,
     results: Annotated[int, typer.Option(help="Search hits read per query.")] = 5,
     search_rate: Annotated[float, typer.Option(help="Searches per second (0 = unlimited, for your own).")] = 1.0,
+    search_concurrency: Annotated[int, typer.Option(help="Searches in flight at once.")] = 1,
     urls_file: Annotated[
         Path | None, typer.Option("--urls", help="Seed URLs, one a line, read by every agent.")
     ] = None,
@@ -107,6 +108,7 @@ def run(
         search=search,
         results_per_query=results,
         search_rate=search_rate,
+        search_concurrency=search_concurrency,
         urls=_read_urls(urls_file) if urls_file else [],
         depth=depth,
         allow_private=allow_private,

@@ -21,6 +21,11 @@ from typing import Any
 import openai
 from pydantic import BaseModel
 
+try:  # the openai client's own HTTP library: httpx2 from openai 3 on, httpx before
+    import httpx2 as openai_httpx
+except ImportError:  # pragma: no cover
+    import httpx as openai_httpx  # type: ignore[no-redef]
+
 from agents.llm import structured
 from agents.llm.cache import CachedAnswer, LLMCache, cache_key
 from agents.llm.errors import LLMOutputError, LLMUnavailable
@@ -75,11 +80,17 @@ class LLMClient:
     def __init__(self, settings: LLMSettings, db: Database, writer: BatchWriter, run_id: str | None = None):
         self.settings, self.writer, self.run_id = settings, writer, run_id
         # the client's own retries are off, so that our limiter sees every 429
+        # a pool sized to the limiter: httpcore scans its whole pool for every request, and the openai
+        # client's default of 1,000 connections made that scan a tenth of a swarm's CPU
+        pool = settings.max_concurrency + 4
         self.openai = openai.AsyncOpenAI(
             base_url=settings.base_url,
             api_key=settings.api_key or "not-needed",
             max_retries=0,
             timeout=settings.timeout,
+            http_client=openai.DefaultAsyncHttpxClient(
+                limits=openai_httpx.Limits(max_connections=pool, max_keepalive_connections=pool)
+            ),
         )
         self.limiter = AdaptiveLimiter(
             settings.max_concurrency, settings.requests_per_minute, settings.tokens_per_minute

@@ -7,6 +7,7 @@ remembered per endpoint): `json_schema` (OpenAI, vLLM), `json_object` with the s
 
 from __future__ import annotations
 
+import functools
 import json
 import re
 from typing import Any
@@ -22,7 +23,10 @@ def strip_reasoning(text: str) -> str:
     return _THINK.sub("", text).strip()
 
 
+@functools.cache
 def schema_of(model: type[BaseModel]) -> dict[str, Any]:
+    """The model's JSON schema, built once per model: pydantic takes ~0.7 ms to build it, every call
+    needs it, and nothing downstream changes it."""
     return model.model_json_schema()
 
 

@@ -37,12 +37,20 @@ class SearchError(Exception):
 class SearchBackend(ABC):
     name = "search"
 
-    def __init__(self, *, rate: float = 1.0, timeout: float = 15.0, client: httpx.AsyncClient | None = None):
+    def __init__(
+        self,
+        *,
+        rate: float = 1.0,
+        concurrency: int = 1,
+        timeout: float = 15.0,
+        client: httpx.AsyncClient | None = None,
+    ):
         self.client = client or httpx.AsyncClient(
             timeout=timeout, headers={"User-Agent": USER_AGENT}, follow_redirects=True
         )
         self._owns_client = client is None
-        self.gate = HostGate(concurrency=1, interval=0 if rate <= 0 else 1 / rate)
+        # one query at a time, one a second by default: polite to a shared instance or a paid API
+        self.gate = HostGate(concurrency=max(1, concurrency), interval=0 if rate <= 0 else 1 / rate)
 
     @abstractmethod
     async def search(self, query: str, count: int = 10) -> list[SearchHit]:
