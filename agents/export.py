@@ -73,7 +73,7 @@ def _select(db: Database, run_id: str | None, where: str | None) -> list[dict[st
         clauses.append("run_id = ?")
         params.append(run_id)
     if where and where.strip():
-        clauses.append(f"({where})")
+        clauses.append(f"({where}\n)")  # the newline: a trailing `-- comment` must not swallow the paren
     filters = "WHERE " + " AND ".join(clauses) if clauses else ""
     sql = f"SELECT * FROM ({_ROWS}) {filters} ORDER BY created_at, conversation_id"
     with db.read() as con:
@@ -84,6 +84,8 @@ def _select(db: Database, run_id: str | None, where: str | None) -> list[dict[st
             cursor = con.execute(sql, params)
         except (duckdb.Error, StorageError) as exc:
             first = str(exc).strip().splitlines()[0]
+            if not where:
+                raise ExportError(f"reading the conversations failed: {first}") from exc
             raise ExportError(
                 f"bad --where ({where!r}): {first}. You can filter on: {', '.join(EXPORT_COLUMNS)}; for example "
                 "--where \"sentiment = 'positive' AND turns >= 2\""
@@ -142,6 +144,8 @@ def export(
 ) -> ExportReport:
     if fmt not in FORMATS:
         raise ExportError(f"--format must be one of {', '.join(FORMATS)}, not {fmt!r}")
+    if not 0.0 < threshold <= 1.0:
+        raise ExportError(f"--threshold is a Jaccard similarity in (0, 1] (0.9 drops near copies), not {threshold}")
     rows = _select(db, run_id, where)
     matched = len(rows)
     dropped = _near_duplicates(rows, threshold) if dedup else set()
@@ -183,6 +187,11 @@ def _parquet(rows: list[dict[str, Any]], path: Path, system: str | None) -> None
         "sources": pa.array([r["sources_json"] for r in rows], pa.string()),
         "queries": pa.array([json.loads(r["queries_json"] or "[]") for r in rows], strings),
         "prompt_versions": pa.array([json.loads(r["prompt_versions_json"] or "[]") for r in rows], strings),
+        # every stored variation, always (what --variations adds as examples to the JSONL formats)
+        "variations": pa.array(
+            [json.loads(r["variations_json"] or "[]") or [] for r in rows],
+            pa.list_(pa.struct([("prompt", pa.string()), ("response", pa.string())])),
+        ),
         "created_at": pa.array([r["created_at"] for r in rows], pa.timestamp("us", tz="UTC")),
     }
     for key in _META_TEXT:

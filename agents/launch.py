@@ -66,7 +66,9 @@ def _select(db: Database, config: RunConfig) -> list[tuple[str, str]]:
             f"no persona matches --where {config.where!r} (the hub has {total}); "
             'check it with swarm personas count --where "…"'
         )
-    return [(str(row["persona_id"]), str(row["text"])) for row in drawn.rows]
+    # one unit per persona and cycle: a persona listed twice would be the same units twice
+    chosen = {str(row["persona_id"]): str(row["text"]) for row in drawn.rows}
+    return list(chosen.items())
 
 
 def _search(config: RunConfig) -> SearchBackend | None:
@@ -101,29 +103,36 @@ async def execute(
                 f"run {resume} is still running (process {record['pid']} on {record['hostname']}); "
                 "stop it first (Ctrl-C) or wait for it"
             )
-        if shown == "finished":
+        if shown == "finished" and not _unfinished(record):
             display.finished(record)
             return record
         config = RunConfig.from_dict(record["config"])
         personas = await asyncio.to_thread(store.personas, resume)
         finished = await asyncio.to_thread(store.finished_units, resume)
         run_id, elapsed_before = resume, float(record.get("elapsed_s") or 0.0)
+        sessions_before = int(record.get("sessions") or 0)
     else:
         if not config.search and not config.urls:
             raise RunError("say where agents read: --search BACKEND (searxng, duckduckgo, brave) or --urls FILE")
         config = resolve_llm(config)
         personas = await asyncio.to_thread(_select, db, config)
-        run_id, elapsed_before = new_run_id(), 0.0
+        run_id, elapsed_before, sessions_before = new_run_id(), 0.0, 0
 
-    own_search = search is None
-    search = search or _search(config)
-    model: LocalModel | None = None
-    writer = BatchWriter(db, on_conflict={"conversations": "ignore"})
-    llm: LLMClient | None = None
-    try:
+    async with contextlib.AsyncExitStack() as stack:  # closed in reverse: llm, model, reader, writer, search
+        if search is None and (own := _search(config)) is not None:
+            search = own
+            stack.push_async_callback(own.aclose)
+        writer = BatchWriter(db, on_conflict={"conversations": "ignore"})
+        stack.push_async_callback(asyncio.to_thread, writer.close)
+        # built before the run's row: a --render always without Chromium stops here, leaving no trace
+        reader = _reader(config, writer, search, run_id)
+        stack.push_async_callback(reader.aclose)
         if config.base_url == LOCAL:
-            model = local_model or await asyncio.to_thread(LocalModel().start)
-            assert model is not None
+            model = local_model
+            if model is None:
+                model = LocalModel()
+                stack.push_async_callback(asyncio.to_thread, model.stop)  # also after a Ctrl-C during start
+                await asyncio.to_thread(model.start)
             settings = LLMSettings(
                 base_url=model.base_url,
                 api_key="local",
@@ -137,21 +146,34 @@ async def execute(
                 base_url=config.base_url, model=config.model, max_concurrency=config.llm_concurrency
             )
         llm = LLMClient(settings, db, writer, run_id=run_id)
+        stack.push_async_callback(llm.aclose)
         await llm.check()
         if not resume:
             await asyncio.to_thread(store.create, run_id, config, [pid for pid, _ in personas])
-        session = await asyncio.to_thread(store.begin_session, run_id)
+        session = await asyncio.to_thread(store.begin_session, run_id, sessions_before)
         return await _drive(
-            store, run_id, session, config, personas, finished, llm, search, writer, display, resume, elapsed_before
+            store, run_id, session, config, personas, finished, llm, reader, writer, display, resume, elapsed_before
         )
-    finally:
-        if llm is not None:
-            await llm.aclose()
-        if search is not None and own_search:
-            await search.aclose()
-        await asyncio.to_thread(writer.close)
-        if model is not None and local_model is None:
-            await asyncio.to_thread(model.stop)
+    raise AssertionError("unreachable")  # pragma: no cover  (mypy: the exit stack does not swallow)
+
+
+def _reader(config: RunConfig, writer: BatchWriter, search: SearchBackend | None, run_id: str) -> WebReader:
+    crawl = CrawlSettings(
+        allow_private=config.allow_private,
+        host_rate=config.host_rate,
+        host_concurrency=config.host_concurrency,
+        depth=config.depth,
+        render=config.render,
+    )
+    return WebReader(
+        crawl, writer, search=search, urls=config.urls, results_per_query=config.results_per_query, crawl_id=run_id
+    )
+
+
+def _unfinished(record: dict[str, Any]) -> bool:
+    """A finished run still has work when some unit failed: resuming it retries those units."""
+    cycles = int(record["config"].get("cycles") or 1)
+    return int(record.get("conversations") or 0) < int(record.get("personas") or 0) * cycles
 
 
 async def _drive(
@@ -162,39 +184,13 @@ async def _drive(
     personas: list[tuple[str, str]],
     finished: dict[tuple[str, int], str | None],
     llm: LLMClient,
-    search: SearchBackend | None,
+    reader: WebReader,
     writer: BatchWriter,
     display: Display,
     resume: str | None,
     elapsed_before: float,
 ) -> dict[str, Any]:
     started = time.monotonic()
-    crawl = CrawlSettings(
-        allow_private=config.allow_private,
-        host_rate=config.host_rate,
-        host_concurrency=config.host_concurrency,
-        depth=config.depth,
-        render=config.render,
-    )
-    swarm: Swarm | None = None
-
-    def counted(row: PageRow) -> None:
-        if swarm is None:
-            return
-        if row.ok:
-            swarm.progress.pages_ok += 1
-        else:
-            swarm.progress.pages_failed[str(row.fields.get("error"))] += 1
-
-    reader = WebReader(
-        crawl,
-        writer,
-        search=search,
-        urls=config.urls,
-        results_per_query=config.results_per_query,
-        crawl_id=run_id,
-        on_page=counted,
-    )
     # the embedded model has a 4,096-token window: its prompts are cut to fit
     small = config.base_url == LOCAL
     cycle = CycleConfig(
@@ -218,33 +214,54 @@ async def _drive(
         finished=finished,
         grace=config.grace,
     )
+
+    def counted(row: PageRow) -> None:
+        if row.ok:
+            swarm.progress.pages_ok += 1
+        else:
+            swarm.progress.pages_failed[str(row.fields.get("error"))] += 1
+
+    reader.on_page = counted
     loop = asyncio.get_running_loop()
+    # kept until the run's row is final: a Ctrl-C while writes are flushed must not cut them short
     signals = _install_signals(loop, swarm, display)
-    display.started(run_id, swarm, resume is not None)
-    beats = asyncio.create_task(_heartbeat(store, run_id, swarm, display, elapsed_before, started))
-    status, error = "failed", None
     try:
-        status = await swarm.run()
-        error = swarm.failure or (swarm.progress.stopping if status == "interrupted" else None)
-    except BaseException as exc:
-        error = f"{type(exc).__name__}: {exc}"
-        raise
-    finally:
-        beats.cancel()
-        await asyncio.gather(beats, return_exceptions=True)
-        for sig in signals:
-            loop.remove_signal_handler(sig)
+        display.started(run_id, swarm, resume is not None)
+        beats = asyncio.create_task(_heartbeat(store, run_id, swarm, writer, display, elapsed_before, started))
+        status, error = "failed", None
         try:
-            await reader.aclose()
+            status = await swarm.run()
+            error = swarm.failure or (swarm.progress.stopping if status == "interrupted" else None)
+            if status == "finished" and not swarm.progress.units_ok + swarm.progress.units_skipped:
+                status, error = "failed", _nothing_made(swarm)
+        except BaseException as exc:
+            error = f"{type(exc).__name__}: {exc}"
+            raise
         finally:
-            await writer.aflush()
+            beats.cancel()
+            await asyncio.gather(beats, return_exceptions=True)
+            # each step on its own: whatever fails, the pending rows are flushed and the row gets a status
+            for step in (reader.aclose, writer.aflush):
+                try:
+                    await step()
+                except Exception as exc:
+                    log.error("while ending run %s: %s", run_id, exc)
+                    status, error = "failed", error or f"{type(exc).__name__}: {exc}"
             record = await asyncio.to_thread(
                 store.finish, run_id, status, elapsed_before + time.monotonic() - started, error
             )
+    finally:
+        for sig in signals:
+            loop.remove_signal_handler(sig)
     for warning in reader.warnings:
         record.setdefault("warnings", []).append(warning)
     display.finished(record)
     return record
+
+
+def _nothing_made(swarm: Swarm) -> str:
+    reasons = ", ".join(f"{reason} ×{n}" for reason, n in swarm.progress.units_failed.most_common(3))
+    return f"no conversation was made: every unit failed ({reasons or 'no unit ran'})"
 
 
 def _install_signals(loop: asyncio.AbstractEventLoop, swarm: Swarm, display: Display) -> list[int]:
@@ -264,13 +281,16 @@ def _install_signals(loop: asyncio.AbstractEventLoop, swarm: Swarm, display: Dis
 
 
 async def _heartbeat(
-    store: RunStore, run_id: str, swarm: Swarm, display: Display, before: float, started: float
+    store: RunStore, run_id: str, swarm: Swarm, writer: BatchWriter, display: Display, before: float, started: float
 ) -> None:
-    """Keep the row fresh (so the run is not taken for dead) and the display moving."""
+    """Keep the row fresh (so the run is not taken for dead) and the display moving; stop the run as soon
+    as the database refuses writes (the rows are in the dead-letter file, but nothing more should pile up)."""
     last = time.monotonic()
     while True:
         await asyncio.sleep(0.5)
         display.tick(swarm)
+        if writer.failure is not None and swarm.failure is None:
+            swarm.fail(f"writing to the database failed: {writer.failure}")
         if time.monotonic() - last >= HEARTBEAT_S:
             last = time.monotonic()
             try:

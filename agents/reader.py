@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import time
 from collections import OrderedDict
 from collections.abc import Callable
 
@@ -30,28 +31,49 @@ OnPage = Callable[[PageRow], None]
 
 class PageCache:
     """Pages by canonical URL, least recently used dropped first once `max_chars` of text is held
-    (so a long run over the real web keeps a bounded memory). A failed URL is remembered as None."""
+    (so a long run over the real web keeps a bounded memory).
 
-    def __init__(self, max_chars: int):
+    A URL that gave no page is remembered too, so a swarm does not hammer it, but only for
+    `failure_ttl` seconds (a 503 or a timeout now may be a page later) and at most `max_failures` of
+    them (oldest dropped first)."""
+
+    def __init__(self, max_chars: int, *, failure_ttl: float = 600.0, max_failures: int = 100_000):
         self.max_chars, self.chars = max_chars, 0
-        self._pages: OrderedDict[str, Page | None] = OrderedDict()
+        self.failure_ttl, self.max_failures = failure_ttl, max_failures
+        self._pages: OrderedDict[str, Page] = OrderedDict()
+        self._failed: OrderedDict[str, float] = OrderedDict()  # url → when it failed
 
     def __contains__(self, url: str) -> bool:
-        return url in self._pages
+        if url in self._pages:
+            return True
+        failed = self._failed.get(url)
+        if failed is None:
+            return False
+        if time.monotonic() - failed > self.failure_ttl:
+            del self._failed[url]  # worth another try
+            return False
+        return True
 
     def get(self, url: str) -> Page | None:
-        self._pages.move_to_end(url)
-        return self._pages[url]
+        page = self._pages.get(url)
+        if page is not None:
+            self._pages.move_to_end(url)
+        return page
 
     def put(self, url: str, page: Page | None) -> None:
-        if url in self._pages:
-            old = self._pages.pop(url)
-            self.chars -= len(old.text) if old else 0
+        old = self._pages.pop(url, None)
+        self.chars -= len(old.text) if old else 0
+        self._failed.pop(url, None)
+        if page is None:
+            self._failed[url] = time.monotonic()
+            while len(self._failed) > self.max_failures:
+                self._failed.popitem(last=False)
+            return
         self._pages[url] = page
-        self.chars += len(page.text) if page else 0
+        self.chars += len(page.text)
         while self.chars > self.max_chars and len(self._pages) > 1:
             _, dropped = self._pages.popitem(last=False)
-            self.chars -= len(dropped.text) if dropped else 0
+            self.chars -= len(dropped.text)
 
 
 class WebReader:
@@ -82,14 +104,18 @@ class WebReader:
         self._inflight: dict[str, asyncio.Future[None]] = {}
         self._library: list[Page] | None = None
         self._library_lock = asyncio.Lock()
+        self._closed = False
 
     async def aclose(self) -> None:
+        if self._closed:
+            return
+        self._closed = True
         try:
             await self.fetcher.aclose()
             if self.renderer is not None:
                 await self.renderer.close()
         finally:
-            self.extractor.close()
+            await asyncio.to_thread(self.extractor.close)
 
     async def __call__(self, queries: list[str]) -> list[Page]:
         hits: list[str] = []
@@ -121,12 +147,23 @@ class WebReader:
 
     async def _read(self, urls: list[str], queries: list[str]) -> list[Page]:
         todo = [url for url in urls if url not in self.cache and url not in self._inflight]
+        listed: list[str] = []  # pages a hit that is a feed or sitemap listed
         if todo:
             loop = asyncio.get_running_loop()
             for url in todo:
                 self._inflight[url] = loop.create_future()
+            asked = set(todo)
+
+            def keep(url: str, page: Page | None) -> None:
+                self.cache.put(url, page)
+                if url not in asked:
+                    listed.append(url)
+
+            # a hit that is a feed or a sitemap would bring in every page it lists: the crawl stops at
+            # twice the hits, so a feed adds about as many pages as were asked for, not thousands
+            bounded = dataclasses.replace(self.hit_settings, max_pages=2 * len(todo))
             try:
-                await self._crawl(self.hit_settings, todo, queries, self.cache.put)
+                await self._crawl(bounded, todo, queries, keep)
             finally:
                 for url in todo:
                     if url not in self.cache:
@@ -135,7 +172,7 @@ class WebReader:
         waiting = [self._inflight[url] for url in urls if url in self._inflight]
         if waiting:
             await asyncio.gather(*(asyncio.shield(f) for f in waiting))
-        return [page for url in urls if url in self.cache and (page := self.cache.get(url)) is not None]
+        return [page for url in [*urls, *listed] if (page := self.cache.get(url)) is not None]
 
     async def _crawl(
         self,

@@ -124,16 +124,20 @@ class RunStore:
             con.unregister("_selected")
             con.execute("COMMIT")
 
-    def begin_session(self, run_id: str) -> int:
-        """Mark the run as running in this process; returns the session number (1 first)."""
+    def begin_session(self, run_id: str, after: int = 0) -> int:
+        """Claim the run for this process; returns the session number (1 first).
+
+        `after` is the session count the caller saw: if another process claimed the run since (two
+        `--resume` of one stale run at once), the update matches nothing and this one backs off."""
         with self.db.write() as con:
-            con.execute(
+            (claimed,) = con.execute(
                 "UPDATE runs SET status = 'running', sessions = coalesce(sessions, 0) + 1, pid = ?, hostname = ?, "
-                "updated_at = now(), error = NULL WHERE run_id = ?",
-                [os.getpid(), socket.gethostname(), run_id],
-            )
-            row = con.execute("SELECT sessions FROM runs WHERE run_id = ?", [run_id]).fetchone()
-        return int(row[0]) if row else 1
+                "updated_at = now(), error = NULL WHERE run_id = ? AND coalesce(sessions, 0) = ?",
+                [os.getpid(), socket.gethostname(), run_id, after],
+            ).fetchone() or (0,)
+        if not claimed:
+            raise RunError(f"run {run_id} was just resumed by another process: see swarm runs show {run_id}")
+        return after + 1
 
     # -- while running ------------------------------------------------------------------------------
     def heartbeat(self, run_id: str, elapsed_s: float) -> None:

@@ -107,6 +107,14 @@ class Swarm:
         else:
             self._cancel_all()
 
+    def fail(self, why: str) -> None:
+        """Stop the run as failed at once (the endpoint is down, the database refuses writes)."""
+        if self.failure is None:
+            self.failure = why
+            self._stopping = True
+            self.progress.stopping = why
+            self._cancel_all()
+
     def _cancel_all(self) -> None:
         for worker in self._workers:
             worker.cancel()
@@ -154,9 +162,9 @@ class Swarm:
             if self._stopping:
                 self._cut = True
                 return
+            # after a failed unit (None) the next cycle starts afresh from the persona, so one bad page
+            # or answer costs one unit, not the persona's remaining cycles
             queries = await self._unit(persona_id, text, cycle, queries)
-            if queries is None:
-                return  # the unit failed: the persona's trail ends here
 
     async def _unit(self, persona_id: str, text: str, cycle: int, queries: list[str] | None) -> list[str] | None:
         started = dt.datetime.now(dt.UTC)
@@ -169,11 +177,7 @@ class Swarm:
             return None
         except LLMUnavailable as exc:
             self._record(persona_id, cycle, started, "failed", exc.reason, str(exc))
-            if self.failure is None:
-                self.failure = str(exc)
-                self._stopping = True
-                self.progress.stopping = "endpoint down"
-                self._cancel_all()
+            self.fail(str(exc))
             return None
         except asyncio.CancelledError:
             self._cut = True

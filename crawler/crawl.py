@@ -104,7 +104,7 @@ class Crawl:
                     worker.cancel()
                 await asyncio.gather(*workers, return_exceptions=True)
                 if owned:
-                    extractor.close()
+                    await asyncio.to_thread(extractor.close)
                 if self.renderer is not None and self.shared_renderer is None:
                     await self.renderer.close()
         finally:

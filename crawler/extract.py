@@ -9,7 +9,12 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures as cf
+import contextlib
 import multiprocessing
+import signal
+import threading
+import time
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -77,14 +82,18 @@ class Extractor:
     def warm_up(self) -> None:
         """Start the worker processes now (spawning and importing trafilatura takes a second), so the
         first pages do not wait for them."""
-        pool = self._ensure_pool()
-        for _ in range(self.workers):
-            pool.submit(_warm)
+        self._ensure_pool()
 
     def _ensure_pool(self) -> cf.ProcessPoolExecutor:
         if self._pool is None:
-            # spawn, not fork: forking a process that runs an event loop and threads is unsafe
-            self._pool = cf.ProcessPoolExecutor(self.workers, mp_context=multiprocessing.get_context("spawn"))
+            with _sigint_ignored():
+                # spawn, not fork: forking a process that runs an event loop and threads is unsafe
+                pool = cf.ProcessPoolExecutor(
+                    self.workers, mp_context=multiprocessing.get_context("spawn"), initializer=_ignore_sigint
+                )
+                for _ in range(self.workers):  # each submit starts one worker, here, inside the ignore
+                    pool.submit(_warm)
+            self._pool = pool
         return self._pool
 
     async def extract(self, html: str, url: str) -> Extracted:
@@ -108,10 +117,40 @@ class Extractor:
                 self._pool = None
                 _kill(broken)
 
-    def close(self) -> None:
-        if self._pool is not None:
-            self._pool.shutdown(wait=True, cancel_futures=True)
-            self._pool = None
+    def close(self, wait: float = 2.0) -> None:
+        """Stop the workers: idle ones exit at once; one still inside a page gets `wait` seconds, then is
+        killed (nobody needs its result, and a stop must not wait for trafilatura)."""
+        pool, self._pool = self._pool, None
+        if pool is None:
+            return
+        processes = list((getattr(pool, "_processes", None) or {}).values())
+        pool.shutdown(wait=False, cancel_futures=True)
+        deadline = time.monotonic() + wait
+        for process in processes:
+            process.join(max(0.0, deadline - time.monotonic()))
+            if process.is_alive():
+                process.kill()
+                process.join(1.0)
+
+
+@contextlib.contextmanager
+def _sigint_ignored() -> Iterator[None]:
+    """The workers share the terminal's process group, so a Ctrl-C meant for the crawl reaches them too
+    and, unhandled, kills them (breaking the pool under every page in flight). A process started while
+    SIGINT is ignored is ignoring it from its first instruction (SIG_IGN survives exec), before its
+    imports; an initializer alone would come too late for a worker still starting up."""
+    if threading.current_thread() is not threading.main_thread() or signal.getsignal(signal.SIGINT) is None:
+        yield  # only the main thread may change handlers (and one set outside Python cannot be restored)
+        return
+    previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
+
+
+def _ignore_sigint() -> None:
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # for workers started outside the main thread
 
 
 def _warm() -> None:

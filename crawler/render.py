@@ -96,7 +96,13 @@ class Renderer:
                 playwright = await async_playwright().start()
                 try:
                     self._browser = await playwright.chromium.launch(
-                        executable_path=self.executable, headless=True, args=CHROMIUM_ARGS
+                        executable_path=self.executable,
+                        headless=True,
+                        args=CHROMIUM_ARGS,
+                        # a Ctrl-C or SIGTERM is the crawl's to handle: it closes the browser itself,
+                        # after the pages in flight, instead of having it vanish under them
+                        handle_sigint=False,
+                        handle_sigterm=False,
                     )
                 except Exception:
                     await playwright.stop()

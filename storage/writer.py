@@ -96,6 +96,12 @@ class BatchWriter:
         self.submit(table, row)
 
     @property
+    def failure(self) -> str | None:
+        """The last write failure not yet raised to a caller, as text (None while writes succeed)."""
+        error = self._error
+        return None if error is None else f"{error}; the rows were saved to {self._dead_letter}"
+
+    @property
     def backlog(self) -> int:
         return self._submitted - self._done
 

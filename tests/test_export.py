@@ -72,6 +72,7 @@ def test_parquet_has_typed_metadata_and_persona_columns(
     assert pa.types.is_list(tags) and pa.types.is_string(tags.value_type)
     row = table.slice(0, 1).to_pylist()[0]
     assert row["persona"] and len(row["tags"]) >= 3 and row["messages"][0]["role"] == "user"
+    assert pa.types.is_list(table.schema.field("variations").type)
     loaded = load("parquet", out, tmp_path, monkeypatch)
     assert loaded.num_rows == 3 and loaded[0]["messages"][0]["role"] == "user" and loaded[0]["tags"] == row["tags"]
 
@@ -93,3 +94,8 @@ def test_filters_on_metadata_dedup_and_errors(cli: Cli, finished_run: str, tmp_p
     assert code == 1 and "openai, sharegpt, parquet" in err
     code, _, err = cli("export", "--run", "run_missing", "--format", "openai", "-o", str(out))
     assert code == 1 and "no run run_missing" in err
+    code, _, err = cli("export", "--format", "openai", "-o", str(out), "--dedup", "--threshold", "90")
+    assert code == 1 and "--threshold" in err
+    # a filter may end in a comment, as SQL typed by hand does
+    code, _, err = cli("export", "--format", "openai", "-o", str(out), "--where", "turns = 2 -- two-turn ones")
+    assert code == 0 and len(out.read_text().splitlines()) == 3, err

@@ -161,7 +161,13 @@ async def test_a_bad_key_or_a_dead_endpoint_stops_with_one_clear_message(isolate
     assert isinstance(error, LLMUnavailable) and "check OPENAI_API_KEY" in str(error)
     assert rows[-1]["status"] == "auth"
     dead = LLMSettings(
-        base_url="http://127.0.0.1:9/v1", api_key="x", model="m", backoff_base=0.01, timeout=1.0, breaker_failures=3
+        base_url="http://127.0.0.1:9/v1",
+        api_key="x",
+        model="m",
+        backoff_base=0.01,
+        timeout=1.0,
+        breaker_failures=3,
+        breaker_seconds=0.0,
     )
 
     async def keep_calling(client: LLMClient) -> Any:
@@ -174,6 +180,22 @@ async def test_a_bad_key_or_a_dead_endpoint_stops_with_one_clear_message(isolate
 
     elapsed, _ = await with_client(isolated_db, dead, keep_calling)
     assert elapsed < 0.1
+
+
+async def test_a_burst_of_server_errors_across_many_agents_does_not_trip_the_breaker(
+    llm_server: LLMServer, isolated_db: Path
+) -> None:
+    llm_server.faults.extend(["500"] * 12)  # twice the breaker's count, all at once
+
+    async def many(client: LLMClient) -> Any:
+        return await asyncio.gather(
+            *(client.chat([{"role": "user", "content": f"agent {i}"}], purpose="t") for i in range(12))
+        )
+
+    replies, rows = await with_client(isolated_db, settings(llm_server, breaker_failures=6), many)
+    assert not isinstance(replies, Exception), replies
+    assert all(r.text.startswith("Echo: agent") for r in replies)
+    assert {r["status"] for r in rows} == {"ok"} and len(rows) == 12
 
 
 async def test_reasoning_blocks_are_stripped(llm_server: LLMServer, isolated_db: Path) -> None:

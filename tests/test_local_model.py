@@ -4,6 +4,11 @@ CI, which installs the `local` extra."""
 from __future__ import annotations
 
 import importlib.util
+import os
+import signal
+import subprocess
+import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -44,3 +49,40 @@ async def test_the_embedded_model_answers_plain_and_structured(isolated_db: Path
     assert interests.mode in ("json_schema", "json_object")
     process_gone = model._process is None
     assert process_gone, "the server must be stopped when the block ends"
+
+
+def _running(pid: int) -> bool:
+    """Alive and not a zombie waiting for a parent that is gone."""
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except (FileNotFoundError, IndexError):
+        return False
+    return state != "Z"
+
+
+@pytest.mark.timeout(300)
+def test_the_server_ignores_a_terminal_ctrl_c_and_dies_with_the_process_that_started_it() -> None:
+    starter = subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            "from agents.llm.local import LocalModel; import time\n"
+            "model = LocalModel().start(); print(model._process.pid, flush=True); time.sleep(600)",
+        ],
+        stdout=subprocess.PIPE,
+        text=True,
+        start_new_session=True,  # a shell's job: the terminal's Ctrl-C goes to this whole group
+    )
+    try:
+        assert starter.stdout is not None
+        server = int(starter.stdout.readline())
+        assert _running(server)
+        assert os.getpgid(server) != os.getpgid(starter.pid), "a Ctrl-C at the terminal must not reach the server"
+        starter.send_signal(signal.SIGKILL)  # no cleanup can run: the server must notice on its own
+        starter.wait(timeout=10)
+        deadline = time.monotonic() + 15
+        while _running(server) and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert not _running(server), "the server outlived the process that started it"
+    finally:
+        starter.kill()

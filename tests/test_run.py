@@ -152,14 +152,55 @@ def test_a_run_needs_somewhere_to_read(cli: Cli, swarm_env: dict[str, str]) -> N
 
 
 def test_an_endpoint_that_dies_mid_run_fails_the_run_cleanly(
-    cli: Cli, swarm_env: dict[str, str], isolated_db: Path, llm_server: LLMServer
+    cli: Cli, swarm_env: dict[str, str], isolated_db: Path, llm_server: LLMServer, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    monkeypatch.setenv("SWARM_LLM_BREAKER_S", "1")  # down after 6 failures over a second, not the default 30
     llm_server.faults.extend(["500"] * 50)  # /models still answers, so the run starts; every completion fails
     code, _, err = cli(*RUN, "-n", "2", "--concurrency", "1", "--quiet")
     assert code == 1 and "failed" in err and "--resume" in err
     (run_id, status, error), *_ = rows(isolated_db, "SELECT run_id, status, error FROM runs")
     assert status == "failed" and "not answering" in error
     assert_counts_match_tables(isolated_db, run_id)
+
+
+def test_a_failed_unit_costs_one_cycle_and_resume_retries_it(
+    cli: Cli, swarm_env: dict[str, str], isolated_db: Path, llm_server: LLMServer
+) -> None:
+    # persona 1's first call (its interests) is bad JSON twice: its cycle 0 fails, its cycle 1 still runs
+    llm_server.faults.extend(["invalid_json", "invalid_json"])
+    code, out, err = cli(*RUN, "-n", "2", "--cycles", "2", "--turns", "1", "--concurrency", "1", "--quiet")
+    assert code == 0, err
+    run_id = out.strip().splitlines()[-1]
+    record = assert_counts_match_tables(isolated_db, run_id)
+    assert record["status"] == "finished" and record["conversations"] == 3
+    units = rows(isolated_db, "SELECT cycle, status FROM run_units ORDER BY finished_at")
+    assert units[:2] == [(0, "failed"), (1, "ok")], "the persona's next cycle ran after the failed one"
+    code, out, err = cli("run", "--resume", run_id, "--json")
+    assert code == 0, err
+    events = [json.loads(line) for line in out.splitlines()]  # --json: nothing but JSON lines on stdout
+    assert events[-1]["event"] == "finished" and events[-1]["run_id"] == run_id
+    record = assert_counts_match_tables(isolated_db, run_id)
+    assert record["conversations"] == 4 and record["sessions"] == 2 and record["counts"]["units_failed"] == 0
+
+
+def test_a_run_that_makes_nothing_fails(
+    cli: Cli, swarm_env: dict[str, str], isolated_db: Path, llm_server: LLMServer
+) -> None:
+    llm_server.faults.extend(["invalid_json"] * 4)
+    code, _, err = cli(*RUN, "-n", "2", "--turns", "1", "--concurrency", "1", "--llm-concurrency", "1", "--quiet")
+    assert code == 1 and "no conversation was made" in err and "invalid_json" in err and "--resume" in err
+    (run_id, status), *_ = rows(isolated_db, "SELECT run_id, status FROM runs")
+    assert status == "failed"
+    assert_counts_match_tables(isolated_db, run_id)
+
+
+def test_render_always_without_a_browser_stops_before_the_run_exists(
+    cli: Cli, swarm_env: dict[str, str], isolated_db: Path, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    monkeypatch.setenv("SWARM_CHROMIUM", str(tmp_path / "no-such-browser"))
+    code, _, err = cli(*RUN, "--render", "always")
+    assert code == 1 and "no-such-browser" in err and "Traceback" not in err
+    assert rows(isolated_db, "SELECT count(*) FROM runs") == [(0,)]
 
 
 def test_seed_urls_are_read_once_into_a_library_every_agent_picks_from(
@@ -186,6 +227,9 @@ def _start(args: list[str], env: dict[str, str]) -> subprocess.Popen[str]:
         text=True,
         env={**os.environ, **env},
         stdin=subprocess.DEVNULL,
+        # a process group of its own, like a command started from a shell: a terminal's Ctrl-C is
+        # os.killpg(SIGINT) to all of it, the run and every process it started
+        start_new_session=True,
     )
 
 
@@ -222,8 +266,9 @@ def test_kill_9_then_resume_loses_nothing_and_duplicates_nothing(
     code, out, _ = cli("runs", "list")
     assert "stale" in out, "a run whose process died is shown as stale, not running"
 
-    code, out, err = cli("run", "--resume", run_id, "--quiet")
+    code, out, err = cli("run", "--resume", run_id, "--quiet", "--turns", "3")
     assert code == 0, err
+    assert "keeps its own config; ignoring --turns" in err
     after = rows(isolated_db, "SELECT conversation_id, created_at FROM conversations ORDER BY 1")
     assert set(before) <= set(after), "every conversation finished before the kill is still there, unchanged"
     assert len(after) == 12 == len({c for c, _ in after})
@@ -240,9 +285,9 @@ def test_ctrl_c_stops_cleanly_says_how_to_resume_and_a_second_ctrl_c_stops_at_on
     args = [*RUN, "-n", "8", "--turns", "2", "--concurrency", "2", "--grace", "60", "--json"]
     process = _start(args, swarm_env)
     _wait_for(isolated_db, "SELECT count(*) FROM conversations", 1)
-    process.send_signal(signal.SIGINT)
+    os.killpg(process.pid, signal.SIGINT)  # as a terminal sends it: to the run and its children
     time.sleep(0.3)
-    process.send_signal(signal.SIGINT)  # the second: abandon what is in flight now
+    os.killpg(process.pid, signal.SIGINT)  # the second: abandon what is in flight now
     stopped = time.monotonic()
     out, err = process.communicate(timeout=30)
     assert time.monotonic() - stopped < 10, "the second Ctrl-C does not wait for the grace period"
@@ -266,3 +311,43 @@ def test_a_finished_run_resumes_to_nothing(cli: Cli, swarm_env: dict[str, str], 
     assert code == 0 and "[finished]" in out and len(llm_server.requests) == sent
     code, _, err = cli("run", "--resume", "run_nope")
     assert code == 1 and "no run run_nope" in err
+
+
+@pytest.mark.slow
+def test_a_terminal_ctrl_c_lets_units_in_flight_finish_with_working_extraction(
+    swarm_env: dict[str, str], isolated_db: Path, llm_server: LLMServer, website: Any
+) -> None:
+    llm_server.latency = 0.2
+    # pages come slowly (4/s), so the units in flight still fetch and extract after the Ctrl-C
+    args = [*RUN, "-n", "8", "--turns", "2", "--concurrency", "3", "--host-rate", "4", "--json"]
+    process = _start(args, swarm_env)
+    deadline = time.monotonic() + 60
+    while not any(p.startswith("/articles/") for p in website.paths()) and time.monotonic() < deadline:
+        time.sleep(0.02)
+    os.killpg(process.pid, signal.SIGINT)  # while the first pages are read; reaches the extraction processes
+    _, err = process.communicate(timeout=60)
+    assert process.returncode == 130 and "--resume" in err, err
+    (run_id, status, error), *_ = rows(isolated_db, "SELECT run_id, status, error FROM runs")
+    assert status == "interrupted" and "SIGINT" in error
+    assert rows(isolated_db, "SELECT count(*) FROM run_units WHERE status <> 'ok'") == [(0,)], (
+        "the units in flight finished within the grace period"
+    )
+    broken = rows(isolated_db, "SELECT url, error_detail FROM pages WHERE error LIKE 'extract%'")
+    assert broken == [], "a Ctrl-C must not break the extraction pool under the pages in flight"
+    assert_counts_match_tables(isolated_db, run_id)
+
+
+@pytest.mark.slow
+def test_sigterm_stops_like_ctrl_c_with_the_shells_exit_code(
+    swarm_env: dict[str, str], isolated_db: Path, llm_server: LLMServer
+) -> None:
+    llm_server.latency = 0.1
+    process = _start([*RUN, "-n", "6", "--turns", "2", "--concurrency", "1", "--quiet"], swarm_env)
+    _wait_for(isolated_db, "SELECT count(*) FROM conversations", 1)
+    process.send_signal(signal.SIGTERM)  # what docker stop, systemd and kill send
+    _, err = process.communicate(timeout=60)
+    assert process.returncode == 143 and "--resume" in err, err
+    (run_id, status, error), *_ = rows(isolated_db, "SELECT run_id, status, error FROM runs")
+    assert status == "interrupted" and "SIGTERM" in error
+    assert rows(isolated_db, "SELECT count(*) FROM run_units WHERE status <> 'ok'") == [(0,)]
+    assert_counts_match_tables(isolated_db, run_id)

@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import asyncio
 import json
+from dataclasses import asdict
 from pathlib import Path
 from typing import Annotated, Any
 
 import typer
 from rich.table import Table
 
-from agents.cli.common import cli_errors, console, database, fail
+from agents.cli.common import cli_errors, console, database, err_console, fail
 from agents.cli.crawl import _read_urls
 from agents.cli.run_display import JsonLinesDisplay, LiveDisplay, QuietDisplay, summary_table
 from agents.launch import Display, execute
@@ -19,7 +20,7 @@ from agents.runs import RunConfig, RunStore, status_of
 runs_app = typer.Typer(help="Runs: status, counts, tokens, cost and timings.", no_args_is_help=False)
 
 
-def _finish(record: dict[str, Any], quiet: bool) -> None:
+def _finish(record: dict[str, Any], quiet: bool, json_lines: bool = False) -> None:
     run_id, status = record["run_id"], record["status"]
     for warning in record.get("warnings", []):
         console.print(f"[yellow]note:[/yellow] {warning}", soft_wrap=True)
@@ -32,10 +33,13 @@ def _finish(record: dict[str, Any], quiet: bool) -> None:
                 markup=False,
                 soft_wrap=True,
             )
-        console.print(run_id, markup=False)
+        if not json_lines:  # its `finished` event carries the id; stdout stays JSON lines only
+            console.print(run_id, markup=False)
         return
     if status == "interrupted":
-        raise fail(f"run {run_id} interrupted; continue it with: swarm run --resume {run_id}", 130)
+        # the shell's convention: 128 + the signal's number
+        code = 143 if "SIGTERM" in str(record.get("error")) else 130
+        raise fail(f"run {run_id} interrupted; continue it with: swarm run --resume {run_id}", code)
     raise fail(f"run {run_id} failed: {record.get('error')}; after fixing it: swarm run --resume {run_id}")
 
 
@@ -120,8 +124,14 @@ def run(
         llm_concurrency=llm_concurrency,
         grace=grace,
     )
+    if resume:
+        defaults = RunConfig()
+        ignored = [name for name in asdict(config) if getattr(config, name) != getattr(defaults, name)]
+        if ignored:
+            flags = ", ".join("--" + name.replace("_", "-") for name in ignored)
+            err_console.print(f"note: a resumed run keeps its own config; ignoring {flags}", soft_wrap=True)
     record = asyncio.run(execute(database(), config, display, resume=resume))
-    _finish(record, quiet or json_lines)
+    _finish(record, quiet or json_lines, json_lines)
 
 
 @runs_app.callback(invoke_without_command=True)

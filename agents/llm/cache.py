@@ -8,10 +8,13 @@ import asyncio
 import datetime as dt
 import hashlib
 import json
+from collections import OrderedDict
 from dataclasses import dataclass
 from typing import Any
 
 from storage import BatchWriter, Database, DatabaseMissing
+
+RECENT_MAX = 4096  # answers kept in memory; far more than a writer's flush interval produces
 
 
 @dataclass(frozen=True)
@@ -37,7 +40,9 @@ class LLMCache:
 
     def __init__(self, db: Database, writer: BatchWriter):
         self.db, self.writer = db, writer
-        self._recent: dict[str, CachedAnswer] = {}
+        # answers of this process, most recent last: found here before the writer has flushed them;
+        # bounded, since once written they are read back from the table
+        self._recent: OrderedDict[str, CachedAnswer] = OrderedDict()
         self._keys: set[str] | None = None
         self._loading = asyncio.Lock()
 
@@ -68,6 +73,8 @@ class LLMCache:
 
     def put(self, key: str, model: str, answer: CachedAnswer) -> None:
         self._recent[key] = answer
+        if len(self._recent) > RECENT_MAX:
+            self._recent.popitem(last=False)
         if self._keys is not None:
             self._keys.add(key)
         self.writer.submit(

@@ -98,6 +98,7 @@ class LLMClient:
         self.cache = LLMCache(db, writer)
         self.modes: dict[str, int] = {}  # endpoint → index in structured.MODES that worked
         self._failures = 0
+        self._failing_since: float | None = None  # when the current run of failures began
         self._down: str | None = None
         # running totals for progress displays (llm_calls holds the per-call truth)
         self.calls = self.cached_calls = self.prompt_tokens = self.completion_tokens = 0
@@ -286,7 +287,7 @@ class LLMClient:
                 last, reason = exc, "server_error"
                 wait = _retry_after(exc)
             else:
-                self._failures = 0
+                self._failures, self._failing_since = 0, None
                 await self.limiter.succeeded()
                 usage = response.usage
                 call.prompt_tokens += usage.prompt_tokens if usage else 0
@@ -294,10 +295,17 @@ class LLMClient:
                 choice = response.choices[0]
                 return choice.message.content or "", choice.finish_reason
             self._failures += 1
-            if reason != "rate_limited" and self._failures >= self.settings.breaker_failures:
+            now = time.monotonic()
+            self._failing_since = self._failing_since or now
+            if (
+                reason != "rate_limited"
+                and self._failures >= self.settings.breaker_failures
+                and now - self._failing_since >= self.settings.breaker_seconds
+            ):
                 self._down = (
-                    f"{self.settings.endpoint} is not answering ({self._failures} failed requests in a "
-                    f"row, last: {type(last).__name__}); check OPENAI_BASE_URL or start the server"
+                    f"{self.settings.endpoint} is not answering ({self._failures} failed requests in a row over "
+                    f"{now - self._failing_since:.0f}s, last: {type(last).__name__}); check OPENAI_BASE_URL or "
+                    "start the server"
                 )
                 raise LLMUnavailable(self._down, reason)
             if attempt < self.settings.max_retries:

@@ -21,6 +21,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import IO
 
 import httpx
 
@@ -66,7 +67,8 @@ class LocalModel:
         self.chat_format, self.n_ctx, self.startup_timeout = chat_format, n_ctx, startup_timeout
         self.port = 0
         self._process: subprocess.Popen[bytes] | None = None
-        self._log = tempfile.TemporaryFile()  # noqa: SIM115  (lives as long as the server; closed in __exit__)
+        self._log: IO[bytes] | None = None
+        self._stopped = False
 
     @property
     def name(self) -> str:
@@ -83,12 +85,21 @@ class LocalModel:
         return f"http://127.0.0.1:{self.port}/v1"
 
     def start(self) -> LocalModel:
+        """Start the server and wait until it answers; on any failure (or interruption) it is stopped."""
+        try:
+            return self._start()
+        except BaseException:
+            self.stop()
+            raise
+
+    def _start(self) -> LocalModel:
         self.port = _free_port()
-        self._process = subprocess.Popen(
+        self._log = tempfile.TemporaryFile()  # noqa: SIM115  (lives as long as the server; closed in stop)
+        self._process = process = subprocess.Popen(
             [
                 sys.executable,
-                "-m",
-                "llama_cpp.server",
+                # by path, not -m: the wrapper needs none of this package's imports
+                str(Path(__file__).with_name("local_server.py")),
                 "--model",
                 str(self.model_path),
                 "--model_alias",
@@ -112,11 +123,18 @@ class LocalModel:
             ],
             stdout=self._log,
             stderr=subprocess.STDOUT,
-            stdin=subprocess.DEVNULL,
+            # the server exits when this pipe closes, i.e. when we do, however we do (see local_server)
+            stdin=subprocess.PIPE,
+            # its own session: a Ctrl-C at the terminal is ours to handle, not the server's to die of
+            start_new_session=True,
         )
+        if self._stopped:  # stop() ran in another thread while we were starting (Ctrl-C during start)
+            raise LocalModelUnavailable("the local model was stopped while starting")
         deadline = time.monotonic() + self.startup_timeout
         while time.monotonic() < deadline:
-            if self._process.poll() is not None:
+            if self._stopped:
+                raise LocalModelUnavailable("the local model was stopped while starting")
+            if process.poll() is not None:
                 raise LocalModelUnavailable(f"the local model server exited: {self._tail()}")
             try:
                 if httpx.get(f"{self.base_url}/models", timeout=1.0).status_code == 200:
@@ -124,26 +142,34 @@ class LocalModel:
             except httpx.HTTPError:
                 pass
             time.sleep(0.2)
-        self.stop()
         raise LocalModelUnavailable(f"the local model server did not start within {self.startup_timeout:g}s")
 
     def _tail(self) -> str:
+        if self._log is None:
+            return ""
         self._log.seek(0)
         return self._log.read().decode("utf-8", "replace")[-1500:]
 
     def stop(self) -> None:
-        if self._process is not None and self._process.poll() is None:
-            self._process.terminate()
-            try:
-                self._process.wait(timeout=3)  # a request in flight would hold a graceful stop
-            except subprocess.TimeoutExpired:
-                self._process.kill()
-                self._process.wait()
-        self._process = None
+        """Stop the server (safe to call from any thread, more than once, or before it started)."""
+        self._stopped = True
+        process, self._process = self._process, None
+        if process is not None:
+            if process.poll() is None:
+                process.terminate()
+                try:
+                    process.wait(timeout=3)  # a request in flight would hold a graceful stop
+                except subprocess.TimeoutExpired:
+                    process.kill()
+                    process.wait()
+            if process.stdin is not None:
+                process.stdin.close()
+        if self._log is not None:
+            self._log.close()
+            self._log = None
 
     def __enter__(self) -> LocalModel:
         return self.start()
 
     def __exit__(self, *exc: object) -> None:
         self.stop()
-        self._log.close()

@@ -22,18 +22,23 @@ class LLMSettings:
     backoff_base: float = 1.0
     backoff_max: float = 60.0
     max_retry_after: float = 300.0
-    breaker_failures: int = 6  # consecutive failed requests after which the endpoint is declared down
+    # the endpoint is declared down (the run stops) after this many failed requests in a row that also
+    # span this many seconds without one success: a burst of 5xx from many agents at once is not an outage
+    breaker_failures: int = 6
+    breaker_seconds: float = 30.0  # SWARM_LLM_BREAKER_S
     temperature: float = 0.7
     max_tokens: int = 1024
 
     @classmethod
     def from_env(cls, *, base_url: str | None = None, model: str | None = None, **overrides: object) -> LLMSettings:
-        return cls(
-            base_url=base_url or os.environ.get("OPENAI_BASE_URL") or None,
-            api_key=os.environ.get("OPENAI_API_KEY") or None,
-            model=model or os.environ.get("SWARM_MODEL") or cls.model,
-            **overrides,  # type: ignore[arg-type]
-        )
+        values: dict[str, object] = {
+            "base_url": base_url or os.environ.get("OPENAI_BASE_URL") or None,
+            "api_key": os.environ.get("OPENAI_API_KEY") or None,
+            "model": model or os.environ.get("SWARM_MODEL") or cls.model,
+        }
+        if os.environ.get("SWARM_LLM_BREAKER_S"):
+            values["breaker_seconds"] = float(os.environ["SWARM_LLM_BREAKER_S"])
+        return cls(**{**values, **overrides})  # type: ignore[arg-type]
 
     @property
     def endpoint(self) -> str:
