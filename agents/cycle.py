@@ -77,6 +77,11 @@ class Conversation:
         }
 
 
+def unit_scope(persona_id: str, cycle: int) -> str:
+    """The LLM cache's scope for one persona's cycle: its answers are its own (see LLMClient.chat)."""
+    return f"{persona_id}/{cycle}"
+
+
 async def run_cycle(
     llm: LLMClient,
     persona_id: str,
@@ -90,6 +95,7 @@ async def run_cycle(
     """One cycle; raises CycleFailed (no pages, …) or the LLM layer's errors."""
     used: list[prompts.Prompt] = []
     topics: list[str] = []
+    scope = unit_scope(persona_id, cycle)
     if not queries:
         prompt = prompts.load("interests")
         used.append(prompt)
@@ -98,6 +104,7 @@ async def run_cycle(
             purpose="interests",
             schema=Interests,
             max_tokens=MAX_TOKENS["interests"],
+            scope=scope,
         )
         assert isinstance(reply.value, Interests)
         topics, queries = reply.value.topics, reply.value.queries
@@ -117,6 +124,7 @@ async def run_cycle(
         purpose="metadata",
         max_tokens=MAX_TOKENS["metadata"],
         schema=Metadata,
+        scope=scope,
     )
     assert isinstance(reply.value, Metadata)
     conversation.metadata = reply.value.model_dump()
@@ -128,6 +136,7 @@ async def run_cycle(
             purpose="variations",
             max_tokens=MAX_TOKENS["variations"],
             schema=variations_of(config.variations),
+            scope=scope,
         )
         assert reply.value is not None
         items: list[Variation] = reply.value.variations  # type: ignore[attr-defined]
@@ -159,6 +168,7 @@ async def _converse(
     config: CycleConfig,
     used: list[prompts.Prompt],
 ) -> None:
+    scope = unit_scope(conversation.persona_id, conversation.cycle)
     user_prompt, assistant_prompt = prompts.load("user_turn"), prompts.load("assistant_turn")
     used += [user_prompt, assistant_prompt]
     # about 0.6 words a token, with room to finish the sentence
@@ -182,6 +192,7 @@ async def _converse(
             purpose="user_turn",
             max_tokens=MAX_TOKENS["user_turn"],
             schema=UserTurn,
+            scope=scope,
         )
         assert isinstance(ask.value, UserTurn)
         if ask.value.done and turn > 0:
@@ -193,6 +204,7 @@ async def _converse(
             purpose="assistant_turn",
             max_tokens=config.answer_tokens,
             trim_on_length=True,
+            scope=scope,
         )
         messages.append({"role": "assistant", "content": answer.text})
         if len(assistant_system) + sum(len(m["content"]) for m in messages) > config.context_chars:

@@ -190,7 +190,7 @@ def _parquet(rows: list[dict[str, Any]], path: Path, system: str | None) -> None
         # every stored variation, always (what --variations adds as examples to the JSONL formats)
         "variations": pa.array(
             [json.loads(r["variations_json"] or "[]") or [] for r in rows],
-            pa.list_(pa.struct([("prompt", pa.string()), ("response", pa.string())])),
+            pa.list_(pa.struct([(k, pa.string()) for k in ("prompt", "response", "tone", "detail")])),
         ),
         "created_at": pa.array([r["created_at"] for r in rows], pa.timestamp("us", tz="UTC")),
     }

@@ -24,6 +24,7 @@ from agents.cycle import CycleConfig
 from agents.llm import LLMClient, LLMSettings
 from agents.llm.errors import LLMUnavailable
 from agents.llm.local import LocalModel
+from agents.llm.settings import breaker_seconds
 from agents.reader import WebReader
 from agents.runs import HEARTBEAT_S, RunConfig, RunError, RunStore, new_run_id, status_of
 from agents.swarm import Swarm
@@ -103,12 +104,13 @@ async def execute(
                 f"run {resume} is still running (process {record['pid']} on {record['hostname']}); "
                 "stop it first (Ctrl-C) or wait for it"
             )
-        if shown == "finished" and not _unfinished(record):
-            display.finished(record)
-            return record
         config = RunConfig.from_dict(record["config"])
         personas = await asyncio.to_thread(store.personas, resume)
         finished = await asyncio.to_thread(store.finished_units, resume)
+        done = sum(1 for pid, _ in personas for cycle in range(config.cycles) if (pid, cycle) in finished)
+        if shown == "finished" and done == len(personas) * config.cycles:
+            display.finished(record)  # a finished run with failed units is not done: those are retried
+            return record
         run_id, elapsed_before = resume, float(record.get("elapsed_s") or 0.0)
         sessions_before = int(record.get("sessions") or 0)
     else:
@@ -118,6 +120,27 @@ async def execute(
         personas = await asyncio.to_thread(_select, db, config)
         run_id, elapsed_before, sessions_before = new_run_id(), 0.0, 0
 
+    try:
+        return await _execute(db, store, config, display, resume, run_id, personas, finished, elapsed_before,
+                              sessions_before, local_model, search)  # fmt: skip
+    finally:
+        _remove_signals()  # only now: a Ctrl-C while the run's resources close is taken and ignored
+
+
+async def _execute(
+    db: Database,
+    store: RunStore,
+    config: RunConfig,
+    display: Display,
+    resume: str | None,
+    run_id: str,
+    personas: list[tuple[str, str]],
+    finished: dict[tuple[str, int], str | None],
+    elapsed_before: float,
+    sessions_before: int,
+    local_model: LocalModel | None,
+    search: SearchBackend | None,
+) -> dict[str, Any]:
     async with contextlib.AsyncExitStack() as stack:  # closed in reverse: llm, model, reader, writer, search
         if search is None and (own := _search(config)) is not None:
             search = own
@@ -134,6 +157,7 @@ async def execute(
                 stack.push_async_callback(asyncio.to_thread, model.stop)  # also after a Ctrl-C during start
                 await asyncio.to_thread(model.start)
             settings = LLMSettings(
+                breaker_seconds=breaker_seconds(),
                 base_url=model.base_url,
                 api_key="local",
                 model=model.name,
@@ -168,12 +192,6 @@ def _reader(config: RunConfig, writer: BatchWriter, search: SearchBackend | None
     return WebReader(
         crawl, writer, search=search, urls=config.urls, results_per_query=config.results_per_query, crawl_id=run_id
     )
-
-
-def _unfinished(record: dict[str, Any]) -> bool:
-    """A finished run still has work when some unit failed: resuming it retries those units."""
-    cycles = int(record["config"].get("cycles") or 1)
-    return int(record.get("conversations") or 0) < int(record.get("personas") or 0) * cycles
 
 
 async def _drive(
@@ -223,40 +241,67 @@ async def _drive(
 
     reader.on_page = counted
     loop = asyncio.get_running_loop()
-    # kept until the run's row is final: a Ctrl-C while writes are flushed must not cut them short
-    signals = _install_signals(loop, swarm, display)
+    display = _Guarded(display)
+    _install_signals(loop, swarm, display)
+    beats = asyncio.create_task(_heartbeat(store, run_id, session, swarm, writer, display, elapsed_before, started))
+    status, error = "failed", None
     try:
         display.started(run_id, swarm, resume is not None)
-        beats = asyncio.create_task(_heartbeat(store, run_id, swarm, writer, display, elapsed_before, started))
-        status, error = "failed", None
-        try:
-            status = await swarm.run()
-            error = swarm.failure or (swarm.progress.stopping if status == "interrupted" else None)
-            if status == "finished" and not swarm.progress.units_ok + swarm.progress.units_skipped:
-                status, error = "failed", _nothing_made(swarm)
-        except BaseException as exc:
-            error = f"{type(exc).__name__}: {exc}"
-            raise
-        finally:
-            beats.cancel()
-            await asyncio.gather(beats, return_exceptions=True)
-            # each step on its own: whatever fails, the pending rows are flushed and the row gets a status
-            for step in (reader.aclose, writer.aflush):
-                try:
-                    await step()
-                except Exception as exc:
-                    log.error("while ending run %s: %s", run_id, exc)
-                    status, error = "failed", error or f"{type(exc).__name__}: {exc}"
-            record = await asyncio.to_thread(
-                store.finish, run_id, status, elapsed_before + time.monotonic() - started, error
-            )
+        status = await swarm.run()
+        error = swarm.failure or (swarm.progress.stopping if status == "interrupted" else None)
+        if status == "finished" and not swarm.progress.units_ok + swarm.progress.units_skipped:
+            status, error = "failed", _nothing_made(swarm)
+    except BaseException as exc:
+        error = f"{type(exc).__name__}: {exc}"
+        raise
     finally:
-        for sig in signals:
-            loop.remove_signal_handler(sig)
+        # from here a Ctrl-C changes nothing: the pending rows are flushed and the row gets its status
+        _quiet_signals(loop)
+        # each step on its own, with the heartbeat still going (a long flush must not look like a death)
+        for step in (reader.aclose, writer.aflush):
+            try:
+                await step()
+            except Exception as exc:
+                log.error("while ending run %s: %s", run_id, exc)
+                status, error = "failed", error or f"{type(exc).__name__}: {exc}"
+        beats.cancel()
+        await asyncio.gather(beats, return_exceptions=True)
+        record = await asyncio.to_thread(
+            store.finish, run_id, session, status, elapsed_before + time.monotonic() - started, error
+        )
     for warning in reader.warnings:
         record.setdefault("warnings", []).append(warning)
     display.finished(record)
     return record
+
+
+class _Guarded:
+    """A display that cannot stop a run: `swarm run --json | head` closes stdout under it, and a run
+    must still end with its row written. The first failure is logged; the display then goes quiet."""
+
+    def __init__(self, display: Display):
+        self.display, self.broken = display, False
+
+    def _call(self, method: str, *args: Any) -> None:
+        if self.broken:
+            return
+        try:
+            getattr(self.display, method)(*args)
+        except Exception as exc:
+            self.broken = True
+            log.warning("progress display stopped: %s", exc)
+
+    def started(self, run_id: str, swarm: Swarm, resumed: bool) -> None:
+        self._call("started", run_id, swarm, resumed)
+
+    def tick(self, swarm: Swarm) -> None:
+        self._call("tick", swarm)
+
+    def stopping(self, swarm: Swarm, second: bool) -> None:
+        self._call("stopping", swarm, second)
+
+    def finished(self, record: dict[str, Any]) -> None:
+        self._call("finished", record)
 
 
 def _nothing_made(swarm: Swarm) -> str:
@@ -264,9 +309,11 @@ def _nothing_made(swarm: Swarm) -> str:
     return f"no conversation was made: every unit failed ({reasons or 'no unit ran'})"
 
 
-def _install_signals(loop: asyncio.AbstractEventLoop, swarm: Swarm, display: Display) -> list[int]:
-    installed: list[int] = []
-    for sig in (signal.SIGINT, signal.SIGTERM):
+_SIGNALS = (signal.SIGINT, signal.SIGTERM)
+
+
+def _install_signals(loop: asyncio.AbstractEventLoop, swarm: Swarm, display: Display) -> None:
+    for sig in _SIGNALS:
         name = signal.Signals(sig).name
 
         def handle(name: str = name) -> None:
@@ -276,15 +323,36 @@ def _install_signals(loop: asyncio.AbstractEventLoop, swarm: Swarm, display: Dis
 
         with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):  # not the main thread
             loop.add_signal_handler(sig, handle)
-            installed.append(sig)
-    return installed
+
+
+def _quiet_signals(loop: asyncio.AbstractEventLoop) -> None:
+    """While a run ends, signals are taken and ignored (removed only once `execute` returns)."""
+    for sig in _SIGNALS:
+        with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
+            loop.add_signal_handler(sig, lambda: None)
+
+
+def _remove_signals() -> None:
+    with contextlib.suppress(RuntimeError):
+        loop = asyncio.get_running_loop()
+        for sig in _SIGNALS:
+            with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
+                loop.remove_signal_handler(sig)
 
 
 async def _heartbeat(
-    store: RunStore, run_id: str, swarm: Swarm, writer: BatchWriter, display: Display, before: float, started: float
+    store: RunStore,
+    run_id: str,
+    session: int,
+    swarm: Swarm,
+    writer: BatchWriter,
+    display: Display,
+    before: float,
+    started: float,
 ) -> None:
-    """Keep the row fresh (so the run is not taken for dead) and the display moving; stop the run as soon
-    as the database refuses writes (the rows are in the dead-letter file, but nothing more should pile up)."""
+    """Keep the row fresh (so the run is not taken for dead) and the display moving. Stop the run when
+    the database refuses writes (the rows are in the dead-letter file; nothing more should pile up) or
+    when another process has taken the run over (`--resume` of a run it wrongly took for dead)."""
     last = time.monotonic()
     while True:
         await asyncio.sleep(0.5)
@@ -294,9 +362,12 @@ async def _heartbeat(
         if time.monotonic() - last >= HEARTBEAT_S:
             last = time.monotonic()
             try:
-                await asyncio.to_thread(store.heartbeat, run_id, before + last - started)
+                ours = await asyncio.to_thread(store.heartbeat, run_id, session, before + last - started)
             except Exception as exc:  # a busy file delays a heartbeat; the run goes on
                 log.warning("heartbeat skipped: %s", exc)
+                continue
+            if not ours and swarm.failure is None:
+                swarm.fail(f"run {run_id} was resumed by another process (session {session} is no longer its own)")
 
 
 __all__ = ["LOCAL", "Display", "LLMUnavailable", "RunError", "execute", "resolve_llm"]

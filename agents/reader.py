@@ -18,7 +18,7 @@ from collections.abc import Callable
 
 from agents.cycle import CycleFailed
 from agents.reading import Page
-from crawler import Crawl, CrawlSettings, Fetcher
+from crawler import Crawl, CrawlSettings, Fetcher, reasons
 from crawler.crawl import renderer_for
 from crawler.extract import Extractor
 from crawler.pages import PageRow
@@ -33,23 +33,23 @@ class PageCache:
     """Pages by canonical URL, least recently used dropped first once `max_chars` of text is held
     (so a long run over the real web keeps a bounded memory).
 
-    A URL that gave no page is remembered too, so a swarm does not hammer it, but only for
-    `failure_ttl` seconds (a 503 or a timeout now may be a page later) and at most `max_failures` of
-    them (oldest dropped first)."""
+    A URL that gave no page is remembered too, so a swarm does not ask for it again: for good when it
+    will not change (a 404, robots.txt, not HTML), for `failure_ttl` seconds when it may (a 503 or a
+    timeout now may be a page later); at most `max_failures` of them, oldest dropped first."""
 
     def __init__(self, max_chars: int, *, failure_ttl: float = 600.0, max_failures: int = 100_000):
         self.max_chars, self.chars = max_chars, 0
         self.failure_ttl, self.max_failures = failure_ttl, max_failures
         self._pages: OrderedDict[str, Page] = OrderedDict()
-        self._failed: OrderedDict[str, float] = OrderedDict()  # url → when it failed
+        self._failed: OrderedDict[str, float] = OrderedDict()  # url → until when it counts as failed
 
     def __contains__(self, url: str) -> bool:
         if url in self._pages:
             return True
-        failed = self._failed.get(url)
-        if failed is None:
+        until = self._failed.get(url)
+        if until is None:
             return False
-        if time.monotonic() - failed > self.failure_ttl:
+        if time.monotonic() > until:
             del self._failed[url]  # worth another try
             return False
         return True
@@ -60,12 +60,12 @@ class PageCache:
             self._pages.move_to_end(url)
         return page
 
-    def put(self, url: str, page: Page | None) -> None:
+    def put(self, url: str, page: Page | None, *, transient: bool = False) -> None:
         old = self._pages.pop(url, None)
         self.chars -= len(old.text) if old else 0
         self._failed.pop(url, None)
         if page is None:
-            self._failed[url] = time.monotonic()
+            self._failed[url] = time.monotonic() + self.failure_ttl if transient else float("inf")
             while len(self._failed) > self.max_failures:
                 self._failed.popitem(last=False)
             return
@@ -94,12 +94,12 @@ class WebReader:
         self.on_page = on_page
         # search hits are read as found; --depth applies to the seed URLs' library
         self.hit_settings = dataclasses.replace(settings, depth=0, max_pages=None)
+        self.warnings: list[str] = []
+        self.renderer = renderer_for(settings, self.warnings)  # first: it may refuse (--render always)
         # one pool of extraction processes for every agent: spawning one per cycle costs about a second
         self.extractor = Extractor(settings.extract_workers, settings.extract_timeout)
         self.extractor.warm_up()
         self.fetcher = Fetcher(settings)
-        self.warnings: list[str] = []
-        self.renderer = renderer_for(settings, self.warnings)
         self.cache = PageCache(cache_chars)
         self._inflight: dict[str, asyncio.Future[None]] = {}
         self._library: list[Page] | None = None
@@ -107,15 +107,18 @@ class WebReader:
         self._closed = False
 
     async def aclose(self) -> None:
+        """Close the fetcher, the browser and the extraction pool, each whatever the others did."""
         if self._closed:
             return
         self._closed = True
         try:
             await self.fetcher.aclose()
-            if self.renderer is not None:
-                await self.renderer.close()
         finally:
-            await asyncio.to_thread(self.extractor.close)
+            try:
+                if self.renderer is not None:
+                    await self.renderer.close()
+            finally:
+                await asyncio.to_thread(self.extractor.close)
 
     async def __call__(self, queries: list[str]) -> list[Page]:
         hits: list[str] = []
@@ -141,7 +144,9 @@ class WebReader:
         async with self._library_lock:
             if self._library is None:
                 found: list[Page] = []
-                await self._crawl(self.settings, self.urls, [], lambda url, page: found.append(page) if page else None)
+                await self._crawl(
+                    self.settings, self.urls, [], lambda url, page, _: found.append(page) if page else None
+                )
                 self._library = found
         return self._library
 
@@ -154,8 +159,8 @@ class WebReader:
                 self._inflight[url] = loop.create_future()
             asked = set(todo)
 
-            def keep(url: str, page: Page | None) -> None:
-                self.cache.put(url, page)
+            def keep(url: str, page: Page | None, transient: bool) -> None:
+                self.cache.put(url, page, transient=transient)
                 if url not in asked:
                     listed.append(url)
 
@@ -165,21 +170,24 @@ class WebReader:
             try:
                 await self._crawl(bounded, todo, queries, keep)
             finally:
-                for url in todo:
-                    if url not in self.cache:
-                        self.cache.put(url, None)  # no page row came back for it (the crawl was cut short)
+                for url in todo:  # a URL the crawl never reached (it was cut short) stays uncached
                     self._inflight.pop(url).set_result(None)
         waiting = [self._inflight[url] for url in urls if url in self._inflight]
         if waiting:
             await asyncio.gather(*(asyncio.shield(f) for f in waiting))
-        return [page for url in [*urls, *listed] if (page := self.cache.get(url)) is not None]
+        found: dict[str, Page] = {}  # by page: a listed page may also be a hit, or a hit's redirect target
+        for url in [*urls, *listed]:
+            page = self.cache.get(url)
+            if page is not None:
+                found.setdefault(page.page_id, page)
+        return list(found.values())
 
     async def _crawl(
         self,
         settings: CrawlSettings,
         seeds: list[str],
         queries: list[str],
-        keep: Callable[[str, Page | None], None],
+        keep: Callable[[str, Page | None, bool], None],
     ) -> None:
         def collect(row: PageRow, _: object) -> None:
             text = row.fields.get("text") if row.ok else None
@@ -188,7 +196,7 @@ class WebReader:
                 if text
                 else None
             )
-            keep(row.url, page)
+            keep(row.url, page, reasons.transient(row.fields.get("error")))
             if self.on_page is not None:
                 self.on_page(row)
 

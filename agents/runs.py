@@ -108,9 +108,10 @@ class RunStore:
         with self.db.write() as con:
             con.execute("BEGIN TRANSACTION")
             con.execute(
-                "INSERT INTO runs (run_id, status, config, started_at, updated_at, personas, sessions, elapsed_s) "
-                "VALUES (?, 'running', ?, now(), now(), ?, 0, 0)",
-                [run_id, config.to_json(), len(persona_ids)],
+                # pid and host already: a row left by a Ctrl-C right after this is seen as stale at once
+                "INSERT INTO runs (run_id, status, config, started_at, updated_at, personas, sessions, elapsed_s, "
+                "pid, hostname) VALUES (?, 'running', ?, now(), now(), ?, 0, 0, ?, ?)",
+                [run_id, config.to_json(), len(persona_ids), os.getpid(), socket.gethostname()],
             )
             selected = pa.table(
                 {
@@ -140,21 +141,29 @@ class RunStore:
         return after + 1
 
     # -- while running ------------------------------------------------------------------------------
-    def heartbeat(self, run_id: str, elapsed_s: float) -> None:
+    def heartbeat(self, run_id: str, session: int, elapsed_s: float) -> bool:
+        """Refresh the row; False when another process has claimed the run since (this one should stop)."""
         with self.db.write() as con:
-            self._update_counts(con, run_id)
-            con.execute(
-                "UPDATE runs SET updated_at = now(), elapsed_s = ? WHERE run_id = ?", [round(elapsed_s, 3), run_id]
-            )
+            (ours,) = con.execute(
+                "UPDATE runs SET updated_at = now(), elapsed_s = ? WHERE run_id = ? AND sessions = ?",
+                [round(elapsed_s, 3), run_id, session],
+            ).fetchone() or (0,)
+            if ours:
+                self._update_counts(con, run_id)
+        return bool(ours)
 
-    def finish(self, run_id: str, status: str, elapsed_s: float, error: str | None = None) -> dict[str, Any]:
+    def finish(
+        self, run_id: str, session: int, status: str, elapsed_s: float, error: str | None = None
+    ) -> dict[str, Any]:
+        """The run's final status, written only while this session still owns the run."""
         with self.db.write() as con:
-            self._update_counts(con, run_id)
-            con.execute(
+            (ours,) = con.execute(
                 "UPDATE runs SET status = ?, finished_at = now(), updated_at = now(), elapsed_s = ?, error = ? "
-                "WHERE run_id = ?",
-                [status, round(elapsed_s, 3), error, run_id],
-            )
+                "WHERE run_id = ? AND sessions = ?",
+                [status, round(elapsed_s, 3), error, run_id, session],
+            ).fetchone() or (0,)
+            if ours:
+                self._update_counts(con, run_id)
         record = self.get(run_id)
         assert record is not None
         return record

@@ -30,6 +30,7 @@ from agents.llm.errors import LLMOutputError, LLMUnavailable
 from storage import BatchWriter
 
 log = logging.getLogger(__name__)
+PREVIOUS_FAILED = "previous_cycle_failed"  # the reason of a cycle not run because the one before failed
 
 
 def conversation_id(run_id: str, persona_id: str, cycle: int) -> str:
@@ -162,11 +163,20 @@ class Swarm:
             if self._stopping:
                 self._cut = True
                 return
-            # after a failed unit (None) the next cycle starts afresh from the persona, so one bad page
-            # or answer costs one unit, not the persona's remaining cycles
-            queries = await self._unit(persona_id, text, cycle, queries)
+            ok, queries = await self._unit(persona_id, text, cycle, queries)
+            if not ok:
+                # each cycle follows the one before, so the persona's later cycles cannot run now; they
+                # get a row each, and --resume retries the failed cycle and then goes on from it
+                now = dt.datetime.now(dt.UTC)
+                for later in range(cycle + 1, self.cycles):
+                    if (persona_id, later) not in self.finished:
+                        self._record(persona_id, later, now, "failed", PREVIOUS_FAILED, f"cycle {cycle} failed")
+                return
 
-    async def _unit(self, persona_id: str, text: str, cycle: int, queries: list[str] | None) -> list[str] | None:
+    async def _unit(
+        self, persona_id: str, text: str, cycle: int, queries: list[str] | None
+    ) -> tuple[bool, list[str] | None]:
+        """(whether the unit made its conversation, the queries its next cycle follows)"""
         started = dt.datetime.now(dt.UTC)
         try:
             conversation = await run_cycle(
@@ -174,11 +184,11 @@ class Swarm:
             )
         except (CycleFailed, LLMOutputError) as exc:
             self._record(persona_id, cycle, started, "failed", exc.reason, str(exc))
-            return None
+            return False, None
         except LLMUnavailable as exc:
             self._record(persona_id, cycle, started, "failed", exc.reason, str(exc))
             self.fail(str(exc))
-            return None
+            return False, None
         except asyncio.CancelledError:
             self._cut = True
             self._record(persona_id, cycle, started, "abandoned", "interrupted", "stopped before it finished")
@@ -187,11 +197,11 @@ class Swarm:
             log.exception("unit %s/%s failed", persona_id, cycle)
             detail = "".join(traceback.format_exception_only(exc)).strip()
             self._record(persona_id, cycle, started, "failed", "internal_error", detail)
-            return None
+            return False, None
         conversation.conversation_id = conversation_id(self.run_id, persona_id, cycle)
         self.writer.submit("conversations", conversation.row(self.run_id))
         self._record(persona_id, cycle, started, "ok", None, None, conversation.conversation_id)
-        return conversation.next_queries or None
+        return True, conversation.next_queries or None
 
     def _record(
         self,

@@ -27,3 +27,14 @@ RENDER_FAILED = "render_failed"
 
 def http(status: int) -> str:
     return f"http_{status}"
+
+
+# failures that may be gone by a later try: the network, the server or our own pool was the trouble
+_TRANSIENT = {ROBOTS_UNAVAILABLE, DNS_ERROR, CONNECTION_ERROR, TIMEOUT, EXTRACT_FAILED, EXTRACT_TIMEOUT, RENDER_FAILED}
+
+
+def transient(reason: str | None) -> bool:
+    """Whether a page that failed for `reason` is worth fetching again later (5xx, 429, timeouts, …)."""
+    if reason is None:
+        return False
+    return reason in _TRANSIENT or reason in ("http_408", "http_425", "http_429") or reason.startswith("http_5")

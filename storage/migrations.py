@@ -178,7 +178,7 @@ def m004_llm(con: duckdb.DuckDBPyConnection) -> None:
                 "status",
                 "VARCHAR",
                 "ok, or a reason: rate_limited, server_error, timeout, invalid_json, "
-                "schema_invalid, length, auth, unavailable",
+                "schema_invalid, length, auth, unavailable, cancelled (the run was stopped mid-call)",
             ),
             ("cached", "BOOLEAN", "answered from the cache"),
             ("cost_usd", "DOUBLE", "estimated from the price table (0 when cached or unknown)"),

@@ -24,7 +24,7 @@ from typing import Any
 import pyarrow as pa
 
 from storage.database import Database
-from storage.errors import WriteFailed
+from storage.errors import DatabaseBusy, WriteFailed
 
 
 def _jsonable(value: Any) -> Any:
@@ -54,8 +54,11 @@ class BatchWriter:
         max_batch: int = 5000,
         max_pending: int = 100_000,
         on_conflict: Mapping[str, str] | None = None,
+        busy_patience: float = 600.0,
     ) -> None:
         self.db = db
+        self.busy_patience = busy_patience
+        self.busy_waits = 0  # lock timeouts waited out
         self.flush_interval = flush_interval
         self.max_batch = max_batch
         self.max_pending = max_pending
@@ -175,7 +178,7 @@ class BatchWriter:
                 count, self._pending_count = self._pending_count, 0
                 self._oldest = None
             try:
-                self._write(batch)
+                self._write_patiently(batch)
             except BaseException as exc:  # recorded and re-raised to the caller of flush/close
                 self._save_dead_letter(batch, exc)
                 with self._cond:
@@ -185,6 +188,19 @@ class BatchWriter:
                 if self._done >= self._submitted:
                     self._flush_now = False
                 self._cond.notify_all()
+
+    def _write_patiently(self, batch: dict[str, list[dict[str, Any]]]) -> None:
+        """A file held by a reader (a long `swarm query` or `swarm export`) is waited out for up to
+        `busy_patience` seconds, one lock timeout after another: a busy file is not a failed write."""
+        deadline = time.monotonic() + self.busy_patience
+        while True:
+            try:
+                self._write(batch)
+                return
+            except DatabaseBusy:
+                if time.monotonic() >= deadline or self._closing:
+                    raise
+                self.busy_waits += 1
 
     def _write(self, batch: dict[str, list[dict[str, Any]]]) -> None:
         with self.db.write() as con:

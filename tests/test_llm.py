@@ -198,6 +198,33 @@ async def test_a_burst_of_server_errors_across_many_agents_does_not_trip_the_bre
     assert {r["status"] for r in rows} == {"ok"} and len(rows) == 12
 
 
+async def test_a_call_cancelled_by_a_stopping_run_still_leaves_its_row(
+    llm_server: LLMServer, isolated_db: Path
+) -> None:
+    llm_server.latency = 5.0
+
+    async def cancelled(client: LLMClient) -> Any:
+        task = asyncio.create_task(client.chat(MESSAGES, purpose="assistant_turn"))
+        await asyncio.sleep(0.3)
+        task.cancel()
+        return await asyncio.gather(task, return_exceptions=True)
+
+    (outcome,), rows = await with_client(isolated_db, settings(llm_server, timeout=10.0), cancelled)
+    assert isinstance(outcome, asyncio.CancelledError)
+    assert [(r["purpose"], r["status"], r["attempts"]) for r in rows] == [("assistant_turn", "cancelled", 1)]
+
+
+async def test_rate_limits_do_not_count_towards_the_breaker(llm_server: LLMServer, isolated_db: Path) -> None:
+    llm_server.faults.extend(["429", "429", "500"])  # "later", "later", then one real failure
+    reply, rows = await with_client(
+        isolated_db,
+        settings(llm_server, breaker_failures=2, breaker_seconds=0.0),
+        lambda c: c.chat(MESSAGES, purpose="t"),
+    )
+    assert not isinstance(reply, Exception), reply
+    assert rows[-1]["status"] == "ok" and rows[-1]["attempts"] == 4
+
+
 async def test_reasoning_blocks_are_stripped(llm_server: LLMServer, isolated_db: Path) -> None:
     llm_server.faults.append("think")
     reply, _ = await with_client(isolated_db, settings(llm_server), lambda c: c.chat(MESSAGES, purpose="t"))

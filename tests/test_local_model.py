@@ -66,8 +66,10 @@ def test_the_server_ignores_a_terminal_ctrl_c_and_dies_with_the_process_that_sta
         [
             sys.executable,
             "-c",
-            "from agents.llm.local import LocalModel; import time\n"
-            "model = LocalModel().start(); print(model._process.pid, flush=True); time.sleep(600)",
+            "import signal, time\nfrom agents.llm.local import LocalModel\n"
+            "signal.signal(signal.SIGINT, lambda *_: print('ctrl-c', flush=True))  # a run's own handler\n"
+            "model = LocalModel().start(); print(model._process.pid, flush=True)\n"
+            "while True: time.sleep(1)",
         ],
         stdout=subprocess.PIPE,
         text=True,
@@ -77,7 +79,10 @@ def test_the_server_ignores_a_terminal_ctrl_c_and_dies_with_the_process_that_sta
         assert starter.stdout is not None
         server = int(starter.stdout.readline())
         assert _running(server)
-        assert os.getpgid(server) != os.getpgid(starter.pid), "a Ctrl-C at the terminal must not reach the server"
+        os.killpg(starter.pid, signal.SIGINT)  # a Ctrl-C at the terminal
+        assert starter.stdout.readline().strip() == "ctrl-c"
+        time.sleep(3)  # uvicorn takes a moment to shut down when it does get the signal
+        assert _running(server), "a Ctrl-C at the terminal is the run's to handle, not the server's to die of"
         starter.send_signal(signal.SIGKILL)  # no cleanup can run: the server must notice on its own
         starter.wait(timeout=10)
         deadline = time.monotonic() + 15

@@ -15,6 +15,7 @@ from typing import Any
 import duckdb
 import pytest
 
+from agents.runs import RunConfig, RunError, RunStore
 from persona_hub import sample
 from storage import Database
 from tests.conftest import RUN, Cli
@@ -163,24 +164,37 @@ def test_an_endpoint_that_dies_mid_run_fails_the_run_cleanly(
     assert_counts_match_tables(isolated_db, run_id)
 
 
-def test_a_failed_unit_costs_one_cycle_and_resume_retries_it(
+def test_a_failed_unit_holds_its_personas_later_cycles_and_resume_retries_it(
     cli: Cli, swarm_env: dict[str, str], isolated_db: Path, llm_server: LLMServer
 ) -> None:
-    # persona 1's first call (its interests) is bad JSON twice: its cycle 0 fails, its cycle 1 still runs
+    # persona 1's first call (its interests) is bad JSON twice: its cycle 0 fails, and cycle 1, which
+    # would follow cycle 0's next question, cannot run
     llm_server.faults.extend(["invalid_json", "invalid_json"])
     code, out, err = cli(*RUN, "-n", "2", "--cycles", "2", "--turns", "1", "--concurrency", "1", "--quiet")
     assert code == 0, err
     run_id = out.strip().splitlines()[-1]
     record = assert_counts_match_tables(isolated_db, run_id)
-    assert record["status"] == "finished" and record["conversations"] == 3
-    units = rows(isolated_db, "SELECT cycle, status FROM run_units ORDER BY finished_at")
-    assert units[:2] == [(0, "failed"), (1, "ok")], "the persona's next cycle ran after the failed one"
+    assert record["status"] == "finished" and record["conversations"] == 2
+    assert record["counts"]["units_failed_by_reason"] == {"invalid_json": 1, "previous_cycle_failed": 1}
     code, out, err = cli("run", "--resume", run_id, "--json")
     assert code == 0, err
     events = [json.loads(line) for line in out.splitlines()]  # --json: nothing but JSON lines on stdout
     assert events[-1]["event"] == "finished" and events[-1]["run_id"] == run_id
     record = assert_counts_match_tables(isolated_db, run_id)
     assert record["conversations"] == 4 and record["sessions"] == 2 and record["counts"]["units_failed"] == 0
+    # the retried cycle 0 is the persona's own, and its cycle 1 followed it: no cycle is a copy of another
+    trail = rows(
+        isolated_db,
+        "SELECT a.cycle, a.queries, json_extract_string(a.metadata, '$.next_question'), b.queries->>'$[0]' "
+        "FROM conversations a JOIN conversations b ON a.persona_id = b.persona_id AND b.cycle = a.cycle + 1",
+    )
+    assert len(trail) == 2 and all(question == followed for _, _, question, followed in trail)
+    per_persona = rows(
+        isolated_db, "SELECT count(DISTINCT CAST(queries AS VARCHAR)) FROM conversations GROUP BY persona_id"
+    )
+    assert per_persona == [(2,), (2,)]
+    # the test server answers every persona alike, yet no unit was given another unit's cached answers
+    assert rows(isolated_db, "SELECT count(*) FROM llm_calls WHERE cached") == [(0,)]
 
 
 def test_a_run_that_makes_nothing_fails(
@@ -201,6 +215,19 @@ def test_render_always_without_a_browser_stops_before_the_run_exists(
     code, _, err = cli(*RUN, "--render", "always")
     assert code == 1 and "no-such-browser" in err and "Traceback" not in err
     assert rows(isolated_db, "SELECT count(*) FROM runs") == [(0,)]
+
+
+def test_a_process_that_took_a_run_over_is_not_overwritten_by_the_one_it_replaced(isolated_db: Path) -> None:
+    store = RunStore(Database(isolated_db))
+    store.create("run_x", RunConfig(), [])
+    first = store.begin_session("run_x", 0)
+    second = store.begin_session("run_x", 1)  # a --resume that took the first for dead
+    with pytest.raises(RunError, match="resumed by another process"):
+        store.begin_session("run_x", 1)  # a third, racing the second, backs off
+    assert store.heartbeat("run_x", second, 1.0) and not store.heartbeat("run_x", first, 1.0)
+    store.finish("run_x", first, "interrupted", 1.0, "old")
+    assert run_record(isolated_db, "run_x")["status"] == "running"
+    assert store.finish("run_x", second, "finished", 2.0)["status"] == "finished"
 
 
 def test_seed_urls_are_read_once_into_a_library_every_agent_picks_from(
@@ -351,3 +378,23 @@ def test_sigterm_stops_like_ctrl_c_with_the_shells_exit_code(
     assert status == "interrupted" and "SIGTERM" in error
     assert rows(isolated_db, "SELECT count(*) FROM run_units WHERE status <> 'ok'") == [(0,)]
     assert_counts_match_tables(isolated_db, run_id)
+
+
+@pytest.mark.slow
+def test_a_closed_stdout_does_not_stop_a_run_from_keeping_its_row_and_ending_properly(
+    swarm_env: dict[str, str], isolated_db: Path, llm_server: LLMServer
+) -> None:
+    llm_server.latency = 0.5  # about 12 s of work, so heartbeats and progress events fall after the close
+    process = _start([*RUN, "-n", "6", "--turns", "1", "--concurrency", "1", "--json"], swarm_env)
+    assert process.stdout is not None
+    assert json.loads(process.stdout.readline())["event"] == "started"
+    process.stdout.close()  # `swarm run --json | head -1`: the reader went away
+    _wait_for(isolated_db, "SELECT count(*) FROM runs", 1)
+    (before,) = rows(isolated_db, "SELECT updated_at FROM runs")[0]
+    time.sleep(7)  # longer than a heartbeat; the progress display has failed to write by now
+    (after, status) = rows(isolated_db, "SELECT updated_at, status FROM runs")[0]
+    assert status == "running" and after > before, "the run's heartbeat must outlive its display"
+    process.wait(timeout=120)
+    (run_id, status), *_ = rows(isolated_db, "SELECT run_id, status FROM runs")
+    assert status == "finished"
+    assert assert_counts_match_tables(isolated_db, run_id)["conversations"] == 6

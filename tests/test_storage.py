@@ -111,6 +111,47 @@ async def test_submit_never_blocks_the_event_loop_even_while_the_file_is_locked(
         assert con.execute("SELECT count(*) FROM import_rejects").fetchone() == (300,)
 
 
+def _hold(path: Path, seconds: float) -> subprocess.Popen[str]:
+    """Another process reading the file (as `swarm query` or `swarm export` does) for `seconds`."""
+    holder = subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            f"import duckdb, time; c = duckdb.connect({str(path)!r}, read_only=True); "
+            f"print('locked', flush=True); time.sleep({seconds}); c.close()",
+        ],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    assert holder.stdout is not None and holder.stdout.readline().strip() == "locked"
+    return holder
+
+
+def test_a_reader_holding_the_file_past_the_lock_timeout_is_waited_out_not_a_failed_write(
+    isolated_db: Path,
+) -> None:
+    db = Database(isolated_db, lock_timeout=0.3)
+    with db.write():
+        pass
+    dead = isolated_db.with_name(isolated_db.name + ".failed-writes.jsonl")
+    holder = _hold(isolated_db, 1.5)
+    with BatchWriter(db, flush_interval=0.01) as writer:
+        writer.submit("import_rejects", {"import_id": "x", "source": "s", "line": 1, "reason": "r"})
+        writer.flush(timeout=30)
+        assert writer.busy_waits >= 1 and writer.failure is None
+    holder.wait(timeout=10)
+    assert not dead.exists()
+    # past its patience, the batch is a failure like any other: kept in the dead-letter file
+    holder = _hold(isolated_db, 2.0)
+    writer = BatchWriter(db, flush_interval=0.01, busy_patience=0.0)
+    writer.submit("import_rejects", {"import_id": "x", "source": "s", "line": 2, "reason": "r"})
+    with pytest.raises(WriteFailed, match="failed-writes"):
+        writer.flush(timeout=30)
+    writer.close()
+    holder.wait(timeout=10)
+    assert json.loads(dead.read_text().splitlines()[0])["row"]["line"] == 2
+
+
 def test_a_batch_that_cannot_be_written_is_kept_and_reported(isolated_db: Path) -> None:
     db = Database(isolated_db)
     writer = BatchWriter(db, flush_interval=0.01)

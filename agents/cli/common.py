@@ -10,7 +10,7 @@ from typing import Any, TypeVar
 import typer
 from rich.console import Console
 
-from agents.llm.errors import LLMUnavailable
+from agents.llm.errors import LLMSettingError, LLMUnavailable
 from agents.llm.local import LocalModelUnavailable
 from agents.runs import RunError
 from crawler.render import RenderUnavailable
@@ -56,6 +56,7 @@ def cli_errors(func: F) -> F:
             SearchError,
             RunError,
             LLMUnavailable,
+            LLMSettingError,
             LocalModelUnavailable,
         ) as exc:
             raise fail(str(exc)) from exc

@@ -13,6 +13,7 @@ import typer
 
 from agents.cli.common import cli_errors, console, database, fail
 from agents.cli.personas import _print_report
+from agents.cli.run import exit_code
 from agents.cli.run_display import JsonLinesDisplay, LiveDisplay, QuietDisplay
 from agents.launch import LOCAL, Display, execute
 from agents.llm.local import LocalModel
@@ -127,7 +128,7 @@ def demo(
         record = asyncio.run(go())
     if record["status"] == "interrupted":
         raise fail(f"demo run {record['run_id']} interrupted; continue it with: swarm demo --resume {record['run_id']}",
-                   130)  # fmt: skip
+                   exit_code(record))  # fmt: skip
     if record["status"] == "failed":
         raise fail(f"demo run {record['run_id']} failed: {record.get('error')}")
     _show(db, record)

@@ -20,10 +20,19 @@ from agents.runs import RunConfig, RunStore, status_of
 runs_app = typer.Typer(help="Runs: status, counts, tokens, cost and timings.", no_args_is_help=False)
 
 
+def exit_code(record: dict[str, Any]) -> int:
+    """An interrupted run exits as the shell expects: 128 + the signal's number (130 Ctrl-C, 143 SIGTERM)."""
+    return 143 if "SIGTERM" in str(record.get("error")) else 130
+
+
+# RunConfig fields whose flag is not simply --field-name
+_FLAGS = {"n": "-n", "results_per_query": "--results"}
+
+
 def _finish(record: dict[str, Any], quiet: bool, json_lines: bool = False) -> None:
     run_id, status = record["run_id"], record["status"]
-    for warning in record.get("warnings", []):
-        console.print(f"[yellow]note:[/yellow] {warning}", soft_wrap=True)
+    for warning in record.get("warnings", []):  # on stderr: stdout is the run id, or JSON lines with --json
+        err_console.print(f"[yellow]note:[/yellow] {warning}", soft_wrap=True)
     if status == "finished":
         if not quiet:
             console.print(
@@ -37,9 +46,7 @@ def _finish(record: dict[str, Any], quiet: bool, json_lines: bool = False) -> No
             console.print(run_id, markup=False)
         return
     if status == "interrupted":
-        # the shell's convention: 128 + the signal's number
-        code = 143 if "SIGTERM" in str(record.get("error")) else 130
-        raise fail(f"run {run_id} interrupted; continue it with: swarm run --resume {run_id}", code)
+        raise fail(f"run {run_id} interrupted; continue it with: swarm run --resume {run_id}", exit_code(record))
     raise fail(f"run {run_id} failed: {record.get('error')}; after fixing it: swarm run --resume {run_id}")
 
 
@@ -128,7 +135,7 @@ def run(
         defaults = RunConfig()
         ignored = [name for name in asdict(config) if getattr(config, name) != getattr(defaults, name)]
         if ignored:
-            flags = ", ".join("--" + name.replace("_", "-") for name in ignored)
+            flags = ", ".join(_FLAGS.get(name, "--" + name.replace("_", "-")) for name in ignored)
             err_console.print(f"note: a resumed run keeps its own config; ignoring {flags}", soft_wrap=True)
     record = asyncio.run(execute(database(), config, display, resume=resume))
     _finish(record, quiet or json_lines, json_lines)

@@ -24,9 +24,19 @@ class CachedAnswer:
     completion_tokens: int
 
 
-def cache_key(model: str, messages: list[dict[str, Any]], params: dict[str, Any], schema: dict[str, Any] | None) -> str:
+def cache_key(
+    model: str,
+    messages: list[dict[str, Any]],
+    params: dict[str, Any],
+    schema: dict[str, Any] | None,
+    scope: str | None = None,
+) -> str:
+    """`scope` keeps answers apart that must not be shared though their prompts match (see LLMClient.chat)."""
+    key: dict[str, Any] = {"model": model, "messages": messages, "params": params, "schema": schema}
+    if scope is not None:
+        key["scope"] = scope
     payload = json.dumps(
-        {"model": model, "messages": messages, "params": params, "schema": schema},
+        key,
         sort_keys=True,
         ensure_ascii=False,
         separators=(",", ":"),

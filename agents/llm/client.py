@@ -9,6 +9,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import datetime as dt
 import email.utils
 import random
@@ -142,8 +143,13 @@ class LLMClient:
         temperature: float | None = None,
         max_tokens: int | None = None,
         trim_on_length: bool = False,
+        scope: str | None = None,
     ) -> Reply:
         """One completion; raises LLMUnavailable (stop the run) or LLMOutputError (this call failed).
+
+        `scope` narrows the cache to this client's run and that scope (an agent's unit of work): a
+        resumed unit gets its own answers back, while another unit, or a later run, with the same
+        prompt gets a fresh sample instead of a copy (copies would be duplicates in the training data).
 
         A plain answer cut off by `max_tokens` fails, or with `trim_on_length` is kept up to its last
         complete sentence (when at least one is there): a shorter whole answer, never half a sentence.
@@ -154,7 +160,13 @@ class LLMClient:
             "temperature": self.settings.temperature if temperature is None else temperature,
             "max_tokens": max_tokens or self.settings.max_tokens,
         }
-        key = cache_key(self.settings.model, messages, params, structured.schema_of(schema) if schema else None)
+        key = cache_key(
+            self.settings.model,
+            messages,
+            params,
+            structured.schema_of(schema) if schema else None,
+            None if scope is None else f"{self.run_id}/{scope}",
+        )
         call = _Call(time.monotonic(), key)
         hit = await self.cache.get(key)
         if hit is not None:
@@ -165,6 +177,11 @@ class LLMClient:
             reply = await self._answer(messages, params, schema, call, trim_on_length)
         except (LLMOutputError, LLMUnavailable) as exc:
             self._log(call, purpose, exc.reason, error=str(exc))
+            raise
+        except asyncio.CancelledError:
+            # the run abandoned this call (a second Ctrl-C): its row still says what was attempted
+            with contextlib.suppress(Exception):  # a writer already closed must not mask the cancellation
+                self._log(call, purpose, "cancelled", error="cancelled before an answer (the run was stopped)")
             raise
         self.cache.put(key, self.settings.model, CachedAnswer(reply.text, reply.prompt_tokens, reply.completion_tokens))
         self._log(call, purpose, "ok")
@@ -294,11 +311,13 @@ class LLMClient:
                 call.completion_tokens += usage.completion_tokens if usage else 0
                 choice = response.choices[0]
                 return choice.message.content or "", choice.finish_reason
-            self._failures += 1
             now = time.monotonic()
-            self._failing_since = self._failing_since or now
+            if reason != "rate_limited":  # a 429 is the endpoint answering "later", not failing
+                self._failures += 1
+                self._failing_since = self._failing_since or now
             if (
                 reason != "rate_limited"
+                and self._failing_since is not None
                 and self._failures >= self.settings.breaker_failures
                 and now - self._failing_since >= self.settings.breaker_seconds
             ):

@@ -2,7 +2,8 @@
 
 LLMError
  ├── LLMUnavailable   the endpoint is down, refuses the key, or lacks the model: stop the run
- └── LLMOutputError   one call's answer could not be used (after its retries); the unit fails
+ ├── LLMOutputError   one call's answer could not be used (after its retries); the unit fails
+ └── LLMSettingError  a setting from the environment makes no sense: nothing starts
 """
 
 from __future__ import annotations
@@ -20,3 +21,8 @@ class LLMUnavailable(LLMError):
 
 class LLMOutputError(LLMError):
     pass
+
+
+class LLMSettingError(LLMError):
+    def __init__(self, message: str):
+        super().__init__(message, "setting")

@@ -86,6 +86,7 @@ class LocalModel:
 
     def start(self) -> LocalModel:
         """Start the server and wait until it answers; on any failure (or interruption) it is stopped."""
+        self._stopped = False
         try:
             return self._start()
         except BaseException:
@@ -114,12 +115,9 @@ class LocalModel:
                 str(self.n_ctx),
                 "--n_threads",
                 str(os.cpu_count() or 1),
-                # keep evaluated prompts: a conversation's next turn re-sends its whole history, and the
-                # agents' calls interleave, so one KV state alone would be recomputed almost every call
-                "--cache",
-                "true",
-                "--cache_size",
-                str(512 << 20),
+                # no --cache (its RAM prompt cache): each saved state also copies the logits, which its
+                # size limit does not count, so the server grew by ~250 MB a prompt (5 GB in the demo)
+                # for no gain in the demo's time (4:51 without, 3:54-4:55 with)
             ],
             stdout=self._log,
             stderr=subprocess.STDOUT,
@@ -164,9 +162,9 @@ class LocalModel:
                     process.wait()
             if process.stdin is not None:
                 process.stdin.close()
-        if self._log is not None:
-            self._log.close()
-            self._log = None
+        log, self._log = self._log, None  # stop() may run in two threads at once (a Ctrl-C during start)
+        if log is not None:
+            log.close()
 
     def __enter__(self) -> LocalModel:
         return self.start()

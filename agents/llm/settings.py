@@ -8,6 +8,8 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 
+from agents.llm.errors import LLMSettingError
+
 
 @dataclass
 class LLMSettings:
@@ -36,10 +38,22 @@ class LLMSettings:
             "api_key": os.environ.get("OPENAI_API_KEY") or None,
             "model": model or os.environ.get("SWARM_MODEL") or cls.model,
         }
-        if os.environ.get("SWARM_LLM_BREAKER_S"):
-            values["breaker_seconds"] = float(os.environ["SWARM_LLM_BREAKER_S"])
-        return cls(**{**values, **overrides})  # type: ignore[arg-type]
+        return cls(**{**values, "breaker_seconds": breaker_seconds(), **overrides})  # type: ignore[arg-type]
 
     @property
     def endpoint(self) -> str:
         return (self.base_url or "https://api.openai.com/v1").rstrip("/")
+
+
+def breaker_seconds() -> float:
+    """$SWARM_LLM_BREAKER_S, or the default; a value that is not a number says so."""
+    raw = os.environ.get("SWARM_LLM_BREAKER_S", "").strip()
+    if not raw:
+        return LLMSettings.breaker_seconds
+    try:
+        value = float(raw)
+    except ValueError:
+        raise LLMSettingError(f"SWARM_LLM_BREAKER_S must be a number of seconds, not {raw!r}") from None
+    if value < 0:
+        raise LLMSettingError(f"SWARM_LLM_BREAKER_S must be zero or more, not {raw!r}")
+    return value

@@ -5,6 +5,7 @@ Templates use `$name` placeholders (string.Template), so JSON and braces in them
 
 from __future__ import annotations
 
+import functools
 import re
 from dataclasses import dataclass
 from pathlib import Path
@@ -28,6 +29,7 @@ class Prompt:
         return self.template.substitute(**values)
 
 
+@functools.cache  # the files ship with the package: read once per process, not once per cycle
 def load(name: str) -> Prompt:
     """The newest version of prompt `name`."""
     versions = sorted((int(m["version"]), path) for path in HERE.glob(f"{name}.v*.md") if (m := _NAME.match(path.name)))
