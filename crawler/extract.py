@@ -87,10 +87,7 @@ class Extractor:
     def _ensure_pool(self) -> cf.ProcessPoolExecutor:
         if self._pool is None:
             with _sigint_ignored():
-                # spawn, not fork: forking a process that runs an event loop and threads is unsafe
-                pool = cf.ProcessPoolExecutor(
-                    self.workers, mp_context=multiprocessing.get_context("spawn"), initializer=_ignore_sigint
-                )
+                pool = cf.ProcessPoolExecutor(self.workers, mp_context=_context(), initializer=_ignore_sigint)
                 for _ in range(self.workers):  # each submit starts one worker, here, inside the ignore
                     pool.submit(_warm)
             self._pool = pool
@@ -131,6 +128,23 @@ class Extractor:
             if process.is_alive():
                 process.kill()
                 process.join(1.0)
+
+
+# what an extraction worker runs on: loaded once into the fork server, shared by every worker it forks
+_PRELOAD = ["crawler.extract", "lxml.html", "trafilatura", "crawler.neardup", "crawler.urls"]
+
+
+def _context() -> multiprocessing.context.BaseContext:
+    """Workers forked from a fork server. Not plain fork: forking a process that runs an event loop and
+    threads is unsafe. Not spawn: each worker would start a fresh interpreter and import trafilatura
+    (and, under the `swarm` command, re-run the command's own imports as its __main__), a second or two
+    and 100-300 MB a worker, again whenever a stuck worker's pool is replaced. The fork server is one
+    clean process that imports what a worker needs once; a new worker is a fork of it, in milliseconds."""
+    if "forkserver" not in multiprocessing.get_all_start_methods():
+        return multiprocessing.get_context("spawn")
+    context = multiprocessing.get_context("forkserver")
+    context.set_forkserver_preload(_PRELOAD)
+    return context
 
 
 @contextlib.contextmanager

@@ -227,28 +227,26 @@ def _insert_new(
     id_sql = f"rec->>{sql_str(fields.json_path(layout.id_field))}" if layout.id_field else "NULL::VARCHAR"
     drop = [layout.text_field] + ([layout.id_field] if layout.id_field else [])
     whitespace = " OR ".join(f"contains(lowered, chr({c}))" for c in (9, 10, 11, 12, 13))
-    good = f"""
-        SELECT line, text, source_id, merged,
-               md5_number(CASE WHEN contains(lowered, '  ') OR {whitespace}
-                               THEN regexp_replace(lowered, '\\s+', ' ', 'g') ELSE lowered END) AS text_hash
-        FROM (
-            SELECT line, text, lower(text) AS lowered, source_id, merged FROM (
-                SELECT line, {_trimmed(f"rec->>{text_path}")} AS text, {id_sql} AS source_id,
-                       {normalise.attributes_sql("rec", drop)} AS merged
-                FROM _raw WHERE line NOT IN (SELECT line FROM _rej)
-            )
-        )
+    text = _trimmed(f"rec->>{text_path}")
+    hashed = f"""
+        SELECT line, md5_number(CASE WHEN contains(lowered, '  ') OR {whitespace}
+                                     THEN regexp_replace(lowered, '\\s+', ' ', 'g') ELSE lowered END) AS text_hash
+        FROM (SELECT line, lower({text}) AS lowered FROM _raw WHERE line NOT IN (SELECT line FROM _rej))
     """
-    new = f"SELECT * FROM ({good})"
     if options.dedup != "none":
-        # the first line of each text, unless the hub has that text already (a hash aggregate with
-        # arg_min is cheaper than a window over a million rows)
-        new = f"""
-            SELECT min(line) AS line, arg_min(text, line) AS text, arg_min(source_id, line) AS source_id,
-                   arg_min(merged, line) AS merged, text_hash
-            FROM ({good}) WHERE text_hash NOT IN (SELECT text_hash FROM personas)
-            GROUP BY text_hash
+        # Which lines to keep is decided on (line, hash) pairs only: the first line of each text, unless
+        # the hub has that text already. Carrying the texts and attributes through that aggregate cost
+        # more than all the rest of this step; they are read for the kept lines alone, below.
+        hashed = f"""
+            SELECT min(line) AS line, text_hash FROM ({hashed})
+            WHERE text_hash NOT IN (SELECT text_hash FROM personas) GROUP BY text_hash
         """
+    con.execute(f"CREATE OR REPLACE TEMP TABLE _keep AS {hashed}")
+    new = f"""
+        SELECT line, {text} AS text, {id_sql} AS source_id, text_hash,
+               {normalise.attributes_sql("rec", drop)} AS merged
+        FROM _raw JOIN _keep USING (line)
+    """
     new = (
         f"SELECT line, text, source_id, text_hash, "
         f"{normalise.list_strings_sql(normalise.null_literals_sql('merged'))} AS attributes FROM ({new})"
@@ -275,7 +273,7 @@ def _insert_new(
     ).fetchall()
     src.imported = int(inserted[0][0]) if inserted else 0
     src.duplicates = src.records - src.rejected - src.near_duplicates - src.imported
-    con.execute("DROP TABLE IF EXISTS _new")
+    con.execute("DROP TABLE IF EXISTS _new; DROP TABLE IF EXISTS _keep")
     this_file = (
         f"(SELECT attributes FROM personas WHERE import_id = {sql_str(report.import_id)} "
         f"AND source = {sql_str(src.path)})"
