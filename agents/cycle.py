@@ -77,9 +77,11 @@ class Conversation:
         }
 
 
-def unit_scope(persona_id: str, cycle: int) -> str:
-    """The LLM cache's scope for one persona's cycle: its answers are its own (see LLMClient.chat)."""
-    return f"{persona_id}/{cycle}"
+def unit_scope(persona_id: str, cycle: int, attempt: int = 0) -> str:
+    """The LLM cache's scope for one persona's cycle: its answers are its own (see LLMClient.chat). A
+    unit tried again after it failed is a new attempt: replaying its cached answers would mostly replay
+    the failure (the same queries finding no pages), so it gets fresh ones."""
+    return f"{persona_id}/{cycle}" + (f"/attempt{attempt + 1}" if attempt else "")
 
 
 async def run_cycle(
@@ -91,11 +93,13 @@ async def run_cycle(
     *,
     cycle: int = 0,
     queries: list[str] | None = None,
+    attempt: int = 0,
 ) -> Conversation:
-    """One cycle; raises CycleFailed (no pages, …) or the LLM layer's errors."""
+    """One cycle; raises CycleFailed (no pages, …) or the LLM layer's errors. `attempt`: how many times
+    this unit failed before (see unit_scope)."""
     used: list[prompts.Prompt] = []
     topics: list[str] = []
-    scope = unit_scope(persona_id, cycle)
+    scope = unit_scope(persona_id, cycle, attempt)
     if not queries:
         prompt = prompts.load("interests")
         used.append(prompt)
@@ -114,7 +118,7 @@ async def run_cycle(
         raise CycleFailed("no_pages", f"no readable pages for {conversation.queries}")
     chosen = reading.chunks(reading.select(pages, topics + conversation.queries, config.pages), config.source_chars)
     sources = reading.render_sources(chosen)
-    await _converse(llm, conversation, persona, sources, reading.render_digest(chosen), config, used)
+    await _converse(llm, conversation, persona, sources, reading.render_digest(chosen), config, used, scope)
     conversation.sources = _cited(conversation.messages, chosen)
     prompt = prompts.load("metadata")
     used.append(prompt)
@@ -167,8 +171,8 @@ async def _converse(
     digest: str,
     config: CycleConfig,
     used: list[prompts.Prompt],
+    scope: str,
 ) -> None:
-    scope = unit_scope(conversation.persona_id, conversation.cycle)
     user_prompt, assistant_prompt = prompts.load("user_turn"), prompts.load("assistant_turn")
     used += [user_prompt, assistant_prompt]
     # about 0.6 words a token, with room to finish the sentence

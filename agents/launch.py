@@ -17,7 +17,7 @@ import logging
 import os
 import signal
 import time
-from dataclasses import replace
+from dataclasses import dataclass, field, replace
 from typing import Any, Protocol
 
 from agents.cycle import CycleConfig
@@ -44,6 +44,15 @@ class Display(Protocol):
     def tick(self, swarm: Swarm) -> None: ...
     def stopping(self, swarm: Swarm, second: bool) -> None: ...
     def finished(self, record: dict[str, Any]) -> None: ...
+
+
+@dataclass
+class Prior:
+    """What a resumed run's earlier sessions did: the units with a conversation (→ the next question
+    each predicted) and how often each failed unit failed."""
+
+    finished: dict[tuple[str, int], str | None] = field(default_factory=dict)
+    attempts: dict[tuple[str, int], int] = field(default_factory=dict)
 
 
 def resolve_llm(config: RunConfig) -> RunConfig:
@@ -93,7 +102,8 @@ async def execute(
     started embedded model.
     """
     store = RunStore(db)
-    finished: dict[tuple[str, int], str | None] = {}
+    breaker_seconds()  # a bad $SWARM_LLM_BREAKER_S stops here, before anything starts
+    prior = Prior()
     if resume:
         record = store.get(resume)
         if record is None:
@@ -107,9 +117,10 @@ async def execute(
         config = RunConfig.from_dict(record["config"])
         personas = await asyncio.to_thread(store.personas, resume)
         finished = await asyncio.to_thread(store.finished_units, resume)
-        done = sum(1 for pid, _ in personas for cycle in range(config.cycles) if (pid, cycle) in finished)
+        prior = Prior(finished, await asyncio.to_thread(store.failed_attempts, resume))
+        done = sum(1 for pid, _ in personas for cycle in range(config.cycles) if (pid, cycle) in prior.finished)
         if shown == "finished" and done == len(personas) * config.cycles:
-            display.finished(record)  # a finished run with failed units is not done: those are retried
+            _Guarded(display).finished(record)  # a finished run with failed units is not done: it retries them
             return record
         run_id, elapsed_before = resume, float(record.get("elapsed_s") or 0.0)
         sessions_before = int(record.get("sessions") or 0)
@@ -121,10 +132,10 @@ async def execute(
         run_id, elapsed_before, sessions_before = new_run_id(), 0.0, 0
 
     try:
-        return await _execute(db, store, config, display, resume, run_id, personas, finished, elapsed_before,
+        return await _execute(db, store, config, display, resume, run_id, personas, prior, elapsed_before,
                               sessions_before, local_model, search)  # fmt: skip
     finally:
-        _remove_signals()  # only now: a Ctrl-C while the run's resources close is taken and ignored
+        _remove_signals()  # only now: a Ctrl-C while the run's resources close must not interrupt them
 
 
 async def _execute(
@@ -135,7 +146,7 @@ async def _execute(
     resume: str | None,
     run_id: str,
     personas: list[tuple[str, str]],
-    finished: dict[tuple[str, int], str | None],
+    prior: Prior,
     elapsed_before: float,
     sessions_before: int,
     local_model: LocalModel | None,
@@ -176,7 +187,7 @@ async def _execute(
             await asyncio.to_thread(store.create, run_id, config, [pid for pid, _ in personas])
         session = await asyncio.to_thread(store.begin_session, run_id, sessions_before)
         return await _drive(
-            store, run_id, session, config, personas, finished, llm, reader, writer, display, resume, elapsed_before
+            store, run_id, session, config, personas, prior, llm, reader, writer, display, resume, elapsed_before
         )
     raise AssertionError("unreachable")  # pragma: no cover  (mypy: the exit stack does not swallow)
 
@@ -200,7 +211,7 @@ async def _drive(
     session: int,
     config: RunConfig,
     personas: list[tuple[str, str]],
-    finished: dict[tuple[str, int], str | None],
+    prior: Prior,
     llm: LLMClient,
     reader: WebReader,
     writer: BatchWriter,
@@ -229,7 +240,8 @@ async def _drive(
         cycle,
         concurrency=config.concurrency,
         cycles=config.cycles,
-        finished=finished,
+        finished=prior.finished,
+        attempts=prior.attempts,
         grace=config.grace,
     )
 
@@ -255,8 +267,8 @@ async def _drive(
         error = f"{type(exc).__name__}: {exc}"
         raise
     finally:
-        # from here a Ctrl-C changes nothing: the pending rows are flushed and the row gets its status
-        _quiet_signals(loop)
+        # from here a Ctrl-C does not cut the ending short: the pending rows are flushed, the row gets its status
+        _quiet_signals(loop, writer)
         # each step on its own, with the heartbeat still going (a long flush must not look like a death)
         for step in (reader.aclose, writer.aflush):
             try:
@@ -269,6 +281,13 @@ async def _drive(
         record = await asyncio.to_thread(
             store.finish, run_id, session, status, elapsed_before + time.monotonic() - started, error
         )
+    if record.get("sessions") != session:  # another process resumed the run meanwhile: the row is its own
+        record = {
+            **record,
+            "status": "taken_over",
+            "error": f"another process ({record.get('pid')} on {record.get('hostname')}) continues this run; "
+            "what this one finished is saved",
+        }
     for warning in reader.warnings:
         record.setdefault("warnings", []).append(warning)
     display.finished(record)
@@ -325,11 +344,13 @@ def _install_signals(loop: asyncio.AbstractEventLoop, swarm: Swarm, display: Dis
             loop.add_signal_handler(sig, handle)
 
 
-def _quiet_signals(loop: asyncio.AbstractEventLoop) -> None:
-    """While a run ends, signals are taken and ignored (removed only once `execute` returns)."""
+def _quiet_signals(loop: asyncio.AbstractEventLoop, writer: BatchWriter) -> None:
+    """While a run ends, a signal does not cut the last writes short; it only stops the writer from
+    waiting out a database file another process holds (those rows go to the dead-letter file). The
+    handlers are removed once `execute` returns."""
     for sig in _SIGNALS:
         with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
-            loop.add_signal_handler(sig, lambda: None)
+            loop.add_signal_handler(sig, writer.stop_waiting)
 
 
 def _remove_signals() -> None:

@@ -93,10 +93,13 @@ def status_of(row: dict[str, Any]) -> str:
     """The status a user should see: `running` only while a live process says so."""
     if row["status"] != "running":
         return str(row["status"])
+    if row.get("hostname") == socket.gethostname():
+        # on this machine the process itself says: alive is running, however long its heartbeat has
+        # been held up (a writer waiting out a long `swarm export` on the file skips heartbeats)
+        return "running" if _alive(row.get("pid")) else "stale"
     updated = row.get("updated_at") or row.get("started_at")
     old = updated is not None and (_now() - updated).total_seconds() > STALE_AFTER_S
-    gone = row.get("hostname") == socket.gethostname() and not _alive(row.get("pid"))
-    return "stale" if old or gone else "running"
+    return "stale" if old else "running"
 
 
 class RunStore:
@@ -223,6 +226,17 @@ class RunStore:
                     [run_id],
                 ).fetchall()
             ]
+
+    def failed_attempts(self, run_id: str) -> dict[tuple[str, int], int]:
+        """(persona_id, cycle) → how many times the unit itself failed (not counting units held back by
+        an earlier cycle's failure, nor units abandoned by a stop)."""
+        with self.db.read() as con:
+            rows = con.execute(
+                "SELECT persona_id, cycle, count(*) FROM run_units WHERE run_id = ? AND status = 'failed' "
+                "AND reason <> 'previous_cycle_failed' GROUP BY ALL",
+                [run_id],
+            ).fetchall()
+        return {(str(pid), int(cycle)): int(n) for pid, cycle, n in rows}
 
     def finished_units(self, run_id: str) -> dict[tuple[str, int], str | None]:
         """(persona_id, cycle) → the next question it predicted, for every unit with a stored conversation."""

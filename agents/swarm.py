@@ -84,11 +84,13 @@ class Swarm:
         concurrency: int,
         cycles: int,
         finished: dict[tuple[str, int], str | None] | None = None,
+        attempts: dict[tuple[str, int], int] | None = None,
         grace: float = 20.0,
     ):
         self.run_id, self.session, self.llm, self.read, self.writer = run_id, session, llm, read, writer
         self.personas, self.config, self.concurrency, self.cycles = personas, config, concurrency, cycles
         self.finished = finished or {}
+        self.attempts = attempts or {}  # earlier failed attempts of a unit (a resumed run's retries)
         self.grace = grace
         self.progress = Progress(len(personas), cycles)
         self.failure: str | None = None  # set when the endpoint is declared down: the run fails
@@ -180,7 +182,14 @@ class Swarm:
         started = dt.datetime.now(dt.UTC)
         try:
             conversation = await run_cycle(
-                self.llm, persona_id, text, self.read, self.config, cycle=cycle, queries=queries
+                self.llm,
+                persona_id,
+                text,
+                self.read,
+                self.config,
+                cycle=cycle,
+                queries=queries,
+                attempt=self.attempts.get((persona_id, cycle), 0),
             )
         except (CycleFailed, LLMOutputError) as exc:
             self._record(persona_id, cycle, started, "failed", exc.reason, str(exc))

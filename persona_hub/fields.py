@@ -98,7 +98,8 @@ def update_catalog(con: duckdb.DuckDBPyConnection, import_id: str, found: dict[s
 
 
 def json_path(key: str) -> str:
-    return "$." + json.dumps(key)
+    # ensure_ascii=False: DuckDB matches the key as written, so "país" must not become "pa\u00eds"
+    return "$." + json.dumps(key, ensure_ascii=False)
 
 
 def ident(name: str) -> str:

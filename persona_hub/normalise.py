@@ -81,7 +81,7 @@ def attributes_sql(rec: str, drop_keys: list[str]) -> str:
     json_remove, one key at a time: a quarter faster than json_merge_patch with nulls, same output."""
     sql = rec
     for key in drop_keys:
-        path = ("$." + json.dumps(key)).replace("'", "''")
+        path = ("$." + json.dumps(key, ensure_ascii=False)).replace("'", "''")
         sql = f"json_remove({sql}, '{path}')"
     return f"CAST({sql} AS VARCHAR)"
 

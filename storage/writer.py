@@ -98,6 +98,11 @@ class BatchWriter:
             await asyncio.sleep(self.flush_interval / 4)
         self.submit(table, row)
 
+    def stop_waiting(self) -> None:
+        """Give up waiting out a busy file: the batch being written goes to the dead-letter file now
+        (what a user's second Ctrl-C asks for while a run flushes)."""
+        self.busy_patience = 0.0
+
     @property
     def failure(self) -> str | None:
         """The last write failure not yet raised to a caller, as text (None while writes succeed)."""
@@ -192,13 +197,13 @@ class BatchWriter:
     def _write_patiently(self, batch: dict[str, list[dict[str, Any]]]) -> None:
         """A file held by a reader (a long `swarm query` or `swarm export`) is waited out for up to
         `busy_patience` seconds, one lock timeout after another: a busy file is not a failed write."""
-        deadline = time.monotonic() + self.busy_patience
+        started = time.monotonic()
         while True:
             try:
                 self._write(batch)
                 return
             except DatabaseBusy:
-                if time.monotonic() >= deadline or self._closing:
+                if time.monotonic() - started >= self.busy_patience or self._closing:
                     raise
                 self.busy_waits += 1
 

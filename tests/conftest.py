@@ -87,3 +87,12 @@ def swarm_env(website: Any, llm_server: LLMServer, monkeypatch: pytest.MonkeyPat
     code, _, err = cli("personas", "import", str(sample_personas_path()))
     assert code == 0, err
     return env
+
+
+def running(pid: int) -> bool:
+    """The process is alive and not a zombie waiting for a parent that is gone."""
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except (FileNotFoundError, IndexError):
+        return False
+    return state != "Z"

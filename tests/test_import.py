@@ -172,6 +172,23 @@ def test_named_fields_and_a_file_without_a_text_field(cli: Cli, tmp_path: Path, 
     assert code == 1 and "'biography' is not a field" in err
 
 
+def test_keys_that_are_not_ascii_are_fields_like_any_other(cli: Cli, tmp_path: Path, isolated_db: Path) -> None:
+    path = tmp_path / "personas_es.jsonl"
+    rows = [
+        {"perfil": "Una arquitecta de Valparaíso que restaura ascensores antiguos.", "país": "Chile", "edad": 41},
+        {"perfil": "Un pescador de Vigo que estudia astronomía.", "país": "España", "edad": 58},
+    ]
+    path.write_text("\n".join(json.dumps(r, ensure_ascii=False) for r in rows) + "\n", encoding="utf-8")
+    code, _, err = cli("personas", "import", str(path), "--text-field", "perfil")
+    assert code == 0, err
+    assert q(isolated_db, "SELECT attributes FROM personas ORDER BY source_line") == [
+        ('{"país":"Chile","edad":41}',),
+        ('{"país":"España","edad":58}',),
+    ], "the text field is removed from the attributes, whatever its key"
+    code, out, err = cli("personas", "count", "--where", "país = 'Chile' AND edad > 40")
+    assert code == 0 and out.strip().endswith("1"), (out, err)
+
+
 def _bad_file(tmp_path: Path) -> Path:
     lines = [
         json.dumps({"persona": "A lighthouse keeper who logs seabird counts."}).encode(),

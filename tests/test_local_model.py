@@ -17,6 +17,7 @@ from agents.llm import LLMClient, LLMSettings
 from agents.llm.local import LocalModel
 from agents.schemas import Interests
 from storage import BatchWriter, Database
+from tests.conftest import running
 
 pytestmark = [
     pytest.mark.slow,
@@ -51,15 +52,6 @@ async def test_the_embedded_model_answers_plain_and_structured(isolated_db: Path
     assert process_gone, "the server must be stopped when the block ends"
 
 
-def _running(pid: int) -> bool:
-    """Alive and not a zombie waiting for a parent that is gone."""
-    try:
-        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
-    except (FileNotFoundError, IndexError):
-        return False
-    return state != "Z"
-
-
 @pytest.mark.timeout(300)
 def test_the_server_ignores_a_terminal_ctrl_c_and_dies_with_the_process_that_started_it() -> None:
     starter = subprocess.Popen(
@@ -78,16 +70,16 @@ def test_the_server_ignores_a_terminal_ctrl_c_and_dies_with_the_process_that_sta
     try:
         assert starter.stdout is not None
         server = int(starter.stdout.readline())
-        assert _running(server)
+        assert running(server)
         os.killpg(starter.pid, signal.SIGINT)  # a Ctrl-C at the terminal
         assert starter.stdout.readline().strip() == "ctrl-c"
         time.sleep(3)  # uvicorn takes a moment to shut down when it does get the signal
-        assert _running(server), "a Ctrl-C at the terminal is the run's to handle, not the server's to die of"
+        assert running(server), "a Ctrl-C at the terminal is the run's to handle, not the server's to die of"
         starter.send_signal(signal.SIGKILL)  # no cleanup can run: the server must notice on its own
         starter.wait(timeout=10)
         deadline = time.monotonic() + 15
-        while _running(server) and time.monotonic() < deadline:
+        while running(server) and time.monotonic() < deadline:
             time.sleep(0.1)
-        assert not _running(server), "the server outlived the process that started it"
+        assert not running(server), "the server outlived the process that started it"
     finally:
         starter.kill()

@@ -3,9 +3,11 @@ on the test LLM server, real processes for kill -9 and Ctrl-C."""
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -15,7 +17,7 @@ from typing import Any
 import duckdb
 import pytest
 
-from agents.runs import RunConfig, RunError, RunStore
+from agents.runs import RunConfig, RunError, RunStore, status_of
 from persona_hub import sample
 from storage import Database
 from tests.conftest import RUN, Cli
@@ -195,6 +197,33 @@ def test_a_failed_unit_holds_its_personas_later_cycles_and_resume_retries_it(
     assert per_persona == [(2,), (2,)]
     # the test server answers every persona alike, yet no unit was given another unit's cached answers
     assert rows(isolated_db, "SELECT count(*) FROM llm_calls WHERE cached") == [(0,)]
+
+
+def test_a_retried_unit_gets_fresh_answers_not_a_replay_of_its_failure(
+    cli: Cli, swarm_env: dict[str, str], isolated_db: Path, website: Any
+) -> None:
+    website.fixed["/search"] = (200, "application/json", b'{"query": "", "results": []}')  # nothing found
+    code, _, err = cli(*RUN, "-n", "1", "--turns", "1", "--quiet")
+    assert code == 1 and "no_pages" in err
+    (run_id,), *_ = rows(isolated_db, "SELECT run_id FROM runs")
+    del website.fixed["/search"]
+    code, _, err = cli("run", "--resume", run_id, "--quiet")
+    assert code == 0, err
+    # the first attempt's interests (and so its queries) were cached; the retry asked again
+    interests = rows(isolated_db, "SELECT cached FROM llm_calls WHERE purpose = 'interests' ORDER BY created_at")
+    assert interests == [(False,), (False,)]
+    assert run_record(isolated_db, run_id)["conversations"] == 1
+
+
+def test_a_live_process_on_this_machine_is_running_however_old_its_heartbeat() -> None:
+    old = dt.datetime.now(dt.UTC) - dt.timedelta(hours=1)
+    here = {"status": "running", "updated_at": old, "hostname": socket.gethostname()}
+    assert status_of({**here, "pid": os.getpid()}) == "running", "e.g. its writer waits out a long export"
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead.wait()
+    assert status_of({**here, "pid": dead.pid}) == "stale"
+    assert status_of({**here, "hostname": "elsewhere", "pid": 1}) == "stale"
+    assert status_of({**here, "hostname": "elsewhere", "pid": 1, "updated_at": dt.datetime.now(dt.UTC)}) == "running"
 
 
 def test_a_run_that_makes_nothing_fails(

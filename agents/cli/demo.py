@@ -129,6 +129,6 @@ def demo(
     if record["status"] == "interrupted":
         raise fail(f"demo run {record['run_id']} interrupted; continue it with: swarm demo --resume {record['run_id']}",
                    exit_code(record))  # fmt: skip
-    if record["status"] == "failed":
-        raise fail(f"demo run {record['run_id']} failed: {record.get('error')}")
+    if record["status"] != "finished":
+        raise fail(f"demo run {record['run_id']} {record['status']}: {record.get('error')}")
     _show(db, record)

@@ -47,6 +47,8 @@ def _finish(record: dict[str, Any], quiet: bool, json_lines: bool = False) -> No
         return
     if status == "interrupted":
         raise fail(f"run {run_id} interrupted; continue it with: swarm run --resume {run_id}", exit_code(record))
+    if status == "taken_over":
+        raise fail(f"run {run_id}: {record.get('error')}; see swarm runs show {run_id}")
     raise fail(f"run {run_id} failed: {record.get('error')}; after fixing it: swarm run --resume {run_id}")
 
 
