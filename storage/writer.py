@@ -203,7 +203,7 @@ class BatchWriter:
                 self._write(batch)
                 return
             except DatabaseBusy:
-                if time.monotonic() - started >= self.busy_patience or self._closing:
+                if time.monotonic() - started >= self.busy_patience:  # closing too: the last rows matter
                     raise
                 self.busy_waits += 1
 

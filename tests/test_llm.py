@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import subprocess
+import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -223,6 +225,32 @@ async def test_rate_limits_do_not_count_towards_the_breaker(llm_server: LLMServe
     )
     assert not isinstance(reply, Exception), reply
     assert rows[-1]["status"] == "ok" and rows[-1]["attempts"] == 4
+
+
+async def test_a_database_another_process_writes_to_makes_the_cache_a_miss_not_a_failure(
+    llm_server: LLMServer, isolated_db: Path
+) -> None:
+    await with_client(isolated_db, settings(llm_server), lambda c: c.chat(MESSAGES, purpose="t"))  # cached now
+    holder = subprocess.Popen(  # another process writing to the file for a while (a big import, say)
+        [
+            sys.executable,
+            "-c",
+            f"import duckdb, time; c = duckdb.connect({str(isolated_db)!r}); "
+            "print('locked', flush=True); time.sleep(2); c.close()",
+        ],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    assert holder.stdout is not None and holder.stdout.readline().strip() == "locked"
+    db = Database(isolated_db, lock_timeout=0.3)
+    with BatchWriter(db, flush_interval=0.05) as writer:
+        client = LLMClient(settings(llm_server), db, writer, run_id="run_busy")
+        try:
+            reply = await client.chat(MESSAGES, purpose="t")
+        finally:
+            await client.aclose()
+    holder.wait(timeout=10)
+    assert not reply.cached and reply.text.startswith("Echo:") and len(llm_server.requests) == 2
 
 
 async def test_reasoning_blocks_are_stripped(llm_server: LLMServer, isolated_db: Path) -> None:

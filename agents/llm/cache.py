@@ -8,12 +8,15 @@ import asyncio
 import datetime as dt
 import hashlib
 import json
+import logging
 from collections import OrderedDict
 from dataclasses import dataclass
 from typing import Any
 
 from storage import BatchWriter, Database, DatabaseMissing
+from storage.errors import DatabaseBusy
 
+log = logging.getLogger(__name__)
 RECENT_MAX = 4096  # answers kept in memory; far more than a writer's flush interval produces
 
 
@@ -57,15 +60,21 @@ class LLMCache:
         self._loading = asyncio.Lock()
 
     async def get(self, key: str) -> CachedAnswer | None:
+        """The cached answer, or None. A database another process holds for longer than the lock wait
+        (a long `swarm export`) makes this a miss, not a failed call: the answer is asked for again."""
         if key in self._recent:
             return self._recent[key]
-        if self._keys is None:
-            async with self._loading:
-                if self._keys is None:
-                    self._keys = await asyncio.to_thread(self._load_keys)
-        if key not in self._keys:
+        try:
+            if self._keys is None:
+                async with self._loading:
+                    if self._keys is None:
+                        self._keys = await asyncio.to_thread(self._load_keys)
+            if key not in self._keys:
+                return None
+            return await asyncio.to_thread(self._read, key)
+        except DatabaseBusy as exc:
+            log.warning("LLM cache not read (%s): asking the model", exc)
             return None
-        return await asyncio.to_thread(self._read, key)
 
     def _load_keys(self) -> set[str]:
         try:
