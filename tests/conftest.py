@@ -96,3 +96,20 @@ def running(pid: int) -> bool:
     except (FileNotFoundError, IndexError):
         return False
     return state != "Z"
+
+
+def hold_database(path: Path, seconds: float, *, read_only: bool = True) -> subprocess.Popen[str]:
+    """Another process holding the database file for `seconds`: a reader (`swarm query`, `swarm
+    export`) or, with read_only=False, a writer. Returns once the file is held."""
+    holder = subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            f"import duckdb, time; c = duckdb.connect({str(path)!r}, read_only={read_only}); "
+            f"print('locked', flush=True); time.sleep({seconds}); c.close()",
+        ],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    assert holder.stdout is not None and holder.stdout.readline().strip() == "locked"
+    return holder

@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import subprocess
-import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -15,6 +13,7 @@ from pydantic import BaseModel, Field
 
 from agents.llm import LLMClient, LLMOutputError, LLMSettings, LLMUnavailable
 from storage import BatchWriter, Database
+from tests.conftest import hold_database
 from tests.llm_server import LLMServer
 
 
@@ -231,17 +230,7 @@ async def test_a_database_another_process_writes_to_makes_the_cache_a_miss_not_a
     llm_server: LLMServer, isolated_db: Path
 ) -> None:
     await with_client(isolated_db, settings(llm_server), lambda c: c.chat(MESSAGES, purpose="t"))  # cached now
-    holder = subprocess.Popen(  # another process writing to the file for a while (a big import, say)
-        [
-            sys.executable,
-            "-c",
-            f"import duckdb, time; c = duckdb.connect({str(isolated_db)!r}); "
-            "print('locked', flush=True); time.sleep(2); c.close()",
-        ],
-        stdout=subprocess.PIPE,
-        text=True,
-    )
-    assert holder.stdout is not None and holder.stdout.readline().strip() == "locked"
+    holder = hold_database(isolated_db, 2, read_only=False)  # another process writing (a big import, say)
     db = Database(isolated_db, lock_timeout=0.3)
     with BatchWriter(db, flush_interval=0.05) as writer:
         client = LLMClient(settings(llm_server), db, writer, run_id="run_busy")

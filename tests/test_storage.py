@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import subprocess
-import sys
 import time
 from pathlib import Path
 
@@ -13,6 +11,7 @@ import duckdb
 import pytest
 
 from storage import LATEST, MIGRATIONS, BatchWriter, Database, SchemaTooNew, WriteFailed, migrate
+from tests.conftest import hold_database
 
 
 def test_new_database_records_every_migration(isolated_db: Path) -> None:
@@ -74,17 +73,7 @@ async def test_submit_never_blocks_the_event_loop_even_while_the_file_is_locked(
     with db.write():
         pass
     # Another process holds the file for 1.5 s: a writer that blocked the loop would stall the ticker.
-    holder = subprocess.Popen(
-        [
-            sys.executable,
-            "-c",
-            f"import duckdb, time; c = duckdb.connect({str(isolated_db)!r}, read_only=True); "
-            "print('locked', flush=True); time.sleep(1.5); c.close()",
-        ],
-        stdout=subprocess.PIPE,
-        text=True,
-    )
-    assert holder.stdout is not None and holder.stdout.readline().strip() == "locked"
+    holder = hold_database(isolated_db, 1.5)
     writer = BatchWriter(db, flush_interval=0.01)
     gaps: list[float] = []
     stop = False
@@ -111,22 +100,6 @@ async def test_submit_never_blocks_the_event_loop_even_while_the_file_is_locked(
         assert con.execute("SELECT count(*) FROM import_rejects").fetchone() == (300,)
 
 
-def _hold(path: Path, seconds: float) -> subprocess.Popen[str]:
-    """Another process reading the file (as `swarm query` or `swarm export` does) for `seconds`."""
-    holder = subprocess.Popen(
-        [
-            sys.executable,
-            "-c",
-            f"import duckdb, time; c = duckdb.connect({str(path)!r}, read_only=True); "
-            f"print('locked', flush=True); time.sleep({seconds}); c.close()",
-        ],
-        stdout=subprocess.PIPE,
-        text=True,
-    )
-    assert holder.stdout is not None and holder.stdout.readline().strip() == "locked"
-    return holder
-
-
 def test_a_reader_holding_the_file_past_the_lock_timeout_is_waited_out_not_a_failed_write(
     isolated_db: Path,
 ) -> None:
@@ -134,7 +107,7 @@ def test_a_reader_holding_the_file_past_the_lock_timeout_is_waited_out_not_a_fai
     with db.write():
         pass
     dead = isolated_db.with_name(isolated_db.name + ".failed-writes.jsonl")
-    holder = _hold(isolated_db, 1.5)
+    holder = hold_database(isolated_db, 1.5)
     with BatchWriter(db, flush_interval=0.01) as writer:
         writer.submit("import_rejects", {"import_id": "x", "source": "s", "line": 1, "reason": "r"})
         writer.flush(timeout=30)
@@ -142,7 +115,7 @@ def test_a_reader_holding_the_file_past_the_lock_timeout_is_waited_out_not_a_fai
     holder.wait(timeout=10)
     assert not dead.exists()
     # past its patience, the batch is a failure like any other: kept in the dead-letter file
-    holder = _hold(isolated_db, 2.0)
+    holder = hold_database(isolated_db, 2.0)
     writer = BatchWriter(db, flush_interval=0.01, busy_patience=0.0)
     writer.submit("import_rejects", {"import_id": "x", "source": "s", "line": 2, "reason": "r"})
     with pytest.raises(WriteFailed, match="failed-writes"):
