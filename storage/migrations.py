@@ -178,7 +178,7 @@ def m004_llm(con: duckdb.DuckDBPyConnection) -> None:
                 "status",
                 "VARCHAR",
                 "ok, or a reason: rate_limited, server_error, timeout, invalid_json, "
-                "schema_invalid, length, auth, unavailable, cancelled (the run was stopped mid-call)",
+                "schema_invalid, length, auth, unavailable",
             ),
             ("cached", "BOOLEAN", "answered from the cache"),
             ("cost_usd", "DOUBLE", "estimated from the price table (0 when cached or unknown)"),
@@ -290,6 +290,21 @@ def m006_runs(con: duckdb.DuckDBPyConnection) -> None:
     con.execute("CREATE UNIQUE INDEX run_personas_key ON run_personas (run_id, position)")
 
 
+def m007_cache_scope(con: duckdb.DuckDBPyConnection) -> None:
+    # a swarm's answers belong to one unit of one run (see agents/llm/client.py): the column lets a run
+    # load only its own keys and those anyone may reuse, not every key every run ever stored
+    con.execute("ALTER TABLE llm_cache ADD COLUMN run_id VARCHAR")
+    comments = {
+        "llm_cache.cache_key": "sha256 of model, messages, parameters, schema and, for a swarm's calls, the unit "
+        "(run, persona, cycle, attempt)",
+        "llm_cache.run_id": "the run whose unit the answer was made for; NULL: any later call may reuse it",
+        "llm_calls.status": "ok, or a reason: rate_limited, server_error, timeout, invalid_json, schema_invalid, "
+        "length, auth, unavailable, cancelled (the run was stopped mid-call)",
+    }
+    for column, text in comments.items():
+        con.execute(f"COMMENT ON COLUMN {column} IS {_quote(text)}")
+
+
 @dataclass(frozen=True)
 class Migration:
     version: int
@@ -304,6 +319,7 @@ MIGRATIONS: list[Migration] = [
     Migration(4, "m004_llm", m004_llm),
     Migration(5, "m005_conversations", m005_conversations),
     Migration(6, "m006_runs", m006_runs),
+    Migration(7, "m007_cache_scope", m007_cache_scope),
 ]
 LATEST = MIGRATIONS[-1].version
 

@@ -242,6 +242,26 @@ async def test_a_database_another_process_writes_to_makes_the_cache_a_miss_not_a
     assert not reply.cached and reply.text.startswith("Echo:") and len(llm_server.requests) == 2
 
 
+async def test_a_units_answers_are_its_runs_alone(llm_server: LLMServer, isolated_db: Path) -> None:
+    async def one(run: str, scope: str | None) -> Any:
+        db = Database(isolated_db)
+        with BatchWriter(db, flush_interval=0.05) as writer:
+            client = LLMClient(settings(llm_server), db, writer, run_id=run)
+            try:
+                return await client.chat(MESSAGES, purpose="t", scope=scope)
+            finally:
+                await client.aclose()
+
+    assert not (await one("run_a", "p_1/0")).cached
+    assert (await one("run_a", "p_1/0")).cached, "a resumed unit gets its own answer back"
+    assert not (await one("run_b", "p_1/0")).cached, "another run asks afresh"
+    assert not (await one("run_b", None)).cached and (await one("run_c", None)).cached, "unscoped: shared"
+    con = duckdb.connect(str(isolated_db), read_only=True)
+    owners = con.execute("SELECT run_id FROM llm_cache ORDER BY created_at").fetchall()
+    con.close()
+    assert owners == [("run_a",), ("run_b",), (None,)]
+
+
 async def test_reasoning_blocks_are_stripped(llm_server: LLMServer, isolated_db: Path) -> None:
     llm_server.faults.append("think")
     reply, _ = await with_client(isolated_db, settings(llm_server), lambda c: c.chat(MESSAGES, purpose="t"))

@@ -51,8 +51,8 @@ class LLMCache:
     """Lookups never block the event loop: the keys are read once (in a thread), so a miss costs a set
     lookup, and only a hit reads its answer from the database (in a thread too)."""
 
-    def __init__(self, db: Database, writer: BatchWriter):
-        self.db, self.writer = db, writer
+    def __init__(self, db: Database, writer: BatchWriter, *, run_id: str | None = None):
+        self.db, self.writer, self.run_id = db, writer, run_id
         # answers of this process, most recent last: found here before the writer has flushed them;
         # bounded, since once written they are read back from the table
         self._recent: OrderedDict[str, CachedAnswer] = OrderedDict()
@@ -79,7 +79,11 @@ class LLMCache:
     def _load_keys(self) -> set[str]:
         try:
             with self.db.read() as con:
-                return {row[0] for row in con.execute("SELECT cache_key FROM llm_cache").fetchall()}
+                # answers scoped to other runs could never match this run's keys: not loaded
+                rows = con.execute(
+                    "SELECT cache_key FROM llm_cache WHERE run_id IS NULL OR run_id = ?", [self.run_id]
+                ).fetchall()
+                return {row[0] for row in rows}
         except DatabaseMissing:
             return set()
 
@@ -90,7 +94,8 @@ class LLMCache:
             ).fetchall()
         return CachedAnswer(row[0][0], int(row[0][1] or 0), int(row[0][2] or 0)) if row else None
 
-    def put(self, key: str, model: str, answer: CachedAnswer) -> None:
+    def put(self, key: str, model: str, answer: CachedAnswer, *, scoped: bool = False) -> None:
+        """Store an answer; `scoped`: its key holds this run's unit, so only this run can ever hit it."""
         self._recent[key] = answer
         if len(self._recent) > RECENT_MAX:
             self._recent.popitem(last=False)
@@ -100,6 +105,7 @@ class LLMCache:
             "llm_cache",
             {
                 "cache_key": key,
+                "run_id": self.run_id if scoped else None,
                 "model": model,
                 "content": answer.content,
                 "prompt_tokens": answer.prompt_tokens,

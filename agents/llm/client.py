@@ -96,7 +96,7 @@ class LLMClient:
         self.limiter = AdaptiveLimiter(
             settings.max_concurrency, settings.requests_per_minute, settings.tokens_per_minute
         )
-        self.cache = LLMCache(db, writer)
+        self.cache = LLMCache(db, writer, run_id=run_id)
         self.modes: dict[str, int] = {}  # endpoint → index in structured.MODES that worked
         self._failures = 0
         self._failing_since: float | None = None  # when the current run of failures began
@@ -183,7 +183,8 @@ class LLMClient:
             with contextlib.suppress(Exception):  # a writer already closed must not mask the cancellation
                 self._log(call, purpose, "cancelled", error="cancelled before an answer (the run was stopped)")
             raise
-        self.cache.put(key, self.settings.model, CachedAnswer(reply.text, reply.prompt_tokens, reply.completion_tokens))
+        answer = CachedAnswer(reply.text, reply.prompt_tokens, reply.completion_tokens)
+        self.cache.put(key, self.settings.model, answer, scoped=scope is not None)
         self._log(call, purpose, "ok")
         return reply
 
