@@ -102,6 +102,7 @@ async def execute(
     started embedded model.
     """
     store = RunStore(db)
+    display = _Guarded(display)
     breaker_seconds()  # a bad $SWARM_LLM_BREAKER_S stops here, before anything starts
     prior = Prior()
     if resume:
@@ -120,7 +121,7 @@ async def execute(
         prior = Prior(finished, await asyncio.to_thread(store.failed_attempts, resume))
         done = sum(1 for pid, _ in personas for cycle in range(config.cycles) if (pid, cycle) in prior.finished)
         if shown == "finished" and done == len(personas) * config.cycles:
-            _Guarded(display).finished(record)  # a finished run with failed units is not done: it retries them
+            display.finished(record)  # a finished run with failed units is not done: it retries them
             return record
         run_id, elapsed_before = resume, float(record.get("elapsed_s") or 0.0)
         sessions_before = int(record.get("sessions") or 0)
@@ -253,7 +254,6 @@ async def _drive(
 
     reader.on_page = counted
     loop = asyncio.get_running_loop()
-    display = _Guarded(display)
     _install_signals(loop, swarm, display)
     beats = asyncio.create_task(_heartbeat(store, run_id, session, swarm, writer, display, elapsed_before, started))
     status, error = "failed", None
@@ -329,6 +329,9 @@ def _nothing_made(swarm: Swarm) -> str:
 
 
 _SIGNALS = (signal.SIGINT, signal.SIGTERM)
+# what add/remove_signal_handler raise where handlers cannot be set: Windows' loops, a thread that is
+# not the main one, a closed loop; a run there simply has no Ctrl-C handling of its own
+_NO_HANDLERS = (NotImplementedError, RuntimeError, ValueError)
 
 
 def _install_signals(loop: asyncio.AbstractEventLoop, swarm: Swarm, display: Display) -> None:
@@ -340,7 +343,7 @@ def _install_signals(loop: asyncio.AbstractEventLoop, swarm: Swarm, display: Dis
             swarm.stop(f"interrupted ({name})")
             display.stopping(swarm, second)
 
-        with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):  # not the main thread
+        with contextlib.suppress(*_NO_HANDLERS):
             loop.add_signal_handler(sig, handle)
 
 
@@ -349,7 +352,7 @@ def _quiet_signals(loop: asyncio.AbstractEventLoop, writer: BatchWriter) -> None
     waiting out a database file another process holds (those rows go to the dead-letter file). The
     handlers are removed once `execute` returns."""
     for sig in _SIGNALS:
-        with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
+        with contextlib.suppress(*_NO_HANDLERS):
             loop.add_signal_handler(sig, writer.stop_waiting)
 
 
@@ -357,7 +360,7 @@ def _remove_signals() -> None:
     with contextlib.suppress(RuntimeError):
         loop = asyncio.get_running_loop()
         for sig in _SIGNALS:
-            with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
+            with contextlib.suppress(*_NO_HANDLERS):
                 loop.remove_signal_handler(sig)
 
 

@@ -23,6 +23,7 @@ from storage import Database
 from storage.errors import DatabaseMissing
 
 HEARTBEAT_S = 5.0  # how often a running process updates its row
+PREVIOUS_FAILED = "previous_cycle_failed"  # run_units.reason of a cycle held back: the one before failed
 STALE_AFTER_S = 60.0  # a `running` row not updated for this long belongs to a dead process
 
 
@@ -233,8 +234,8 @@ class RunStore:
         with self.db.read() as con:
             rows = con.execute(
                 "SELECT persona_id, cycle, count(*) FROM run_units WHERE run_id = ? AND status = 'failed' "
-                "AND reason <> 'previous_cycle_failed' GROUP BY ALL",
-                [run_id],
+                "AND reason <> ? GROUP BY ALL",
+                [run_id, PREVIOUS_FAILED],
             ).fetchall()
         return {(str(pid), int(cycle)): int(n) for pid, cycle, n in rows}
 

@@ -27,10 +27,10 @@ from typing import Any
 from agents.cycle import CycleConfig, CycleFailed, Reader, run_cycle
 from agents.llm import LLMClient
 from agents.llm.errors import LLMOutputError, LLMUnavailable
+from agents.runs import PREVIOUS_FAILED
 from storage import BatchWriter
 
 log = logging.getLogger(__name__)
-PREVIOUS_FAILED = "previous_cycle_failed"  # the reason of a cycle not run because the one before failed
 
 
 def conversation_id(run_id: str, persona_id: str, cycle: int) -> str:

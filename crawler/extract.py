@@ -141,9 +141,8 @@ _PRELOAD = ["crawler.extract", "lxml.html", "trafilatura", "crawler.neardup", "c
 
 def _context() -> multiprocessing.context.BaseContext:
     """Workers forked from a fork server. Not plain fork: forking a process that runs an event loop and
-    threads is unsafe. Not spawn: each worker would start a fresh interpreter and import trafilatura
-    (and, under the `swarm` command, re-run the command's own imports as its __main__), a second or two
-    and 100-300 MB a worker, again whenever a stuck worker's pool is replaced. The fork server is one
+    threads is unsafe. Not spawn: each worker would start a fresh interpreter and import trafilatura, a
+    second and ~100 MB a worker, again whenever a stuck worker's pool is replaced. The fork server is one
     clean process that imports what a worker needs once; a new worker is a fork of it, in milliseconds."""
     if "forkserver" not in multiprocessing.get_all_start_methods():
         return multiprocessing.get_context("spawn")

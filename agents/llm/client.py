@@ -312,22 +312,20 @@ class LLMClient:
                 call.completion_tokens += usage.completion_tokens if usage else 0
                 choice = response.choices[0]
                 return choice.message.content or "", choice.finish_reason
-            now = time.monotonic()
             if reason != "rate_limited":  # a 429 is the endpoint answering "later", not failing
+                now = time.monotonic()
                 self._failures += 1
                 self._failing_since = self._failing_since or now
-            if (
-                reason != "rate_limited"
-                and self._failing_since is not None
-                and self._failures >= self.settings.breaker_failures
-                and now - self._failing_since >= self.settings.breaker_seconds
-            ):
-                self._down = (
-                    f"{self.settings.endpoint} is not answering ({self._failures} failed requests in a row over "
-                    f"{now - self._failing_since:.0f}s, last: {type(last).__name__}); check OPENAI_BASE_URL or "
-                    "start the server"
-                )
-                raise LLMUnavailable(self._down, reason)
+                if (
+                    self._failures >= self.settings.breaker_failures
+                    and now - self._failing_since >= self.settings.breaker_seconds
+                ):
+                    self._down = (
+                        f"{self.settings.endpoint} is not answering ({self._failures} failed requests in a row "
+                        f"over {now - self._failing_since:.0f}s, last: {type(last).__name__}); check "
+                        "OPENAI_BASE_URL or start the server"
+                    )
+                    raise LLMUnavailable(self._down, reason)
             if attempt < self.settings.max_retries:
                 if wait is not None and wait > self.settings.max_retry_after:
                     break
