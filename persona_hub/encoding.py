@@ -1,8 +1,9 @@
-"""Finding lines that are not UTF-8 before DuckDB reads a file.
+"""Encodings before DuckDB reads a file: UTF-16 is converted, and for JSON documents (read whole)
+the lines that are not UTF-8 are found.
 
-DuckDB stops at the first invalid byte sequence, which would lose the whole file for one bad line.
-A streaming decode of the file is cheap (a few hundred MB/s); only when it fails do we look at each
-line, and then hand DuckDB a copy with the bad lines blanked out, so line numbers stay true.
+Line-based files (JSONL, TXT, CSV) are checked by DuckDB's reader itself, which rejects a line that is
+not UTF-8 with its number (`sources`). For the others a streaming decode of the file is cheap (a few
+hundred MB/s); only when it fails do we look at each line.
 """
 
 from __future__ import annotations
@@ -49,13 +50,16 @@ def _is_valid_utf8(path: Path) -> bool:
     return True
 
 
-def scan(path: Path) -> EncodingScan:
-    """Check `path` line by line only if it is not clean UTF-8; see the module docstring."""
+def scan(path: Path, *, validate: bool = True) -> EncodingScan:
+    """Check `path` line by line only if it is not clean UTF-8; see the module docstring.
+
+    `validate=False` only converts UTF-16, for readers that check UTF-8 themselves (DuckDB's CSV
+    reader rejects a bad line with its number)."""
     with _open(path) as fh:
         head = fh.read(4)
     if head.startswith(_BOMS):
         return _convert_utf16(path)
-    if _is_valid_utf8(path):
+    if not validate or _is_valid_utf8(path):
         return EncodingScan(readable_path=path)
     temp_dir = tempfile.TemporaryDirectory(prefix="swarm-import-")
     cleaned = Path(temp_dir.name) / (path.stem.removesuffix(".gz") + ".utf8")

@@ -1,8 +1,9 @@
-"""The attribute catalogue (`persona_fields`) and the `personas_flat` view built from it.
+"""The attribute catalogue (`persona_fields`) and the typed attribute columns of `personas`.
 
-`personas_flat` is `personas` plus one typed column per attribute key, so a filter reads
-`age > 40 AND occupation = 'nurse'` and a list column works with `list_contains(topics, 'chess')`.
-Types come from DuckDB's `json_group_structure` over the imported rows, widened when files disagree.
+Every attribute key is also a typed column of `personas` (and of its alias `personas_flat`), written
+by the import, so a filter reads `age > 40 AND occupation = 'nurse'` from columns rather than parsing
+JSON per row, and a list column works with `list_contains(topics, 'chess')`. Types come from DuckDB's
+`json_group_structure` over a file's records, widened (and the column rewritten) when files disagree.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from typing import Any
 import duckdb
 
 from persona_hub.sources import sql_str
+from storage.migrations import attribute_sql, column_type, comment_attribute_column, ident
 
 CORE_COLUMNS = (
     "persona_id",
@@ -33,8 +35,8 @@ def _scalar_type(structure: Any) -> str:
     if isinstance(structure, dict):
         return "JSON"
     if isinstance(structure, list):
-        inner = _scalar_type(structure[0]) if structure else "VARCHAR"
-        return f"{inner}[]" if inner in ("VARCHAR", "BIGINT", "DOUBLE", "BOOLEAN") else "JSON"
+        inner = _scalar_type(structure[0]) if structure else "NULL"
+        return f"{inner}[]" if inner in ("VARCHAR", "BIGINT", "DOUBLE", "BOOLEAN", "NULL") else "JSON"
     if structure in _INTS:
         return "BIGINT"
     if structure in ("DOUBLE", "BOOLEAN", "VARCHAR"):
@@ -45,7 +47,8 @@ def _scalar_type(structure: Any) -> str:
 
 
 def types_from_structure(structure_json: str | None) -> dict[str, str]:
-    """Map each top-level key of a `json_group_structure` result to the SQL type of its column."""
+    """Map each top-level key of a `json_structure` result to the SQL type of its column ("NULL[]": a
+    list with no value yet, which any other list type widens)."""
     if not structure_json:
         return {}
     structure = json.loads(structure_json)
@@ -59,6 +62,10 @@ def widen(old: str, new: str) -> str:
         return old
     if old == "NULL":
         return new
+    if old == "NULL[]" and new.endswith("[]"):
+        return new
+    if new == "NULL[]" and old.endswith("[]"):
+        return old
     if {old, new} == {"BIGINT", "DOUBLE"}:
         return "DOUBLE"
     if old.endswith("[]") or new.endswith("[]") or "JSON" in (old, new):
@@ -66,61 +73,86 @@ def widen(old: str, new: str) -> str:
     return "VARCHAR"
 
 
-_TYPE_SAMPLE = 100_000  # rows whose structure sets the column types (a full pass costs as much as the import)
+TYPE_SAMPLE = 100_000  # records whose structure sets the column types (all of them would cost a pass more)
 
 
-def types_of(con: duckdb.DuckDBPyConnection, table: str) -> dict[str, str]:
-    """Attribute keys of `table` (all rows) with their types (from the first rows)."""
-    row = con.execute(
-        "SELECT json_group_structure(CAST(attributes AS JSON)) "
-        f"FROM (SELECT attributes FROM {table} LIMIT {_TYPE_SAMPLE})"
-    ).fetchone()
-    found = types_from_structure(row[0] if row else None)
-    total = con.execute(f"SELECT count(*) FROM {table}").fetchone()
-    if total and total[0] > _TYPE_SAMPLE:
-        for (key,) in con.execute(f"SELECT DISTINCT unnest(json_keys(attributes)) FROM {table}").fetchall():
-            found.setdefault(key, "VARCHAR")  # seen only past the sample: compared as text
+def types_of(con: duckdb.DuckDBPyConnection, sample_sql: str, keys_sql: str) -> dict[str, str]:
+    """Attribute keys with their types: types from the `attributes` of `sample_sql` (`line, attributes`
+    of up to TYPE_SAMPLE records), keys from every row of `keys_sql` (one column of key lists)."""
+    # Distinct per-record structures, widened here: json_group_structure string-aggregates every
+    # record into one document first, three times slower on 100,000 records.
+    found: dict[str, str] = {}
+    for (structure,) in con.execute(
+        f"SELECT json_structure(CAST(attributes AS JSON)) AS s FROM ({sample_sql}) GROUP BY s ORDER BY min(line)"
+    ).fetchall():
+        for key, sql_type in types_from_structure(structure).items():
+            found[key] = widen(found.get(key, "NULL"), sql_type)
+    found = {key: "VARCHAR[]" if sql_type == "NULL[]" else sql_type for key, sql_type in found.items()}
+    for (key,) in con.execute(f"SELECT DISTINCT unnest(k) FROM ({keys_sql}) AS _keys(k)").fetchall():
+        found.setdefault(key, "VARCHAR")  # seen only past the sample: compared as text
     return found
 
 
-def update_catalog(con: duckdb.DuckDBPyConnection, import_id: str, found: dict[str, str]) -> None:
-    """Fold newly seen attribute types into `persona_fields` and rebuild `personas_flat`."""
-    known = {f: t for f, t in con.execute("SELECT field, sql_type FROM persona_fields").fetchall()}
+def _column_name(field: str, taken: set[str]) -> str:
+    # DuckDB's identifiers ignore case: "Age" next to "age" needs a name of its own
+    base = f"attr_{field}" if field.lower() in CORE_COLUMNS else field
+    name, n = base, 1
+    while name.lower() in taken:
+        n += 1
+        name = f"{base}_{n}"
+    return name
+
+
+def prepare_columns(
+    con: duckdb.DuckDBPyConnection, import_id: str, found: dict[str, str]
+) -> dict[str, tuple[str, str]]:
+    """Give every key in `found` its typed column in `personas`, adding or widening columns and the
+    catalogue (`persona_fields`) as needed; return each key's (column, type) for the insert."""
+    known = {f: (c, t) for f, t, c in con.execute("SELECT field, sql_type, column_name FROM persona_fields").fetchall()}
+    taken = {r[0].lower() for r in con.execute("DESCRIBE personas").fetchall()}
+    out: dict[str, tuple[str, str]] = {}
     for field, sql_type in found.items():
         if field in known:
-            wider = widen(known[field], sql_type)
-            if wider != known[field]:
+            column, old = known[field]
+            wider = widen(old, sql_type)
+            if wider != old:
+                # recomputed from attributes, as the column would have been had it been this type from the start
+                con.execute(
+                    f"ALTER TABLE personas ALTER {ident(column)} TYPE {column_type(wider)} "
+                    f"USING {attribute_sql(field, wider)}"
+                )
                 con.execute("UPDATE persona_fields SET sql_type = ? WHERE field = ?", [wider, field])
+            out[field] = (column, wider)
         else:
-            column = f"attr_{field}" if field.lower() in CORE_COLUMNS else field
+            column = _column_name(field, taken)
+            taken.add(column.lower())
+            con.execute(f"ALTER TABLE personas ADD COLUMN {ident(column)} {column_type(sql_type)}")
+            comment_attribute_column(con, column, field)
             con.execute("INSERT INTO persona_fields VALUES (?, ?, ?, ?)", [field, sql_type, column, import_id])
-    rebuild_view(con)
+            out[field] = (column, sql_type)
+    return out
 
 
-def json_path(key: str) -> str:
-    # ensure_ascii=False: DuckDB matches the key as written, so "país" must not become "pa\u00eds"
-    return "$." + json.dumps(key, ensure_ascii=False)
+TYPED = "_typed"  # the column typed_values_sql's values read from
 
 
-def ident(name: str) -> str:
-    return '"' + name.replace('"', '""') + '"'
+def typed_values_sql(columns: dict[str, tuple[str, str]], attributes: str) -> tuple[str, list[tuple[str, str]]]:
+    """SQL for a struct `_typed` made from the JSON `attributes`, and (column, SQL) pairs that give each
+    typed column its value (from `_typed`, or from `attributes` itself).
 
-
-def _column_sql(field: str, sql_type: str) -> str:
-    path = sql_str(json_path(field))
-    if sql_type == "JSON":
-        return f"attributes->{path}"
-    if sql_type in ("VARCHAR", "NULL"):
-        return f"attributes->>{path}"
-    return f"TRY_CAST(attributes->{path} AS {sql_type})"
-
-
-def rebuild_view(con: duckdb.DuckDBPyConnection) -> None:
-    fields = con.execute("SELECT field, sql_type, column_name FROM persona_fields ORDER BY rowid").fetchall()
-    extra = "".join(f", {_column_sql(f, t)} AS {ident(c)}" for f, t, c in fields)
-    con.execute(f"CREATE OR REPLACE VIEW personas_flat AS SELECT p.*{extra} FROM personas p")
+    One json_transform reads all keys in a single parse; keys equal but for case cannot share its
+    structure (DuckDB's struct fields ignore case), so those are read one by one."""
+    lowered = [f.lower() for f in columns]
+    shared = {f: t for f, (_, t) in columns.items() if lowered.count(f.lower()) == 1}
+    structure = sql_str(json.dumps({f: column_type(t) for f, t in shared.items()}, ensure_ascii=False))
+    struct = f"json_transform({attributes}, {structure})" if shared else "NULL"
+    pairs = [
+        (column, f"{TYPED}.{ident(field)}" if field in shared else attribute_sql(field, sql_type, attributes))
+        for field, (column, sql_type) in columns.items()
+    ]
+    return struct, pairs
 
 
 def flat_columns(con: duckdb.DuckDBPyConnection) -> list[tuple[str, str]]:
-    """(column, type) of `personas_flat`, for help and error messages."""
-    return [(r[0], r[1]) for r in con.execute("DESCRIBE personas_flat").fetchall()]
+    """(column, type) of `personas` with its attribute columns, for help and error messages."""
+    return [(r[0], r[1]) for r in con.execute("DESCRIBE personas").fetchall()]

@@ -22,6 +22,7 @@ from persona_hub import fields, layouts, near_dedup, normalise, sources
 from persona_hub.errors import NoTextField, StrictRefused
 from persona_hub.sources import sql_str
 from storage import Database
+from storage.migrations import json_key_path
 
 DedupMode = Literal["exact", "near", "none"]
 DEFAULT_MAX_CHARS = 4000
@@ -96,7 +97,6 @@ def import_files(db: Database, paths: Sequence[str | Path], options: ImportOptio
                     f"--strict: {report.rejects_total} bad line(s), nothing was imported",
                     [(p, n, r) for p, n, r, _ in report.rejects],
                 )
-            fields.update_catalog(con, report.import_id, report.field_types)
             _record_import(con, report, options, started)
             con.execute("COMMIT")
         except StrictRefused:
@@ -119,10 +119,11 @@ def _import_one(
         src.format = raw.format
         layout = _layout(con, raw, options, str(path))
         src.layout = layout.name
+        _find_personas(con, layout, options.max_chars)
         _find_rejects(con, layout, options.max_chars)
         _store_rejects(con, report, src, options)
         _insert_new(con, report, src, layout, options)
-    con.execute("DROP VIEW _raw; DROP TABLE _lines; DROP TABLE _pre; DROP TABLE _rej")
+    con.execute("DROP VIEW _raw; DROP TABLE _lines; DROP TABLE _pre; DROP TABLE _rej; DROP TABLE _h")
 
 
 _OBJECT = "coalesce(try(json_type(rec)) = 'OBJECT', false)"
@@ -154,11 +155,44 @@ def _layout(
     return layouts.detect(keys, text_field=options.text_field, id_field=options.id_field, source=source)
 
 
+def _text_checks(text: str, max_chars: int) -> tuple[str, str]:
+    """SQL tests of a text for empty and too long; byte tests first, so only rare texts are trimmed or counted."""
+    return (
+        f"(strlen({text}) = 0 OR (ascii({text}) <= 32 AND trim({text}, {_WS}) = ''))",
+        f"(strlen({text}) > {int(max_chars)} AND length(trim({text}, {_WS})) > {int(max_chars)})",
+    )
+
+
+def _find_personas(con: duckdb.DuckDBPyConnection, layout: layouts.Layout, max_chars: int) -> None:
+    """Pass 1, one JSON parse a record: `_h(line, text_hash)` for every record that is a persona.
+
+    A record is one when it is an object whose text field is a string, neither empty nor too long;
+    `_find_rejects` gives every other record its reason."""
+    text_path = sql_str(json_key_path(layout.text_field))
+    is_empty, is_too_long = _text_checks("text", max_chars)
+    whitespace = " OR ".join(f"contains(lowered, chr({c}))" for c in (9, 10, 11, 12, 13))
+    con.execute(
+        f"""
+        CREATE OR REPLACE TEMP TABLE _h AS
+        SELECT line, md5_number(CASE WHEN contains(lowered, '  ') OR {whitespace}
+                                     THEN regexp_replace(lowered, '\\s+', ' ', 'g') ELSE lowered END) AS text_hash
+        FROM (
+            SELECT line, lower({_trimmed("text")}) AS lowered FROM (
+                SELECT line, value->>'$' AS text FROM (
+                    SELECT line, try(json_extract(rec, {text_path})) AS value FROM _raw WHERE rec IS NOT NULL
+                ) WHERE starts_with(value, '"')  -- a JSON string (an object's field: rec is an object)
+            ) WHERE NOT {is_empty} AND NOT {is_too_long}
+        )
+        """
+    )
+
+
 def _find_rejects(con: duckdb.DuckDBPyConnection, layout: layouts.Layout, max_chars: int) -> None:
-    """Pass 1, cheap: `_rej` gets every record that cannot be a persona, with its reason."""
-    text_path = sql_str(fields.json_path(layout.text_field))
+    """`_rej`: every record pass 1 did not take, with its reason (only these rows are looked at again)."""
+    text_path = sql_str(json_key_path(layout.text_field))
     too_long = sql_str(f" characters, over the limit of {int(max_chars)} (--max-chars)")
     no_field = sql_str(f"no {layout.text_field!r} field")
+    is_empty, is_too_long = _text_checks("text", max_chars)
     con.execute(
         f"""
         CREATE OR REPLACE TEMP TABLE _rej AS
@@ -168,32 +202,36 @@ def _find_rejects(con: duckdb.DuckDBPyConnection, layout: layouts.Layout, max_ch
                         WHEN NOT is_object THEN (CASE WHEN json_valid(rec) THEN 'not_an_object' ELSE 'bad_json' END)
                         WHEN text_type IS NULL OR text_type = 'NULL' THEN 'no_text'
                         WHEN text_type <> 'VARCHAR' THEN 'text_not_string'
-                        WHEN is_empty THEN 'empty_text'
-                        WHEN is_too_long THEN 'too_long'
+                        WHEN {is_empty} THEN 'empty_text'
+                        WHEN {is_too_long} THEN 'too_long'
+                        ELSE 'unreadable'  -- never expected: a record is taken or rejected, not lost
                    END) AS reason,
                    coalesce(detail, CASE
                         WHEN NOT is_object THEN NULL
                         WHEN text_type IS NULL THEN {no_field}
-                        WHEN is_too_long THEN length(trim(text)) || {too_long}
+                        WHEN {is_too_long} THEN length(trim(text, {_WS})) || {too_long}
                    END) AS detail
             FROM (
-                SELECT *,  -- byte tests first, so only the rare candidates are trimmed or counted
-                       strlen(text) = 0 OR (ascii(text) <= 32 AND trim(text) = '') AS is_empty,
-                       strlen(text) > {int(max_chars)} AND length(trim(text)) > {int(max_chars)} AS is_too_long
+                SELECT *, CASE WHEN is_object THEN json_type(rec, {text_path}) END AS text_type,
+                          CASE WHEN is_object THEN json_extract_string(rec, {text_path}) END AS text
                 FROM (
-                    SELECT *, CASE WHEN is_object THEN json_type(rec, {text_path}) END AS text_type,
-                              CASE WHEN is_object THEN json_extract_string(rec, {text_path}) END AS text
-                    FROM (SELECT *, reason IS NULL AND {_OBJECT} AS is_object FROM _raw)
+                    SELECT *, reason IS NULL AND {_OBJECT} AS is_object
+                    FROM _raw WHERE line NOT IN (SELECT line FROM _h)
                 )
             )
-        ) WHERE reason IS NOT NULL
+        )
         """
     )
 
 
+_WS = sql_str(" \t\n\x0b\x0c\r")  # what trim() takes off a text (by default it takes only spaces)
+
+
 def _trimmed(expr: str) -> str:
-    # trim() copies every string; most texts have nothing to trim, which two byte tests tell
-    return f"(CASE WHEN ascii({expr}) > 32 AND ascii(right({expr}, 1)) > 32 THEN {expr} ELSE trim({expr}) END)"
+    # trim() copies every string; most texts have nothing to trim, which byte tests at both ends tell
+    # (right(x, 1) would count the characters of the whole text)
+    ends = " OR ".join(f"ends_with({expr}, chr({c}))" for c in (32, 9, 10, 11, 12, 13))
+    return f"(CASE WHEN ascii({expr}) > 32 AND NOT ({ends}) THEN {expr} ELSE trim({expr}, {_WS}) END)"
 
 
 def _store_rejects(
@@ -222,39 +260,45 @@ def _insert_new(
     layout: layouts.Layout,
     options: ImportOptions,
 ) -> None:
-    """Pass 2, over the good records only: text, hash, id and attributes, deduplicated, appended."""
-    text_path = sql_str(fields.json_path(layout.text_field))
-    id_sql = f"rec->>{sql_str(fields.json_path(layout.id_field))}" if layout.id_field else "NULL::VARCHAR"
+    """Pass 2, over the new personas only: text, id, attributes and their typed columns, appended."""
+    text_path = sql_str(json_key_path(layout.text_field))
+    id_sql = f"rec->>{sql_str(json_key_path(layout.id_field))}" if layout.id_field else "NULL::VARCHAR"
     drop = [layout.text_field] + ([layout.id_field] if layout.id_field else [])
-    whitespace = " OR ".join(f"contains(lowered, chr({c}))" for c in (9, 10, 11, 12, 13))
-    text = _trimmed(f"rec->>{text_path}")
-    hashed = f"""
-        SELECT line, md5_number(CASE WHEN contains(lowered, '  ') OR {whitespace}
-                                     THEN regexp_replace(lowered, '\\s+', ' ', 'g') ELSE lowered END) AS text_hash
-        FROM (SELECT line, lower({text}) AS lowered FROM _raw WHERE line NOT IN (SELECT line FROM _rej))
-    """
+    keep = "SELECT line, text_hash FROM _h"
     if options.dedup != "none":
         # Which lines to keep is decided on (line, hash) pairs only: the first line of each text, unless
         # the hub has that text already. Carrying the texts and attributes through that aggregate cost
         # more than all the rest of this step; they are read for the kept lines alone, below.
-        hashed = f"""
-            SELECT min(line) AS line, text_hash FROM ({hashed})
+        keep = """
+            SELECT min(line) AS line, text_hash FROM _h
             WHERE text_hash NOT IN (SELECT text_hash FROM personas) GROUP BY text_hash
         """
-    con.execute(f"CREATE OR REPLACE TEMP TABLE _keep AS {hashed}")
-    new = f"""
-        SELECT line, {text} AS text, {id_sql} AS source_id, text_hash,
-               {normalise.attributes_sql("rec", drop)} AS merged
-        FROM _raw JOIN _keep USING (line)
-    """
-    new = (
-        f"SELECT line, text, source_id, text_hash, "
-        f"{normalise.list_strings_sql(normalise.null_literals_sql('merged'))} AS attributes FROM ({new})"
-    )
+    con.execute(f"CREATE OR REPLACE TEMP TABLE _keep AS {keep}")
+
+    def new_from(keep_table: str) -> str:
+        merged = normalise.attributes_sql("rec", drop)
+        return f"""
+            SELECT line, {_trimmed(f"rec->>{text_path}")} AS text, {id_sql} AS source_id, text_hash,
+                   {normalise.list_strings_sql(normalise.null_literals_sql("merged"))} AS attributes
+            FROM (SELECT *, {merged} AS merged FROM _raw JOIN {keep_table} USING (line))
+        """
+
+    new = new_from("_keep")
+    sample = new_from(f"(SELECT * FROM _keep ORDER BY line LIMIT {fields.TYPE_SAMPLE})")
+    keys = "SELECT json_keys(rec) FROM _raw JOIN _keep USING (line)"
     if options.dedup == "near":
         con.execute(f"CREATE OR REPLACE TEMP TABLE _new AS {new}")
         src.near_duplicates = near_dedup.remove_near_duplicates(con, report.import_id, src.path)
         new = "SELECT * FROM _new"
+        sample = f"SELECT * FROM _new ORDER BY line LIMIT {fields.TYPE_SAMPLE}"
+        keys = "SELECT json_keys(attributes) FROM _new"
+    found = fields.types_of(con, f"SELECT line, attributes FROM ({sample})", keys)
+    for key in drop:
+        found.pop(key, None)
+    for key, sql_type in found.items():
+        report.field_types[key] = fields.widen(report.field_types.get(key, "NULL"), sql_type)
+    columns = fields.prepare_columns(con, report.import_id, found)
+    struct, typed = fields.typed_values_sql(columns, "attributes")
     persona_id = "'p_' || lpad(to_hex(CAST(text_hash >> 64 AS UBIGINT)), 16, '0')"
     if layout.id_field:
         # The source's own id names the persona unless another persona already has that id.
@@ -263,23 +307,19 @@ def _insert_new(
             f"(SELECT persona_id FROM personas) THEN source_id ELSE {persona_id} END"
         )
         new = f"SELECT *, row_number() OVER (PARTITION BY source_id ORDER BY line) AS id_rank FROM ({new})"
+    names = ", ".join(fields.CORE_COLUMNS + tuple(fields.ident(c) for c, _ in typed))
+    values = "".join(f", {sql}" for _, sql in typed)
     inserted = con.execute(
         f"""
-        INSERT INTO personas
+        INSERT INTO personas ({names})
         SELECT {persona_id}, text, attributes, text_hash, {sql_str(src.path)}, line, source_id,
-               {sql_str(layout.name)}, {sql_str(report.import_id)}, now()
-        FROM ({new})
+               {sql_str(layout.name)}, {sql_str(report.import_id)}, now(){values}
+        FROM (SELECT *, {struct} AS {fields.TYPED} FROM ({new}))
         """
     ).fetchall()
     src.imported = int(inserted[0][0]) if inserted else 0
     src.duplicates = src.records - src.rejected - src.near_duplicates - src.imported
     con.execute("DROP TABLE IF EXISTS _new; DROP TABLE IF EXISTS _keep")
-    this_file = (
-        f"(SELECT attributes FROM personas WHERE import_id = {sql_str(report.import_id)} "
-        f"AND source = {sql_str(src.path)})"
-    )
-    for key, sql_type in fields.types_of(con, this_file).items():
-        report.field_types[key] = fields.widen(report.field_types.get(key, "NULL"), sql_type)
 
 
 def _record_import(

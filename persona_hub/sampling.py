@@ -1,4 +1,4 @@
-"""Counting, filtering and reproducible sampling over `personas_flat`.
+"""Counting, filtering and reproducible sampling over `personas` and its typed attribute columns.
 
 A sample is ordered by `md5(persona_id || ':' || seed)`: the same seed gives the same personas on any
 machine and DuckDB version, independent of import order, and no random state is kept anywhere.
@@ -65,9 +65,9 @@ def _run(con: duckdb.DuckDBPyConnection, sql: str, what: str, where: str | None)
 
 
 def count(db: Database, where: str | None = None) -> int:
-    """How many personas match `where` (SQL over the columns of `personas_flat`)."""
+    """How many personas match `where` (SQL over the columns of `personas`)."""
     with db.read() as con:
-        row = _run(con, f"SELECT count(*) FROM personas_flat {_where(where)}", "--where", where).fetchone()
+        row = _run(con, f"SELECT count(*) FROM personas {_where(where)}", "--where", where).fetchone()
     return int(row[0]) if row else 0
 
 
@@ -89,10 +89,10 @@ def sample(db: Database, n: int, where: str | None = None, seed: int = 0, strati
     key = f"md5_number(persona_id || ':' || {sql_str(str(seed))})"
     with db.read() as con:
         if not stratify_by:
-            sql = f"SELECT {_OUT} FROM personas_flat {_where(where)} ORDER BY {key} LIMIT {int(n)}"
+            sql = f"SELECT {_OUT} FROM personas {_where(where)} ORDER BY {key} LIMIT {int(n)}"
             return Sample(_rows(_run(con, sql, "--where", where)), n, seed)
         column = _column(con, stratify_by)
-        base = f"SELECT {_OUT}, {ident(column)} AS _stratum, {key} AS _k FROM personas_flat {_where(where)}"
+        base = f"SELECT {_OUT}, {ident(column)} AS _stratum, {key} AS _k FROM personas {_where(where)}"
         ranked = (
             f"SELECT *, row_number() OVER (PARTITION BY _stratum ORDER BY _k) AS _rn, "
             f"md5_number(coalesce(CAST(_stratum AS VARCHAR), '') || ':' || {sql_str(str(seed))}) AS _sk "
@@ -146,14 +146,14 @@ def stats(db: Database, top: int = 3) -> Stats:
         ).fetchall():
             col = ident(column)
             filled, distinct = con.execute(
-                f"SELECT count({col}), approx_count_distinct({col}) FROM personas_flat"
+                f"SELECT count({col}), approx_count_distinct({col}) FROM personas"
             ).fetchone() or (0, 0)
             values: list[tuple[Any, int]] = []
             if sql_type != "JSON":  # lists are counted by element
                 source = (
-                    f"(SELECT unnest({col}) AS v FROM personas_flat)"
+                    f"(SELECT unnest({col}) AS v FROM personas)"
                     if sql_type.endswith("[]")
-                    else (f"(SELECT {col} AS v FROM personas_flat)")
+                    else (f"(SELECT {col} AS v FROM personas)")
                 )
                 values = [
                     (v, int(c))

@@ -20,6 +20,7 @@ import pyarrow as pa
 
 from persona_hub import encoding, layouts
 from persona_hub.errors import UnsupportedFile
+from storage.migrations import ident
 
 FORMATS = ("jsonl", "json", "csv", "tsv", "parquet", "txt", "tinytroupe")
 _LINE_DELIM = "\x1f\x1e\x1d\x1c"  # four control bytes no text line carries: each line is one field
@@ -84,9 +85,9 @@ def load(con: duckdb.DuckDBPyConnection, path: Path, fmt: str) -> Iterator[RawSo
     if fmt in ("json", "tinytroupe"):
         yield _load_json_document(con, path, fmt)
         return
-    scan = encoding.scan(path)
+    # UTF-8 is checked by DuckDB as it reads: a line that is not is rejected with its line number
+    scan = encoding.scan(path, validate=False)
     try:
-        _insert_rows(con, [(n, None, "bad_encoding", f"not UTF-8: {excerpt}") for n, excerpt in scan.bad_lines])
         readable = scan.readable_path
         if fmt in ("jsonl", "txt"):
             _load_lines(con, readable, as_text=fmt == "txt")
@@ -95,6 +96,28 @@ def load(con: duckdb.DuckDBPyConnection, path: Path, fmt: str) -> Iterator[RawSo
         yield RawSource(path, fmt, "text" if fmt == "txt" else None, scan.converted_from)
     finally:
         scan.cleanup()
+
+
+def _reject_reason(kind: str, message: str, raw: str | None) -> tuple[str, str]:
+    """(reason, detail) for a line DuckDB's reader refused."""
+    line = (raw or "").strip("\r\n")[:200]
+    if kind == "INVALID ENCODING":
+        return "bad_encoding", f"not UTF-8: {line}"
+    if kind == "LINE SIZE OVER MAXIMUM":
+        return "too_long", "a line of over 64 MB"
+    return "csv_" + kind.lower().replace(" ", "_"), f"{message}: {line}"
+
+
+def _renumber(con: duckdb.DuckDBPyConnection, table: str, column: str, rejected: list[int], first: int) -> None:
+    """Give the rows of `table` their file line back: DuckDB numbers only the rows it accepted, so
+    each row moves down by the rejected lines before it. `first` is the file line of row 1."""
+    if not rejected:
+        return
+    # the k-th rejected line (1-based, in file order) comes after (line - first + 1) - k accepted rows
+    shifts = [line - first + 1 - k for k, line in enumerate(sorted(rejected), start=1)]
+    con.register("_shifts", pa.table({"after": pa.array(shifts, pa.int64())}))
+    con.execute(f"UPDATE {table} SET {column} = {column} + (SELECT count(*) FROM _shifts WHERE after < {column})")
+    con.unregister("_shifts")
 
 
 def _insert_rows(con: duckdb.DuckDBPyConnection, rows: list[tuple[Any, ...]]) -> None:
@@ -126,8 +149,8 @@ def _create_raw_view(con: duckdb.DuckDBPyConnection) -> None:
 
 def _load_lines(con: duckdb.DuckDBPyConnection, path: Path, *, as_text: bool) -> None:
     # A multi-byte delimiter that never occurs and no quoting: DuckDB's parallel CSV reader then
-    # yields each line as one value, in file order (so row_number() is the line number). Blank lines
-    # are kept as NULL so the numbering stays true.
+    # yields each line as one value, in file order (so row_number() is the line number, once the
+    # lines it rejected are counted back in). Blank lines are kept as NULL so the numbering stays true.
     rec = "json_object('persona', trim(value))" if as_text else "value"
     con.execute(
         f"""
@@ -136,9 +159,16 @@ def _load_lines(con: duckdb.DuckDBPyConnection, path: Path, *, as_text: bool) ->
                CASE WHEN ascii(value) > 32 OR trim(value) <> '' THEN {rec} END  -- trim only what starts blank
         FROM read_csv({sql_str(str(path))}, columns={{'value': 'VARCHAR'}}, header=false,
                       delim={sql_str(_LINE_DELIM)}, quote='', escape='', auto_detect=false,
-                      max_line_size=67108864, strict_mode=false)
+                      max_line_size=67108864, strict_mode=false,
+                      store_rejects=true, rejects_table='_line_rejects', rejects_scan='_line_scans')
         """
     )
+    rejects = con.execute(
+        "SELECT line, error_type, error_message, csv_line FROM _line_rejects ORDER BY line"
+    ).fetchall()
+    con.execute("DROP TABLE _line_rejects; DROP TABLE _line_scans")
+    _renumber(con, "_lines", "line", [r[0] for r in rejects], first=1)
+    _insert_rows(con, [(line, None, *_reject_reason(kind, message, raw)) for line, kind, message, raw in rejects])
     # a byte-order mark is not part of the first record
     con.execute("UPDATE _lines SET rec = ltrim(rec, chr(65279)) WHERE line = 1 AND starts_with(rec, chr(65279))")
 
@@ -155,38 +185,18 @@ def _load_csv(con: duckdb.DuckDBPyConnection, path: Path, *, delim: str) -> None
         raise UnsupportedFile(f"{path}: not a readable {'TSV' if delim == chr(9) else 'CSV'} file: {exc}") from exc
     columns = [r[0] for r in con.execute("DESCRIBE _csv").fetchall() if r[0] != "_row"]
     rejects = con.execute("SELECT line, error_type, error_message, csv_line FROM _csv_rejects ORDER BY line").fetchall()
-    # A rejected row has no row number of its own, so accepted rows after it are shifted back to
-    # their file line (one line per record; quoted multi-line fields make this the record's row).
-    _insert_rows(
-        con,
-        [
-            (line, None, "csv_" + str(kind).lower().replace(" ", "_"), f"{message}: {str(raw)[:200]}")
-            for line, kind, message, raw in rejects
-        ],
-    )
-    con.execute(
-        "CREATE OR REPLACE TEMP TABLE _csv_shift AS "
-        "SELECT line - 2 - (row_number() OVER (ORDER BY line) - 1) AS before_count FROM _csv_rejects"
-    )
+    # rows count from the line after the header (one line per record; a quoted multi-line field makes
+    # this the record's row)
+    _renumber(con, "_csv", "_row", [r[0] for r in rejects], first=2)
+    _insert_rows(con, [(line, None, *_reject_reason(kind, message, raw)) for line, kind, message, raw in rejects])
     typed = ", ".join(f"{sql_str(c)}: {_typed_column(con, c)}" for c in columns)
-    con.execute(
-        f"""
-        INSERT INTO _pre
-        SELECT _row + 1 + (SELECT count(*) FROM _csv_shift WHERE before_count < _row), to_json({{{typed}}}),
-               NULL, NULL, NULL
-        FROM _csv
-        """
-    )
-    con.execute("DROP TABLE _csv; DROP TABLE _csv_shift; DROP TABLE _csv_rejects; DROP TABLE _csv_scans")
-
-
-def _ident(name: str) -> str:
-    return '"' + name.replace('"', '""') + '"'
+    con.execute(f"INSERT INTO _pre SELECT _row + 1, to_json({{{typed}}}), NULL, NULL, NULL FROM _csv")
+    con.execute("DROP TABLE _csv; DROP TABLE _csv_rejects; DROP TABLE _csv_scans")
 
 
 def _typed_column(con: duckdb.DuckDBPyConnection, column: str) -> str:
     """Numbers stay numbers, but `02134` (a zip code) and `1e3`-style ids stay text."""
-    col = _ident(column)
+    col = ident(column)
     is_int, is_float = con.execute(
         f"""
         SELECT bool_and(regexp_full_match({col}, '-?(0|[1-9][0-9]{{0,17}})')),
@@ -207,7 +217,7 @@ def _load_parquet(con: duckdb.DuckDBPyConnection, path: Path) -> None:
         columns = [r[0] for r in con.execute(f"DESCRIBE SELECT * FROM {src}").fetchall()]
     except duckdb.Error as exc:
         raise UnsupportedFile(f"{path}: not a readable Parquet file: {exc}") from exc
-    fields = ", ".join(f"{sql_str(c)}: {_ident(c)}" for c in columns if c != "file_row_number")
+    fields = ", ".join(f"{sql_str(c)}: {ident(c)}" for c in columns if c != "file_row_number")
     con.execute(f"INSERT INTO _pre SELECT file_row_number + 1, to_json({{{fields}}}), NULL, NULL, NULL FROM {src}")
 
 

@@ -6,6 +6,7 @@ applied one. Opening a database applies whatever it is missing, so an older file
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -305,6 +306,66 @@ def m007_cache_scope(con: duckdb.DuckDBPyConnection) -> None:
         con.execute(f"COMMENT ON COLUMN {column} IS {_quote(text)}")
 
 
+def json_key_path(key: str) -> str:
+    """The JSON path of a top-level key; ensure_ascii=False, as DuckDB matches "país" as written."""
+    return "$." + json.dumps(key, ensure_ascii=False)
+
+
+def ident(name: str) -> str:
+    return '"' + name.replace('"', '""') + '"'
+
+
+def column_type(sql_type: str) -> str:
+    """The column type for a catalogue type ("NULL": only nulls seen yet, kept as text until a value shows)."""
+    return "VARCHAR" if sql_type == "NULL" else sql_type
+
+
+def attribute_sql(field: str, sql_type: str, attributes: str = "attributes") -> str:
+    """SQL for attribute `field` of the JSON column `attributes` as a value of its column's type.
+
+    A value that does not fit the type (`"unknown"` in a BIGINT column) is NULL there and stays in
+    `attributes` as it was."""
+    path = _quote(json_key_path(field))
+    if sql_type == "JSON":
+        return f"{attributes}->{path}"
+    if sql_type in ("VARCHAR", "NULL"):
+        return f"{attributes}->>{path}"
+    return f"TRY_CAST({attributes}->{path} AS {sql_type})"
+
+
+def comment_attribute_column(con: duckdb.DuckDBPyConnection, column: str, field: str) -> None:
+    con.execute(
+        f"COMMENT ON COLUMN personas.{ident(column)} IS "
+        f"{_quote(f'attribute {json.dumps(field, ensure_ascii=False)}, typed (its value is also in attributes)')}"
+    )
+
+
+def m008_typed_attributes(con: duckdb.DuckDBPyConnection) -> None:
+    # Attributes become real columns of personas: a filter over a million personas then reads a typed
+    # column instead of parsing every row's JSON (which made a filtered sample cost ~0.15 s).
+    fields = con.execute("SELECT field, sql_type, column_name FROM persona_fields ORDER BY rowid").fetchall()
+    for field, sql_type, column in fields:
+        con.execute(f"ALTER TABLE personas ADD COLUMN {ident(column)} {column_type(sql_type)}")
+        con.execute(f"UPDATE personas SET {ident(column)} = {attribute_sql(field, sql_type)}")
+        comment_attribute_column(con, column, field)
+    con.execute("CREATE OR REPLACE VIEW personas_flat AS SELECT * FROM personas")
+    con.execute(
+        "COMMENT ON TABLE personas IS 'One row per persona in the hub, plus one typed column per attribute key "
+        "(see persona_fields), added as imports bring new keys.'"
+    )
+    con.execute("COMMENT ON TABLE persona_fields IS 'The attribute keys seen so far, each a typed column of personas.'")
+    con.execute(
+        "COMMENT ON COLUMN persona_fields.column_name IS "
+        "'its column in personas (attr_<key> when it clashes with a persona column, <key>_2 when it differs "
+        "from another key only in case)'"
+    )
+    con.execute(
+        "COMMENT ON COLUMN persona_fields.sql_type IS "
+        "'its column type: BIGINT, DOUBLE, BOOLEAN, VARCHAR, a list of those, JSON, or NULL (no value seen "
+        "yet; a VARCHAR column)'"
+    )
+
+
 @dataclass(frozen=True)
 class Migration:
     version: int
@@ -320,6 +381,7 @@ MIGRATIONS: list[Migration] = [
     Migration(5, "m005_conversations", m005_conversations),
     Migration(6, "m006_runs", m006_runs),
     Migration(7, "m007_cache_scope", m007_cache_scope),
+    Migration(8, "m008_typed_attributes", m008_typed_attributes),
 ]
 LATEST = MIGRATIONS[-1].version
 

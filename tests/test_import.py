@@ -10,6 +10,7 @@ from typing import Any
 import duckdb
 import pytest
 
+from persona_hub import fields
 from tests.conftest import Cli
 
 
@@ -189,6 +190,56 @@ def test_keys_that_are_not_ascii_are_fields_like_any_other(cli: Cli, tmp_path: P
     assert code == 0 and out.strip().endswith("1"), (out, err)
 
 
+def _jsonl(path: Path, rows: list[dict[str, Any]]) -> Path:
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    return path
+
+
+def test_attributes_are_typed_columns_of_personas_widened_when_files_disagree(
+    cli: Cli, tmp_path: Path, isolated_db: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(fields, "TYPE_SAMPLE", 2)  # so the third record's key is seen only past the sample
+    first = _jsonl(
+        tmp_path / "first.jsonl",
+        [
+            {"persona": "A ferry engineer in Bergen.", "age": 44, "tags": [], "Zip": "02134"},
+            {"persona": "A beekeeper in Umbria.", "age": 39, "tags": ["bees"], "zip": "06081"},
+            {"persona": "A sign painter in Lagos.", "age": 52, "tags": ["paint"], "late": 7},
+        ],
+    )
+    code, _, err = cli("personas", "import", str(first))
+    assert code == 0, err
+    columns = {name: sql_type for name, sql_type, *_ in q(isolated_db, "DESCRIBE personas")}
+    # an empty list is not a type of its own; keys equal but for case get columns of their own
+    assert {k: columns[k] for k in ("age", "tags", "Zip", "zip_2", "late")} == {
+        "age": "BIGINT",
+        "tags": "VARCHAR[]",
+        "Zip": "VARCHAR",
+        "zip_2": "VARCHAR",
+        "late": "VARCHAR",
+    }
+    assert q(isolated_db, 'SELECT age, tags, "Zip", zip_2, late FROM personas ORDER BY source_line') == [
+        (44, [], "02134", None, None),
+        (39, ["bees"], None, "06081", None),
+        (52, ["paint"], None, None, "7"),
+    ]
+    code, out, _ = cli("personas", "count", "--where", "age > 40 AND list_contains(tags, 'paint')")
+    assert code == 0 and out.strip() == "1"
+
+    second = _jsonl(tmp_path / "second.jsonl", [{"persona": "A retired cartographer.", "age": "unknown"}])
+    code, _, err = cli("personas", "import", str(second))
+    assert code == 0, err
+    assert q(isolated_db, "SELECT sql_type FROM persona_fields WHERE field = 'age'") == [("VARCHAR",)]
+    assert q(isolated_db, "SELECT age FROM personas ORDER BY imported_at, source_line") == [
+        ("44",),
+        ("39",),
+        ("52",),
+        ("unknown",),
+    ]
+    code, out, _ = cli("personas", "count", "--where", "age = 'unknown'")
+    assert code == 0 and out.strip() == "1"
+
+
 def _bad_file(tmp_path: Path) -> Path:
     lines = [
         json.dumps({"persona": "A lighthouse keeper who logs seabird counts."}).encode(),
@@ -230,6 +281,26 @@ def test_bad_lines_are_reported_with_file_line_and_reason_and_the_rest_imported(
     assert stored == expected
     raw = dict(q(isolated_db, "SELECT line, raw FROM import_rejects WHERE line IN (2, 3)"))
     assert raw == {2: '{"persona": "broken json', 3: '["a list, not an object"]'}
+
+
+def test_lines_after_bad_bytes_keep_their_numbers_in_a_file_read_in_parallel(
+    cli: Cli, tmp_path: Path, isolated_db: Path
+) -> None:
+    bad = {7, 60_001, 149_999}
+    path = tmp_path / "big.jsonl"
+    with path.open("wb") as fh:
+        for n in range(1, 150_001):
+            line = json.dumps({"persona": f"Persona number {n}, who keeps a logbook of line {n}.", "n": n}).encode()
+            fh.write(line.replace(b"number", b"num\xffber") if n in bad else line)
+            fh.write(b"\n")
+    code, out, err = cli("personas", "import", str(path))
+    assert code == 0, err
+    assert "149997 imported, 0 duplicates, 3 rejected" in out
+    assert dict(q(isolated_db, "SELECT line, reason FROM import_rejects")) == {n: "bad_encoding" for n in bad}
+    # every persona's line is the line its text names, also past each bad line
+    assert q(
+        isolated_db, "SELECT count(*) FROM personas WHERE source_line <> n OR text NOT LIKE '%line ' || n || '.'"
+    ) == [(0,)]
 
 
 def test_strict_imports_nothing_when_any_line_is_bad(

@@ -38,6 +38,27 @@ def test_opening_an_older_database_upgrades_it_and_keeps_its_data(isolated_db: P
         assert con.execute("SELECT text FROM personas_flat").fetchall() == [("An old persona",)]
 
 
+def test_an_older_hub_gets_typed_attribute_columns_on_upgrade(isolated_db: Path) -> None:
+    con = duckdb.connect(str(isolated_db))
+    migrate(con, upto=7)  # attributes were JSON only, the typed columns a view over them
+    con.execute(
+        "INSERT INTO personas (persona_id, text, attributes, text_hash, import_id, imported_at) VALUES "
+        """('p1', 'A potter', '{"age": 50, "city": "Oslo", "tags": ["clay"]}', 1, 'imp', now()), """
+        """('p2', 'A welder', '{"age": "n/a"}', 2, 'imp', now())"""
+    )
+    con.execute(
+        "INSERT INTO persona_fields VALUES ('age', 'BIGINT', 'age', 'imp'), ('city', 'VARCHAR', 'city', 'imp'), "
+        "('tags', 'VARCHAR[]', 'tags', 'imp')"
+    )
+    con.close()
+    with Database(isolated_db).read() as con:
+        assert con.execute("SELECT persona_id, age, city, tags FROM personas ORDER BY 1").fetchall() == [
+            ("p1", 50, "Oslo", ["clay"]),
+            ("p2", None, None, None),  # "n/a" is no BIGINT: NULL in the column, kept in attributes
+        ]
+        assert con.execute("SELECT count(*) FROM personas_flat WHERE age > 40").fetchall() == [(1,)]
+
+
 def test_a_database_from_a_newer_version_is_refused_with_advice(isolated_db: Path) -> None:
     db = Database(isolated_db)
     with db.write() as con:

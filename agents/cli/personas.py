@@ -16,7 +16,7 @@ from persona_hub.importer import DEFAULT_MAX_CHARS, ImportReport
 app = typer.Typer(help="Import, filter, sample and describe the persona hub.", no_args_is_help=True)
 
 WHERE_HELP = (
-    "SQL condition over the columns of personas_flat: the persona columns plus one typed column per "
+    "SQL condition over the columns of personas: the persona columns plus one typed column per "
     "attribute, e.g. \"occupation = 'nurse' AND age > 40\" or \"list_contains(topics, 'chess')\"."
 )
 

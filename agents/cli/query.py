@@ -26,7 +26,7 @@ def query(
 
       swarm query "SELECT count(*) FROM personas"
 
-      swarm query "SELECT occupation, count(*) FROM personas_flat GROUP BY 1 ORDER BY 2 DESC" -f csv
+      swarm query "SELECT occupation, count(*) FROM personas GROUP BY 1 ORDER BY 2 DESC" -f csv
 
       swarm query "SELECT * FROM import_rejects" --format jsonl
 

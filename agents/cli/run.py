@@ -54,7 +54,9 @@ def _finish(record: dict[str, Any], quiet: bool, json_lines: bool = False) -> No
 
 @cli_errors
 def run(
-    where: Annotated[str | None, typer.Option(help='SQL filter over personas_flat, e.g. "age > 60".')] = None,
+    where: Annotated[
+        str | None, typer.Option(help='SQL filter over personas and their attribute columns, e.g. "age > 60".')
+    ] = None,
     n: Annotated[int, typer.Option("-n", help="Personas to sample.")] = 8,
     seed: Annotated[int, typer.Option(help="Sample seed: the same seed gives the same personas.")] = 0,
     stratify_by: Annotated[str | None, typer.Option(help="Draw evenly across this column's values.")] = None,
