@@ -49,7 +49,6 @@ class ImportReport:
     rejects: list[tuple[str, int | None, str, str | None]] = field(default_factory=list)
     rejects_total: int = 0
     status: str = "finished"
-    field_types: dict[str, str] = field(default_factory=dict)
 
     def total(self, name: str) -> int:
         return sum(getattr(s, name) for s in self.sources)
@@ -292,12 +291,9 @@ def _insert_new(
         new = "SELECT * FROM _new"
         sample = f"SELECT * FROM _new ORDER BY line LIMIT {fields.TYPE_SAMPLE}"
         keys = "SELECT json_keys(attributes) FROM _new"
-    found = fields.types_of(con, f"SELECT line, attributes FROM ({sample})", keys)
-    for key in drop:
-        found.pop(key, None)
-    for key, sql_type in found.items():
-        report.field_types[key] = fields.widen(report.field_types.get(key, "NULL"), sql_type)
-    columns = fields.prepare_columns(con, report.import_id, found)
+    found, late = fields.types_of(con, f"SELECT line, attributes FROM ({sample})", keys)
+    late = [key for key in late if key not in drop]
+    columns = fields.prepare_columns(con, report.import_id, found, late)
     struct, typed = fields.typed_values_sql(columns, "attributes")
     persona_id = "'p_' || lpad(to_hex(CAST(text_hash >> 64 AS UBIGINT)), 16, '0')"
     if layout.id_field:

@@ -202,7 +202,7 @@ def test_attributes_are_typed_columns_of_personas_widened_when_files_disagree(
     first = _jsonl(
         tmp_path / "first.jsonl",
         [
-            {"persona": "A ferry engineer in Bergen.", "age": 44, "tags": [], "Zip": "02134"},
+            {"persona": "A ferry engineer in Bergen.", "age": 44, "tags": [], "Zip": "02134", "rank": 1},
             {"persona": "A beekeeper in Umbria.", "age": 39, "tags": ["bees"], "zip": "06081"},
             {"persona": "A sign painter in Lagos.", "age": 52, "tags": ["paint"], "late": 7},
         ],
@@ -238,6 +238,16 @@ def test_attributes_are_typed_columns_of_personas_widened_when_files_disagree(
     ]
     code, out, _ = cli("personas", "count", "--where", "age = 'unknown'")
     assert code == 0 and out.strip() == "1"
+
+    # a known key that this file has only past the typed sample keeps its column's type
+    third = _jsonl(
+        tmp_path / "third.jsonl",
+        [{"persona": "A night-bus driver."}, {"persona": "A harpsichord tuner."}, {"persona": "A diver.", "rank": 5}],
+    )
+    code, _, err = cli("personas", "import", str(third))
+    assert code == 0, err
+    assert q(isolated_db, "SELECT sql_type FROM persona_fields WHERE field = 'rank'") == [("BIGINT",)]
+    assert q(isolated_db, "SELECT rank FROM personas WHERE rank IS NOT NULL ORDER BY rank") == [(1,), (5,)]
 
 
 def _bad_file(tmp_path: Path) -> Path:
