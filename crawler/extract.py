@@ -32,7 +32,7 @@ class Extracted:
     metadata: dict[str, Any] = field(default_factory=dict)
     links: list[str] = field(default_factory=list)
     anchors: dict[str, str] = field(default_factory=dict)  # link → its anchor text (first seen)
-    minhash: list[int] | None = None  # near-duplicate signature (see neardup)
+    minhash: Any = None  # near-duplicate signature, a rensa RMinHash (see neardup)
     error: str | None = None
     detail: str | None = None
 
