@@ -73,12 +73,12 @@ def widen(old: str, new: str) -> str:
     return "VARCHAR"
 
 
-TYPE_SAMPLE = 100_000  # records whose structure sets the column types (all of them would cost a pass more)
+TYPE_SAMPLE = 20_480  # the lines whose records set the column types (as many as DuckDB's read_json samples)
 
 
-def types_of(con: duckdb.DuckDBPyConnection, sample_sql: str, keys_sql: str) -> tuple[dict[str, str], list[str]]:
-    """Attribute keys with their types from the `attributes` of `sample_sql` (`line, attributes` of up to
-    TYPE_SAMPLE records), and the keys of `keys_sql` (every record's key list) seen only past them."""
+def types_of(con: duckdb.DuckDBPyConnection, sample_sql: str) -> dict[str, str]:
+    """Attribute keys with their types, from the `attributes` of `sample_sql` (`line, attributes` of up
+    to TYPE_SAMPLE lines)."""
     # Distinct per-record structures, widened here: json_group_structure string-aggregates every
     # record into one document first, three times slower on 100,000 records.
     found: dict[str, str] = {}
@@ -87,9 +87,15 @@ def types_of(con: duckdb.DuckDBPyConnection, sample_sql: str, keys_sql: str) -> 
     ).fetchall():
         for key, sql_type in types_from_structure(structure).items():
             found[key] = widen(found.get(key, "NULL"), sql_type)
-    found = {key: "VARCHAR[]" if sql_type == "NULL[]" else sql_type for key, sql_type in found.items()}
+    return {key: "VARCHAR[]" if sql_type == "NULL[]" else sql_type for key, sql_type in found.items()}
+
+
+def late_keys(con: duckdb.DuckDBPyConnection, keys_sql: str, found: dict[str, str]) -> dict[str, str]:
+    """Keys in `keys_sql` (one column of key lists) that `found` lacks: seen only past the typed sample,
+    they keep the type the hub has for them, or are text."""
+    known = dict(con.execute("SELECT field, sql_type FROM persona_fields").fetchall())
     keys = [r[0] for r in con.execute(f"SELECT DISTINCT unnest(k) FROM ({keys_sql}) AS _keys(k)").fetchall()]
-    return found, [key for key in keys if key not in found]
+    return {key: known.get(key, "VARCHAR") for key in keys if key not in found}
 
 
 def _column_name(field: str, taken: set[str]) -> str:
@@ -103,17 +109,14 @@ def _column_name(field: str, taken: set[str]) -> str:
 
 
 def prepare_columns(
-    con: duckdb.DuckDBPyConnection, import_id: str, found: dict[str, str], late: list[str]
+    con: duckdb.DuckDBPyConnection, import_id: str, found: dict[str, str]
 ) -> dict[str, tuple[str, str]]:
-    """Give every key in `found` and `late` its typed column in `personas`, adding or widening columns
-    and the catalogue (`persona_fields`) as needed; return each key's (column, type) for the insert.
-
-    A key seen only past the typed sample keeps the column it has, or gets a VARCHAR one."""
+    """Give every key in `found` its typed column in `personas`, adding or widening columns and the
+    catalogue (`persona_fields`) as needed; return each key's (column, type) for the insert."""
     known = {f: (c, t) for f, t, c in con.execute("SELECT field, sql_type, column_name FROM persona_fields").fetchall()}
     taken = {r[0].lower() for r in con.execute("DESCRIBE personas").fetchall()}
     out: dict[str, tuple[str, str]] = {}
-    wanted = {**found, **{key: known[key][1] if key in known else "VARCHAR" for key in late}}
-    for field, sql_type in wanted.items():
+    for field, sql_type in found.items():
         if field in known:
             column, old = known[field]
             wider = widen(old, sql_type)

@@ -1,9 +1,11 @@
 """`swarm personas import`: files → `personas`, with provenance, dedup and every bad line accounted for.
 
-Per file: `sources.load` fills `_raw`; one SQL pass validates each record, picks its text by the
-layout, cleans its attributes and hashes the normalised text; rows with a reason go to
-`import_rejects`, the rest are deduplicated (exact: within the file and against the hub; optionally
-near: MinHash) and appended. The whole import is one transaction, so `--strict` can take it all back.
+Per file: `sources.load` fills `_raw`; the attribute types come from the first lines' records; one
+SQL pass picks each record's text by the layout, keeps the personas whose normalised text the hub
+does not have, cleans their attributes and appends them with typed columns; later copies of a text
+in the file are removed (optionally near duplicates too, MinHash, before the append); the records
+the pass did not take get their reasons in `import_rejects`. The whole import is one transaction,
+so `--strict` can take it all back.
 """
 
 from __future__ import annotations
@@ -22,7 +24,7 @@ from persona_hub import fields, layouts, near_dedup, normalise, sources
 from persona_hub.errors import NoTextField, StrictRefused
 from persona_hub.sources import sql_str
 from storage import Database
-from storage.migrations import json_key_path
+from storage.migrations import attribute_sql, json_key_path
 
 DedupMode = Literal["exact", "near", "none"]
 DEFAULT_MAX_CHARS = 4000
@@ -118,11 +120,11 @@ def _import_one(
         src.format = raw.format
         layout = _layout(con, raw, options, str(path))
         src.layout = layout.name
-        _find_personas(con, layout, options.max_chars)
-        _find_rejects(con, layout, options.max_chars)
-        _store_rejects(con, report, src, options)
         _insert_new(con, report, src, layout, options)
-    con.execute("DROP VIEW _raw; DROP TABLE _lines; DROP TABLE _pre; DROP TABLE _rej; DROP TABLE _h")
+        _find_rejects(con, layout, options.max_chars, report, src)
+        _store_rejects(con, report, src, options)
+        src.duplicates = src.records - src.rejected - src.near_duplicates - src.imported
+    con.execute("DROP VIEW _raw; DROP TABLE _lines; DROP TABLE _pre; DROP TABLE _rej; DROP TABLE _dup")
 
 
 _OBJECT = "coalesce(try(json_type(rec)) = 'OBJECT', false)"
@@ -162,32 +164,11 @@ def _text_checks(text: str, max_chars: int) -> tuple[str, str]:
     )
 
 
-def _find_personas(con: duckdb.DuckDBPyConnection, layout: layouts.Layout, max_chars: int) -> None:
-    """Pass 1, one JSON parse a record: `_h(line, text_hash)` for every record that is a persona.
-
-    A record is one when it is an object whose text field is a string, neither empty nor too long;
-    `_find_rejects` gives every other record its reason."""
-    text_path = sql_str(json_key_path(layout.text_field))
-    is_empty, is_too_long = _text_checks("text", max_chars)
-    whitespace = " OR ".join(f"contains(lowered, chr({c}))" for c in (9, 10, 11, 12, 13))
-    con.execute(
-        f"""
-        CREATE OR REPLACE TEMP TABLE _h AS
-        SELECT line, md5_number(CASE WHEN contains(lowered, '  ') OR {whitespace}
-                                     THEN regexp_replace(lowered, '\\s+', ' ', 'g') ELSE lowered END) AS text_hash
-        FROM (
-            SELECT line, lower({_trimmed("text")}) AS lowered FROM (
-                SELECT line, value->>'$' AS text FROM (
-                    SELECT line, try(json_extract(rec, {text_path})) AS value FROM _raw WHERE rec IS NOT NULL
-                ) WHERE starts_with(value, '"')  -- a JSON string (an object's field: rec is an object)
-            ) WHERE NOT {is_empty} AND NOT {is_too_long}
-        )
-        """
-    )
-
-
-def _find_rejects(con: duckdb.DuckDBPyConnection, layout: layouts.Layout, max_chars: int) -> None:
-    """`_rej`: every record pass 1 did not take, with its reason (only these rows are looked at again)."""
+def _find_rejects(
+    con: duckdb.DuckDBPyConnection, layout: layouts.Layout, max_chars: int, report: ImportReport, src: SourceReport
+) -> None:
+    """`_rej`: every record that is not a persona, with its reason. Only the records the insert did not
+    take are looked at again; those of them that are personas were duplicates."""
     text_path = sql_str(json_key_path(layout.text_field))
     too_long = sql_str(f" characters, over the limit of {int(max_chars)} (--max-chars)")
     no_field = sql_str(f"no {layout.text_field!r} field")
@@ -203,7 +184,6 @@ def _find_rejects(con: duckdb.DuckDBPyConnection, layout: layouts.Layout, max_ch
                         WHEN text_type <> 'VARCHAR' THEN 'text_not_string'
                         WHEN {is_empty} THEN 'empty_text'
                         WHEN {is_too_long} THEN 'too_long'
-                        ELSE 'unreadable'  -- never expected: a record is taken or rejected, not lost
                    END) AS reason,
                    coalesce(detail, CASE
                         WHEN NOT is_object THEN NULL
@@ -214,11 +194,12 @@ def _find_rejects(con: duckdb.DuckDBPyConnection, layout: layouts.Layout, max_ch
                 SELECT *, CASE WHEN is_object THEN json_type(rec, {text_path}) END AS text_type,
                           CASE WHEN is_object THEN json_extract_string(rec, {text_path}) END AS text
                 FROM (
-                    SELECT *, reason IS NULL AND {_OBJECT} AS is_object
-                    FROM _raw WHERE line NOT IN (SELECT line FROM _h)
+                    SELECT *, reason IS NULL AND {_OBJECT} AS is_object FROM _raw
+                    WHERE line NOT IN (SELECT source_line FROM personas WHERE {_this_file(report, src)})
+                      AND line NOT IN (SELECT line FROM _dup)
                 )
             )
-        )
+        ) WHERE reason IS NOT NULL
         """
     )
 
@@ -252,6 +233,10 @@ def _store_rejects(
     report.rejects_total += src.rejected
 
 
+def _this_file(report: ImportReport, src: SourceReport) -> str:
+    return f"import_id = {sql_str(report.import_id)} AND source = {sql_str(src.path)}"
+
+
 def _insert_new(
     con: duckdb.DuckDBPyConnection,
     report: ImportReport,
@@ -259,41 +244,54 @@ def _insert_new(
     layout: layouts.Layout,
     options: ImportOptions,
 ) -> None:
-    """Pass 2, over the new personas only: text, id, attributes and their typed columns, appended."""
+    """One pass over the records, one JSON parse each for the test: the personas (an object whose text
+    field is a string, neither empty nor too long) not in the hub yet, with text, hash, id, cleaned
+    attributes and typed columns, are appended; later copies of a text in this file are then removed
+    (`_dup`; they are rare, and deciding them before the insert cost a pass of its own)."""
     text_path = sql_str(json_key_path(layout.text_field))
     id_sql = f"rec->>{sql_str(json_key_path(layout.id_field))}" if layout.id_field else "NULL::VARCHAR"
     drop = [layout.text_field] + ([layout.id_field] if layout.id_field else [])
-    keep = "SELECT line, text_hash FROM _h"
-    if options.dedup != "none":
-        # Which lines to keep is decided on (line, hash) pairs only: the first line of each text, unless
-        # the hub has that text already. Carrying the texts and attributes through that aggregate cost
-        # more than all the rest of this step; they are read for the kept lines alone, below.
-        keep = """
-            SELECT min(line) AS line, text_hash FROM _h
-            WHERE text_hash NOT IN (SELECT text_hash FROM personas) GROUP BY text_hash
-        """
-    con.execute(f"CREATE OR REPLACE TEMP TABLE _keep AS {keep}")
+    is_empty, is_too_long = _text_checks("raw_text", options.max_chars)
+    whitespace = " OR ".join(f"contains(lowered, chr({c}))" for c in (9, 10, 11, 12, 13))
+    merged = normalise.attributes_sql("rec", drop)
 
-    def new_from(keep_table: str) -> str:
-        merged = normalise.attributes_sql("rec", drop)
+    def personas_of(source: str) -> str:
         return f"""
-            SELECT line, {_trimmed(f"rec->>{text_path}")} AS text, {id_sql} AS source_id, text_hash,
-                   {normalise.list_strings_sql(normalise.null_literals_sql("merged"))} AS attributes
-            FROM (SELECT *, {merged} AS merged FROM _raw JOIN {keep_table} USING (line))
+            SELECT line, text, source_id, attributes,
+                   md5_number(CASE WHEN contains(lowered, '  ') OR {whitespace}
+                                   THEN regexp_replace(lowered, '\\s+', ' ', 'g') ELSE lowered END) AS text_hash
+            FROM (
+                SELECT line, text, lower(text) AS lowered, source_id,
+                       {normalise.list_strings_sql(normalise.null_literals_sql("merged"))} AS attributes
+                FROM (
+                    SELECT line, {_trimmed("raw_text")} AS text, {id_sql} AS source_id, {merged} AS merged
+                    FROM (
+                        SELECT line, rec, value->>'$' AS raw_text FROM (
+                            SELECT line, rec, try(json_extract(rec, {text_path})) AS value
+                            FROM {source} WHERE rec IS NOT NULL
+                        ) WHERE starts_with(value, '"')  -- a JSON string (an object's field: rec is an object)
+                    ) WHERE NOT {is_empty} AND NOT {is_too_long}
+                )
+            )
         """
 
-    new = new_from("_keep")
-    sample = new_from(f"(SELECT * FROM _keep ORDER BY line LIMIT {fields.TYPE_SAMPLE})")
-    keys = "SELECT json_keys(rec) FROM _raw JOIN _keep USING (line)"
+    new = personas_of("_raw")
+    if options.dedup != "none":
+        new = f"SELECT * FROM ({new}) WHERE text_hash NOT IN (SELECT text_hash FROM personas)"
+    later_copies = (
+        "SELECT line FROM (SELECT line, row_number() OVER (PARTITION BY text_hash ORDER BY line) AS n FROM {}) "
+        "WHERE n > 1"
+    )
+    con.execute("CREATE OR REPLACE TEMP TABLE _dup (line BIGINT)")
     if options.dedup == "near":
         con.execute(f"CREATE OR REPLACE TEMP TABLE _new AS {new}")
+        con.execute(f"INSERT INTO _dup {later_copies.format('_new')}")
+        con.execute("DELETE FROM _new WHERE line IN (SELECT line FROM _dup)")
         src.near_duplicates = near_dedup.remove_near_duplicates(con, report.import_id, src.path)
         new = "SELECT * FROM _new"
-        sample = f"SELECT * FROM _new ORDER BY line LIMIT {fields.TYPE_SAMPLE}"
-        keys = "SELECT json_keys(attributes) FROM _new"
-    found, late = fields.types_of(con, f"SELECT line, attributes FROM ({sample})", keys)
-    late = [key for key in late if key not in drop]
-    columns = fields.prepare_columns(con, report.import_id, found, late)
+    sample = personas_of(f"(SELECT * FROM _raw WHERE line <= {fields.TYPE_SAMPLE})")  # lines are numbered from 1
+    found = fields.types_of(con, f"SELECT line, attributes FROM ({sample})")
+    columns = fields.prepare_columns(con, report.import_id, found)
     struct, typed = fields.typed_values_sql(columns, "attributes")
     persona_id = "'p_' || lpad(to_hex(CAST(text_hash >> 64 AS UBIGINT)), 16, '0')"
     if layout.id_field:
@@ -314,8 +312,23 @@ def _insert_new(
         """
     ).fetchall()
     src.imported = int(inserted[0][0]) if inserted else 0
-    src.duplicates = src.records - src.rejected - src.near_duplicates - src.imported
-    con.execute("DROP TABLE IF EXISTS _new; DROP TABLE IF EXISTS _keep")
+    this_file = _this_file(report, src)
+    if options.dedup == "exact":
+        mine = f"(SELECT source_line AS line, text_hash FROM personas WHERE {this_file})"
+        con.execute(f"INSERT INTO _dup {later_copies.format(mine)}")
+        removed = con.execute(
+            f"DELETE FROM personas WHERE {this_file} AND source_line IN (SELECT line FROM _dup)"
+        ).fetchall()
+        src.imported -= int(removed[0][0]) if removed else 0
+    # keys the typed sample did not show get their columns now, filled from attributes (rare)
+    keys = f"SELECT json_keys(attributes) FROM personas WHERE {this_file}"
+    late = fields.late_keys(con, keys, found)
+    if late:
+        for field, (column, sql_type) in fields.prepare_columns(con, report.import_id, late).items():
+            con.execute(
+                f"UPDATE personas SET {fields.ident(column)} = {attribute_sql(field, sql_type)} WHERE {this_file}"
+            )
+    con.execute("DROP TABLE IF EXISTS _new")
 
 
 def _record_import(
