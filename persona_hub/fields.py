@@ -3,7 +3,7 @@
 Every attribute key is also a typed column of `personas` (and of its alias `personas_flat`), written
 by the import, so a filter reads `age > 40 AND occupation = 'nurse'` from columns rather than parsing
 JSON per row, and a list column works with `list_contains(topics, 'chess')`. Types come from DuckDB's
-`json_group_structure` over a file's records, widened (and the column rewritten) when files disagree.
+`json_structure` of a file's first records, widened (and the column rewritten) when files disagree.
 """
 
 from __future__ import annotations
@@ -87,7 +87,7 @@ def types_of(con: duckdb.DuckDBPyConnection, sample_sql: str) -> dict[str, str]:
     ).fetchall():
         for key, sql_type in types_from_structure(structure).items():
             found[key] = widen(found.get(key, "NULL"), sql_type)
-    return {key: "VARCHAR[]" if sql_type == "NULL[]" else sql_type for key, sql_type in found.items()}
+    return found
 
 
 def late_keys(con: duckdb.DuckDBPyConnection, keys_sql: str, found: dict[str, str]) -> dict[str, str]:
@@ -100,7 +100,7 @@ def late_keys(con: duckdb.DuckDBPyConnection, keys_sql: str, found: dict[str, st
 
 def _column_name(field: str, taken: set[str]) -> str:
     # DuckDB's identifiers ignore case: "Age" next to "age" needs a name of its own
-    base = f"attr_{field}" if field.lower() in CORE_COLUMNS else field
+    base = f"attr_{field}" if field.lower() in CORE_COLUMNS or not field else field
     name, n = base, 1
     while name.lower() in taken:
         n += 1
@@ -146,9 +146,9 @@ def typed_values_sql(columns: dict[str, tuple[str, str]], attributes: str) -> tu
     typed column its value (from `_typed`, or from `attributes` itself).
 
     One json_transform reads all keys in a single parse; keys equal but for case cannot share its
-    structure (DuckDB's struct fields ignore case), so those are read one by one."""
+    structure (DuckDB's struct fields ignore case), nor can an empty key; those are read one by one."""
     lowered = [f.lower() for f in columns]
-    shared = {f: t for f, (_, t) in columns.items() if lowered.count(f.lower()) == 1}
+    shared = {f: t for f, (_, t) in columns.items() if f and lowered.count(f.lower()) == 1}
     structure = sql_str(json.dumps({f: column_type(t) for f, t in shared.items()}, ensure_ascii=False))
     struct = f"json_transform({attributes}, {structure})" if shared else "NULL"
     pairs = [

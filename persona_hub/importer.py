@@ -195,8 +195,9 @@ def _find_rejects(
                           CASE WHEN is_object THEN json_extract_string(rec, {text_path}) END AS text
                 FROM (
                     SELECT *, reason IS NULL AND {_OBJECT} AS is_object FROM _raw
-                    WHERE line NOT IN (SELECT source_line FROM personas WHERE {_this_file(report, src)})
-                      AND line NOT IN (SELECT line FROM _dup)
+                    WHERE reason IS NOT NULL  -- refused while reading: never a persona, whatever its number
+                       OR (line NOT IN (SELECT source_line FROM personas WHERE {_this_file(report, src)})
+                           AND line NOT IN (SELECT line FROM _dup))
                 )
             )
         ) WHERE reason IS NOT NULL
@@ -204,14 +205,15 @@ def _find_rejects(
     )
 
 
-_WS = sql_str(" \t\n\x0b\x0c\r")  # what trim() takes off a text (by default it takes only spaces)
+_WS = sql_str(" \t\n\x0b\x0c\r")  # whitespace, for telling an empty text (trim() takes only spaces)
 
 
 def _trimmed(expr: str) -> str:
     # trim() copies every string; most texts have nothing to trim, which byte tests at both ends tell
-    # (right(x, 1) would count the characters of the whole text)
+    # (right(x, 1) would count the characters of the whole text). Spaces only, as the stored texts and
+    # their hashes (so persona ids) have always been: a text keeps its tabs and line breaks.
     ends = " OR ".join(f"ends_with({expr}, chr({c}))" for c in (32, 9, 10, 11, 12, 13))
-    return f"(CASE WHEN ascii({expr}) > 32 AND NOT ({ends}) THEN {expr} ELSE trim({expr}, {_WS}) END)"
+    return f"(CASE WHEN ascii({expr}) > 32 AND NOT ({ends}) THEN {expr} ELSE trim({expr}) END)"
 
 
 def _store_rejects(
@@ -244,10 +246,10 @@ def _insert_new(
     layout: layouts.Layout,
     options: ImportOptions,
 ) -> None:
-    """One pass over the records, one JSON parse each for the test: the personas (an object whose text
-    field is a string, neither empty nor too long) not in the hub yet, with text, hash, id, cleaned
-    attributes and typed columns, are appended; later copies of a text in this file are then removed
-    (`_dup`; they are rare, and deciding them before the insert cost a pass of its own)."""
+    """One pass over the records: the personas (an object whose text field is a string, neither empty
+    nor too long) not in the hub yet, with text, hash, id, cleaned attributes and typed columns, are
+    appended; later copies of a text in this file are then removed (`_dup`; they are rare, and
+    deciding them before the insert cost a pass of its own)."""
     text_path = sql_str(json_key_path(layout.text_field))
     id_sql = f"rec->>{sql_str(json_key_path(layout.id_field))}" if layout.id_field else "NULL::VARCHAR"
     drop = [layout.text_field] + ([layout.id_field] if layout.id_field else [])
@@ -293,14 +295,21 @@ def _insert_new(
     found = fields.types_of(con, f"SELECT line, attributes FROM ({sample})")
     columns = fields.prepare_columns(con, report.import_id, found)
     struct, typed = fields.typed_values_sql(columns, "attributes")
-    persona_id = "'p_' || lpad(to_hex(CAST(text_hash >> 64 AS UBIGINT)), 16, '0')"
+    hash_id = "'p_' || lpad(to_hex(CAST(text_hash >> 64 AS UBIGINT)), 16, '0')"
+    if layout.id_field or options.dedup == "none":
+        new = f"SELECT *, row_number() OVER (PARTITION BY text_hash ORDER BY line) AS copy FROM ({new})"
+    if options.dedup == "none":
+        hash_id = f"{hash_id} || CASE WHEN copy > 1 THEN '-' || copy ELSE '' END"  # kept copies: ids of their own
+    persona_id = hash_id
     if layout.id_field:
-        # The source's own id names the persona unless another persona already has that id.
+        # The source's own id names the persona unless another persona already has that id; under exact
+        # dedup only first copies count (the later ones are removed below and must not take an id).
+        counted = "copy = 1" if options.dedup == "exact" else "true"
         persona_id = (
-            f"CASE WHEN source_id IS NOT NULL AND id_rank = 1 AND source_id NOT IN "
-            f"(SELECT persona_id FROM personas) THEN source_id ELSE {persona_id} END"
+            f"CASE WHEN source_id IS NOT NULL AND {counted} AND id_rank = 1 AND source_id NOT IN "
+            f"(SELECT persona_id FROM personas) THEN source_id ELSE {hash_id} END"
         )
-        new = f"SELECT *, row_number() OVER (PARTITION BY source_id ORDER BY line) AS id_rank FROM ({new})"
+        new = f"SELECT *, row_number() OVER (PARTITION BY source_id, {counted} ORDER BY line) AS id_rank FROM ({new})"
     names = ", ".join(fields.CORE_COLUMNS + tuple(fields.ident(c) for c, _ in typed))
     values = "".join(f", {sql}" for _, sql in typed)
     inserted = con.execute(

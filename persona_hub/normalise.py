@@ -18,6 +18,8 @@ from typing import Any
 import duckdb
 import pyarrow as pa
 
+from storage.migrations import json_key_path
+
 UDF_NAME = "swarm_parse_list_strings"
 
 
@@ -81,7 +83,7 @@ def attributes_sql(rec: str, drop_keys: list[str]) -> str:
     json_remove, one key at a time: a quarter faster than json_merge_patch with nulls, same output."""
     sql = rec
     for key in drop_keys:
-        path = ("$." + json.dumps(key, ensure_ascii=False)).replace("'", "''")
+        path = json_key_path(key).replace("'", "''")
         sql = f"json_remove({sql}, '{path}')"
     return f"CAST({sql} AS VARCHAR)"
 

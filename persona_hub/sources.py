@@ -9,6 +9,8 @@ format then goes through the same SQL pipeline in `importer`, so each rule is wr
 from __future__ import annotations
 
 import json
+import re
+import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -78,24 +80,42 @@ def load(con: duckdb.DuckDBPyConnection, path: Path, fmt: str) -> Iterator[RawSo
     )
     con.execute("CREATE OR REPLACE TEMP TABLE _lines (line BIGINT, rec VARCHAR)")
     _create_raw_view(con)
-    if fmt == "parquet":
-        _load_parquet(con, path)
-        yield RawSource(path, fmt)
+    with _plain_name(path) as readable_path:
+        if fmt == "parquet":
+            _load_parquet(con, readable_path)
+            yield RawSource(path, fmt)
+            return
+        if fmt in ("json", "tinytroupe"):
+            source = _load_json_document(con, readable_path, fmt)
+            yield RawSource(path, source.format, source.fixed_layout, source.converted_from)
+            return
+        # UTF-8 is checked by DuckDB as it reads: a line that is not is rejected with its line number
+        scan = encoding.scan(readable_path, validate=False)
+        try:
+            readable = scan.readable_path
+            if fmt in ("jsonl", "txt"):
+                _load_lines(con, readable, as_text=fmt == "txt")
+            else:
+                _load_csv(con, readable, delim="\t" if fmt == "tsv" else ",")
+            yield RawSource(path, fmt, "text" if fmt == "txt" else None, scan.converted_from)
+        finally:
+            scan.cleanup()
+
+
+_GLOB = re.compile(r"[*?\[\]{}]")
+
+
+@contextmanager
+def _plain_name(path: Path) -> Iterator[Path]:
+    """DuckDB reads a path with `*`, `?`, `[` or `{` as a glob pattern (`a[1].jsonl` would read
+    `a1.jsonl`): such a file is read through a link with a plain name."""
+    if not _GLOB.search(str(path)):
+        yield path
         return
-    if fmt in ("json", "tinytroupe"):
-        yield _load_json_document(con, path, fmt)
-        return
-    # UTF-8 is checked by DuckDB as it reads: a line that is not is rejected with its line number
-    scan = encoding.scan(path, validate=False)
-    try:
-        readable = scan.readable_path
-        if fmt in ("jsonl", "txt"):
-            _load_lines(con, readable, as_text=fmt == "txt")
-        else:
-            _load_csv(con, readable, delim="\t" if fmt == "tsv" else ",")
-        yield RawSource(path, fmt, "text" if fmt == "txt" else None, scan.converted_from)
-    finally:
-        scan.cleanup()
+    with tempfile.TemporaryDirectory(prefix="swarm-import-") as tmp:
+        link = Path(tmp) / ("file" + _GLOB.sub("_", "".join(path.suffixes)))
+        link.symlink_to(path.resolve())
+        yield link
 
 
 def _reject_reason(kind: str, message: str, raw: str | None) -> tuple[str, str]:
@@ -106,6 +126,17 @@ def _reject_reason(kind: str, message: str, raw: str | None) -> tuple[str, str]:
     if kind == "LINE SIZE OVER MAXIMUM":
         return "too_long", "a line of over 64 MB"
     return "csv_" + kind.lower().replace(" ", "_"), f"{message}: {line}"
+
+
+def _rejected_lines(con: duckdb.DuckDBPyConnection, table: str) -> list[tuple[int, str, str, str | None]]:
+    """(line, kind, message, raw) of each line DuckDB's reader refused, once a line: its rejects table
+    has a row per error, and a line can have several (bad UTF-8 and a column too many)."""
+    rows = con.execute(f"SELECT line, error_type, error_message, csv_line FROM {table} ORDER BY line").fetchall()
+    by_line: dict[int, tuple[int, str, str, str | None]] = {}
+    for line, kind, message, raw in rows:
+        if line not in by_line or kind == "INVALID ENCODING":  # the encoding is the line's first fault
+            by_line[line] = (int(line), str(kind), str(message), raw)
+    return list(by_line.values())
 
 
 def _renumber(con: duckdb.DuckDBPyConnection, table: str, column: str, rejected: list[int], first: int) -> None:
@@ -163,9 +194,7 @@ def _load_lines(con: duckdb.DuckDBPyConnection, path: Path, *, as_text: bool) ->
                       store_rejects=true, rejects_table='_line_rejects', rejects_scan='_line_scans')
         """
     )
-    rejects = con.execute(
-        "SELECT line, error_type, error_message, csv_line FROM _line_rejects ORDER BY line"
-    ).fetchall()
+    rejects = _rejected_lines(con, "_line_rejects")
     con.execute("DROP TABLE _line_rejects; DROP TABLE _line_scans")
     _renumber(con, "_lines", "line", [r[0] for r in rejects], first=1)
     _insert_rows(con, [(line, None, *_reject_reason(kind, message, raw)) for line, kind, message, raw in rejects])
@@ -184,7 +213,7 @@ def _load_csv(con: duckdb.DuckDBPyConnection, path: Path, *, delim: str) -> None
     except duckdb.Error as exc:
         raise UnsupportedFile(f"{path}: not a readable {'TSV' if delim == chr(9) else 'CSV'} file: {exc}") from exc
     columns = [r[0] for r in con.execute("DESCRIBE _csv").fetchall() if r[0] != "_row"]
-    rejects = con.execute("SELECT line, error_type, error_message, csv_line FROM _csv_rejects ORDER BY line").fetchall()
+    rejects = _rejected_lines(con, "_csv_rejects")
     # rows count from the line after the header (one line per record; a quoted multi-line field makes
     # this the record's row)
     _renumber(con, "_csv", "_row", [r[0] for r in rejects], first=2)

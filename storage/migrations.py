@@ -307,8 +307,9 @@ def m007_cache_scope(con: duckdb.DuckDBPyConnection) -> None:
 
 
 def json_key_path(key: str) -> str:
-    """The JSON path of a top-level key; ensure_ascii=False, as DuckDB matches "país" as written."""
-    return "$." + json.dumps(key, ensure_ascii=False)
+    """The JSON path of a top-level key; ensure_ascii=False, as DuckDB matches "país" as written. The
+    empty key has no $-path in DuckDB: it gets the JSON pointer "/"."""
+    return "$." + json.dumps(key, ensure_ascii=False) if key else "/"
 
 
 def ident(name: str) -> str:
@@ -316,8 +317,9 @@ def ident(name: str) -> str:
 
 
 def column_type(sql_type: str) -> str:
-    """The column type for a catalogue type ("NULL": only nulls seen yet, kept as text until a value shows)."""
-    return "VARCHAR" if sql_type == "NULL" else sql_type
+    """The column type for a catalogue type: "NULL" (only nulls seen yet) is text until a value shows,
+    "NULL[]" (only empty lists yet) a list of text until an element shows."""
+    return {"NULL": "VARCHAR", "NULL[]": "VARCHAR[]"}.get(sql_type, sql_type)
 
 
 def attribute_sql(field: str, sql_type: str, attributes: str = "attributes") -> str:
@@ -326,11 +328,11 @@ def attribute_sql(field: str, sql_type: str, attributes: str = "attributes") -> 
     A value that does not fit the type (`"unknown"` in a BIGINT column) is NULL there and stays in
     `attributes` as it was."""
     path = _quote(json_key_path(field))
-    if sql_type == "JSON":
-        return f"{attributes}->{path}"
+    if sql_type == "JSON":  # a JSON null is NULL here, as json_transform makes it at import
+        return f"CASE WHEN json_type({attributes}, {path}) <> 'NULL' THEN {attributes}->{path} END"
     if sql_type in ("VARCHAR", "NULL"):
         return f"{attributes}->>{path}"
-    return f"TRY_CAST({attributes}->{path} AS {sql_type})"
+    return f"TRY_CAST({attributes}->{path} AS {column_type(sql_type)})"
 
 
 def comment_attribute_column(con: duckdb.DuckDBPyConnection, column: str, field: str) -> None:
@@ -344,7 +346,17 @@ def m008_typed_attributes(con: duckdb.DuckDBPyConnection) -> None:
     # Attributes become real columns of personas: a filter over a million personas then reads a typed
     # column instead of parsing every row's JSON (which made a filtered sample cost ~0.15 s).
     fields = con.execute("SELECT field, sql_type, column_name FROM persona_fields ORDER BY rowid").fetchall()
-    for field, sql_type, column in fields:
+    taken = {name for name, *_ in con.execute("DESCRIBE personas").fetchall()}
+    taken = {name.lower() for name in taken}
+    for field, sql_type, old_name in fields:
+        # the view allowed names a table does not: "Age" beside "age", two keys both attr_text, ""
+        column, n = old_name or "attr_", 1
+        while column.lower() in taken:
+            n += 1
+            column = f"{old_name or 'attr_'}_{n}"
+        taken.add(column.lower())
+        if column != old_name:
+            con.execute("UPDATE persona_fields SET column_name = ? WHERE field = ?", [column, field])
         con.execute(f"ALTER TABLE personas ADD COLUMN {ident(column)} {column_type(sql_type)}")
         con.execute(f"UPDATE personas SET {ident(column)} = {attribute_sql(field, sql_type)}")
         comment_attribute_column(con, column, field)
@@ -361,8 +373,8 @@ def m008_typed_attributes(con: duckdb.DuckDBPyConnection) -> None:
     )
     con.execute(
         "COMMENT ON COLUMN persona_fields.sql_type IS "
-        "'its column type: BIGINT, DOUBLE, BOOLEAN, VARCHAR, a list of those, JSON, or NULL (no value seen "
-        "yet; a VARCHAR column)'"
+        "'its column type: BIGINT, DOUBLE, BOOLEAN, VARCHAR, a list of those, JSON, NULL (no value seen "
+        "yet; a VARCHAR column) or NULL[] (only empty lists yet; a VARCHAR[] column)'"
     )
 
 

@@ -293,6 +293,69 @@ def test_bad_lines_are_reported_with_file_line_and_reason_and_the_rest_imported(
     assert raw == {2: '{"persona": "broken json', 3: '["a list, not an object"]'}
 
 
+def test_odd_keys_and_list_types_across_files(cli: Cli, tmp_path: Path, isolated_db: Path) -> None:
+    first = _jsonl(tmp_path / "a.jsonl", [{"persona": "A roofer in Tallinn.", "": "blank key", "scores": [3, 4]}])
+    code, _, err = cli("personas", "import", str(first))
+    assert code == 0, err
+    assert q(isolated_db, "SELECT attr_, scores FROM personas") == [("blank key", [3, 4])]
+    # a file whose lists are all empty does not make a typed list column JSON
+    second = _jsonl(tmp_path / "b.jsonl", [{"persona": "A cellist in Lviv.", "scores": [], "notes": None}])
+    code, _, err = cli("personas", "import", str(second))
+    assert code == 0, err
+    types = dict(q(isolated_db, "SELECT field, sql_type FROM persona_fields"))
+    assert types["scores"] == "BIGINT[]" and types["notes"] == "NULL"
+    code, out, _ = cli("personas", "count", "--where", "list_contains(scores, 4)")
+    assert code == 0 and out.strip() == "1"
+
+
+def test_a_file_name_with_glob_characters_is_read_as_itself(cli: Cli, tmp_path: Path, isolated_db: Path) -> None:
+    _jsonl(tmp_path / "batch1.jsonl", [{"persona": "The wrong file's persona."}])
+    odd = _jsonl(tmp_path / "batch[1].jsonl", [{"persona": "A lock keeper on the Canal du Midi."}])
+    code, out, err = cli("personas", "import", str(odd))
+    assert code == 0 and "1 imported" in out, (out, err)
+    assert q(isolated_db, "SELECT text, source FROM personas") == [("A lock keeper on the Canal du Midi.", str(odd))]
+
+
+def test_csv_row_with_several_faults_is_one_reject_and_the_rows_keep_their_lines(
+    cli: Cli, tmp_path: Path, isolated_db: Path
+) -> None:
+    path = tmp_path / "people.csv"
+    path.write_bytes(b'persona,age\n"A weaver",1\n"A sm\xffith",2,3,4\n"A cooper",3\n')
+    code, _, err = cli("personas", "import", str(path), "--strict")
+    assert code == 1 and "nothing was imported" in err
+    code, out, err = cli("personas", "import", str(path))
+    assert code == 0 and "2 imported, 0 duplicates, 1 rejected" in out, (out, err)
+    assert q(isolated_db, "SELECT text, source_line FROM personas ORDER BY 2") == [("A weaver", 2), ("A cooper", 4)]
+    assert [line for line, _ in q(isolated_db, "SELECT line, reason FROM import_rejects WHERE reason <> 'strict'")] == [
+        3,
+        3,
+    ], "the refused --strict import and this one each record line 3 once"
+
+
+def test_source_ids_go_to_first_copies_and_kept_copies_get_ids_of_their_own(
+    cli: Cli, tmp_path: Path, isolated_db: Path
+) -> None:
+    path = _jsonl(
+        tmp_path / "ids.jsonl",
+        [
+            {"persona": "Alpha person", "id": "X"},
+            {"persona": "alpha  PERSON", "id": "Y"},  # a later copy of line 1: removed, so "Y" stays free
+            {"persona": "Beta person", "id": "Y"},
+        ],
+    )
+    code, out, err = cli("personas", "import", str(path), "--id-field", "id")
+    assert code == 0 and "2 imported, 1 duplicates" in out, (out, err)
+    assert q(isolated_db, "SELECT persona_id, text FROM personas ORDER BY source_line") == [
+        ("X", "Alpha person"),
+        ("Y", "Beta person"),
+    ]
+    copies = _jsonl(tmp_path / "copies.jsonl", [{"persona": "A mime in Lyon."}] * 3)
+    code, out, err = cli("personas", "import", str(copies), "--dedup", "none")
+    assert code == 0 and "3 imported" in out, (out, err)
+    ids = [r[0] for r in q(isolated_db, "SELECT persona_id FROM personas WHERE text = 'A mime in Lyon.'")]
+    assert len(set(ids)) == 3
+
+
 def test_lines_after_bad_bytes_keep_their_numbers_in_a_file_read_in_parallel(
     cli: Cli, tmp_path: Path, isolated_db: Path
 ) -> None:

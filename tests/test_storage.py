@@ -43,19 +43,20 @@ def test_an_older_hub_gets_typed_attribute_columns_on_upgrade(isolated_db: Path)
     migrate(con, upto=7)  # attributes were JSON only, the typed columns a view over them
     con.execute(
         "INSERT INTO personas (persona_id, text, attributes, text_hash, import_id, imported_at) VALUES "
-        """('p1', 'A potter', '{"age": 50, "city": "Oslo", "tags": ["clay"]}', 1, 'imp', now()), """
-        """('p2', 'A welder', '{"age": "n/a"}', 2, 'imp', now())"""
+        """('p1', 'A potter', '{"age": 50, "city": "Oslo", "tags": ["clay"], "Age": 7, "kin": {"a": 1}}', 1, """
+        """'imp', now()), ('p2', 'A welder', '{"age": "n/a", "kin": null}', 2, 'imp', now())"""
     )
-    con.execute(
+    con.execute(  # the view allowed "Age" beside "age"; a table does not
         "INSERT INTO persona_fields VALUES ('age', 'BIGINT', 'age', 'imp'), ('city', 'VARCHAR', 'city', 'imp'), "
-        "('tags', 'VARCHAR[]', 'tags', 'imp')"
+        "('tags', 'VARCHAR[]', 'tags', 'imp'), ('Age', 'BIGINT', 'Age', 'imp'), ('kin', 'JSON', 'kin', 'imp')"
     )
     con.close()
     with Database(isolated_db).read() as con:
-        assert con.execute("SELECT persona_id, age, city, tags FROM personas ORDER BY 1").fetchall() == [
-            ("p1", 50, "Oslo", ["clay"]),
-            ("p2", None, None, None),  # "n/a" is no BIGINT: NULL in the column, kept in attributes
+        assert con.execute("SELECT persona_id, age, city, tags, age_2, kin FROM personas ORDER BY 1").fetchall() == [
+            ("p1", 50, "Oslo", ["clay"], 7, '{"a":1}'),
+            ("p2", None, None, None, None, None),  # "n/a" is no BIGINT: NULL in the column, kept in attributes
         ]
+        assert con.execute("SELECT column_name FROM persona_fields WHERE field = 'Age'").fetchall() == [("Age_2",)]
         assert con.execute("SELECT count(*) FROM personas_flat WHERE age > 40").fetchall() == [(1,)]
 
 
