@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import ast
+import subprocess
+import sys
 
 from tests.conftest import REPO
 
@@ -26,3 +28,13 @@ def test_packages_import_one_way() -> None:
                     names = [node.module]
                 offences += [f"{path.relative_to(REPO)} imports {n}" for n in names if n.split(".")[0] in banned]
     assert offences == []
+
+
+def test_the_cli_loads_the_llm_and_crawler_stacks_only_for_commands_that_use_them() -> None:
+    # `swarm query` and `swarm personas …` are run by hand, often: they must not pay ~1 s of imports
+    # (openai, httpx, trafilatura, playwright) that only `run`, `crawl`, `demo` and `export` need
+
+    heavy = ("openai", "httpx", "trafilatura", "playwright")
+    code = f"import sys, agents.cli; print(sorted(m for m in {heavy!r} if m in sys.modules))"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=REPO, check=True)
+    assert out.stdout.strip() == "[]", out.stdout

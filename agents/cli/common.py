@@ -4,20 +4,14 @@ into one clear line on stderr and a non-zero exit code (only here, at the CLI's 
 from __future__ import annotations
 
 import functools
+import sys
 from collections.abc import Callable
 from typing import Any, TypeVar
 
 import typer
 from rich.console import Console
 
-from agents.llm.errors import LLMSettingError, LLMUnavailable
-from agents.llm.local import LocalModelUnavailable
-from agents.runs import RunError
-from crawler.render import RenderUnavailable
-from crawler.search import SearchError
-from persona_hub.errors import PersonaHubError
 from storage import Database, resolve_db_path
-from storage.errors import StorageError
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -42,6 +36,26 @@ def fail(message: str, code: int = 1) -> typer.Exit:
     return typer.Exit(code)
 
 
+# Our errors, by module: a command imports only what it uses (the LLM and crawler stacks take ~1 s to
+# import), and an exception of one of these classes can only exist once its module is loaded.
+_OUR_ERRORS = (
+    ("storage.errors", "StorageError"),
+    ("persona_hub.errors", "PersonaHubError"),
+    ("crawler.render", "RenderUnavailable"),
+    ("crawler.search.base", "SearchError"),
+    ("agents.runs", "RunError"),
+    ("agents.llm.errors", "LLMUnavailable"),
+    ("agents.llm.errors", "LLMSettingError"),
+    ("agents.llm.local", "LocalModelUnavailable"),
+)
+
+
+def _ours(exc: BaseException) -> bool:
+    return any(
+        isinstance(exc, getattr(sys.modules[module], name)) for module, name in _OUR_ERRORS if module in sys.modules
+    )
+
+
 def cli_errors(func: F) -> F:
     """Print our own errors as one line and exit 1; let real bugs show their traceback."""
 
@@ -49,18 +63,11 @@ def cli_errors(func: F) -> F:
     def wrapper(*args: Any, **kwargs: Any) -> Any:
         try:
             return func(*args, **kwargs)
-        except (
-            StorageError,
-            PersonaHubError,
-            RenderUnavailable,
-            SearchError,
-            RunError,
-            LLMUnavailable,
-            LLMSettingError,
-            LocalModelUnavailable,
-        ) as exc:
-            raise fail(str(exc)) from exc
         except KeyboardInterrupt as exc:
             raise fail("interrupted", 130) from exc
+        except Exception as exc:
+            if _ours(exc):
+                raise fail(str(exc)) from exc
+            raise
 
     return wrapper  # type: ignore[return-value]

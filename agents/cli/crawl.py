@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.live import Live
@@ -12,10 +12,11 @@ from rich.table import Table
 from rich.text import Text
 
 from agents.cli.common import cli_errors, console, database, fail
-from crawler import Crawl, CrawlSettings, CrawlStats
-from crawler.pages import PageRow
-from crawler.search import backend as search_backend
-from storage import BatchWriter
+from crawler.settings import CrawlSettings
+
+if TYPE_CHECKING:  # the crawler itself is imported by the command that runs it (httpx, trafilatura: ~0.5 s)
+    from crawler import CrawlStats
+    from crawler.pages import PageRow
 
 
 def _read_urls(path: Path) -> list[str]:
@@ -26,6 +27,8 @@ def _read_urls(path: Path) -> list[str]:
 
 
 async def _search(name: str, queries: list[str], per_query: int) -> list[str]:
+    from crawler.search import backend as search_backend
+
     engine = search_backend(name)
     try:
         found: list[str] = []
@@ -113,6 +116,9 @@ def crawl(
         browser=browser,
         languages=tuple(code.lower() for code in language or ()),
     )
+    from crawler import Crawl
+    from storage import BatchWriter
+
     db = database()
     with BatchWriter(db) as writer:
         if quiet:

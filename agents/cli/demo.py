@@ -7,20 +7,16 @@ import asyncio
 import json
 from importlib import resources
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
 from agents.cli.common import cli_errors, console, database, fail
 from agents.cli.personas import _print_report
 from agents.cli.run import exit_code
-from agents.cli.run_display import JsonLinesDisplay, LiveDisplay, QuietDisplay
-from agents.launch import LOCAL, Display, execute
-from agents.llm.local import LocalModel
-from agents.runs import RunConfig
-from agents.sample_site import SampleSite
-from crawler.search import SearXNG
-from persona_hub import import_files
+
+if TYPE_CHECKING:  # the swarm, the model and the site are imported by the command (~1 s)
+    from agents.launch import Display
 from storage import Database
 
 
@@ -89,6 +85,14 @@ def demo(
       swarm demo
     """
     db = database()
+    from agents.cli.run_display import JsonLinesDisplay, LiveDisplay, QuietDisplay
+    from agents.launch import LOCAL, execute
+    from agents.llm.local import LocalModel
+    from agents.runs import RunConfig
+    from agents.sample_site import SampleSite
+    from crawler.search import SearXNG
+    from persona_hub import import_files
+
     display: Display = JsonLinesDisplay() if json_lines else QuietDisplay() if quiet else LiveDisplay()
     console.rule("[bold]persona-swarm demo")
     console.print(f"Importing the bundled sample personas into {db.path} …")

@@ -6,16 +6,16 @@ import asyncio
 import json
 from dataclasses import asdict
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.table import Table
 
 from agents.cli.common import cli_errors, console, database, err_console, fail
 from agents.cli.crawl import _read_urls
-from agents.cli.run_display import JsonLinesDisplay, LiveDisplay, QuietDisplay, summary_table
-from agents.launch import Display, execute
-from agents.runs import RunConfig, RunStore, status_of
+
+if TYPE_CHECKING:  # the swarm is imported by the command that runs it (openai, the crawler: ~1 s)
+    from agents.launch import Display
 
 runs_app = typer.Typer(help="Runs: status, counts, tokens, cost and timings.", no_args_is_help=False)
 
@@ -101,6 +101,10 @@ def run(
 
       swarm run --resume run_20261126T101500_a1b2c3
     """
+    from agents.cli.run_display import JsonLinesDisplay, LiveDisplay, QuietDisplay
+    from agents.launch import execute
+    from agents.runs import RunConfig
+
     display: Display = JsonLinesDisplay() if json_lines else QuietDisplay() if quiet else LiveDisplay()
     if render not in ("auto", "never", "always"):
         raise fail(f"--render must be auto, never or always, not {render!r}", 2)
@@ -155,6 +159,8 @@ def _runs(ctx: typer.Context) -> None:
 @cli_errors
 def runs_list(limit: Annotated[int, typer.Option(help="Most recent runs to show.")] = 20) -> None:
     """The most recent runs: status, personas, conversations, failures, tokens, cost, time."""
+    from agents.runs import RunStore, status_of
+
     rows = RunStore(database()).recent(limit)
     if not rows:
         console.print("no runs yet: start one with swarm run (or swarm demo)")
@@ -183,6 +189,9 @@ def runs_show(
     as_json: Annotated[bool, typer.Option("--json", help="The whole row as JSON.")] = False,
 ) -> None:
     """One run: its status, counts, failures by reason, tokens, cost, timings and full config."""
+    from agents.cli.run_display import summary_table
+    from agents.runs import RunStore, status_of
+
     record = RunStore(database()).get(run_id)
     if record is None:
         raise fail(f"no run {run_id}: see swarm runs list")
