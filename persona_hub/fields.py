@@ -14,7 +14,7 @@ from typing import Any
 import duckdb
 
 from persona_hub.sources import sql_str
-from storage.migrations import attribute_sql, column_type, comment_attribute_column, ident
+from storage.migrations import attribute_sql, column_type, comment_attribute_column, free_column_name, ident
 
 CORE_COLUMNS = (
     "persona_id",
@@ -98,16 +98,6 @@ def late_keys(con: duckdb.DuckDBPyConnection, keys_sql: str, found: dict[str, st
     return {key: known.get(key, "VARCHAR") for key in keys if key not in found}
 
 
-def _column_name(field: str, taken: set[str]) -> str:
-    # DuckDB's identifiers ignore case: "Age" next to "age" needs a name of its own
-    base = f"attr_{field}" if field.lower() in CORE_COLUMNS or not field else field
-    name, n = base, 1
-    while name.lower() in taken:
-        n += 1
-        name = f"{base}_{n}"
-    return name
-
-
 def prepare_columns(
     con: duckdb.DuckDBPyConnection, import_id: str, found: dict[str, str]
 ) -> dict[str, tuple[str, str]]:
@@ -129,8 +119,7 @@ def prepare_columns(
                 con.execute("UPDATE persona_fields SET sql_type = ? WHERE field = ?", [wider, field])
             out[field] = (column, wider)
         else:
-            column = _column_name(field, taken)
-            taken.add(column.lower())
+            column = free_column_name(f"attr_{field}" if field.lower() in CORE_COLUMNS or not field else field, taken)
             con.execute(f"ALTER TABLE personas ADD COLUMN {ident(column)} {column_type(sql_type)}")
             comment_attribute_column(con, column, field)
             con.execute("INSERT INTO persona_fields VALUES (?, ?, ?, ?)", [field, sql_type, column, import_id])

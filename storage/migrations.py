@@ -335,6 +335,17 @@ def attribute_sql(field: str, sql_type: str, attributes: str = "attributes") -> 
     return f"TRY_CAST({attributes}->{path} AS {column_type(sql_type)})"
 
 
+def free_column_name(base: str, taken: set[str]) -> str:
+    """`base`, or `base_2`, `base_3`, … : the first name not in `taken` (lower-cased names; DuckDB's
+    identifiers ignore case, so "Age" next to "age" needs a name of its own). Adds it to `taken`."""
+    name, n = base, 1
+    while name.lower() in taken:
+        n += 1
+        name = f"{base}_{n}"
+    taken.add(name.lower())
+    return name
+
+
 def comment_attribute_column(con: duckdb.DuckDBPyConnection, column: str, field: str) -> None:
     con.execute(
         f"COMMENT ON COLUMN personas.{ident(column)} IS "
@@ -346,15 +357,10 @@ def m008_typed_attributes(con: duckdb.DuckDBPyConnection) -> None:
     # Attributes become real columns of personas: a filter over a million personas then reads a typed
     # column instead of parsing every row's JSON (which made a filtered sample cost ~0.15 s).
     fields = con.execute("SELECT field, sql_type, column_name FROM persona_fields ORDER BY rowid").fetchall()
-    taken = {name for name, *_ in con.execute("DESCRIBE personas").fetchall()}
-    taken = {name.lower() for name in taken}
+    taken = {name.lower() for name, *_ in con.execute("DESCRIBE personas").fetchall()}
     for field, sql_type, old_name in fields:
         # the view allowed names a table does not: "Age" beside "age", two keys both attr_text, ""
-        column, n = old_name or "attr_", 1
-        while column.lower() in taken:
-            n += 1
-            column = f"{old_name or 'attr_'}_{n}"
-        taken.add(column.lower())
+        column = free_column_name(old_name or "attr_", taken)
         if column != old_name:
             con.execute("UPDATE persona_fields SET column_name = ? WHERE field = ?", [column, field])
         con.execute(f"ALTER TABLE personas ADD COLUMN {ident(column)} {column_type(sql_type)}")
