@@ -121,7 +121,10 @@ def _import_one(
         layout = _layout(con, raw, options, str(path))
         src.layout = layout.name
         _insert_new(con, report, src, layout, options)
-        _find_rejects(con, layout, options.max_chars, report, src)
+        if _all_taken(con, src):
+            con.execute("CREATE OR REPLACE TEMP TABLE _rej (line BIGINT, reason VARCHAR, detail VARCHAR, raw VARCHAR)")
+        else:
+            _find_rejects(con, layout, options.max_chars, report, src)
         _store_rejects(con, report, src, options)
         src.duplicates = src.records - src.rejected - src.near_duplicates - src.imported
     con.execute("DROP VIEW _raw; DROP TABLE _lines; DROP TABLE _pre; DROP TABLE _rej; DROP TABLE _dup")
@@ -162,6 +165,13 @@ def _text_checks(text: str, max_chars: int) -> tuple[str, str]:
         f"(strlen({text}) = 0 OR (ascii({text}) <= 32 AND trim({text}, {_WS}) = ''))",
         f"(strlen({text}) > {int(max_chars)} AND length(trim({text}, {_WS})) > {int(max_chars)})",
     )
+
+
+def _all_taken(con: duckdb.DuckDBPyConnection, src: SourceReport) -> bool:
+    """Whether every record was appended or set aside as a copy: then none is bad (a record refused
+    while reading is never appended), and looking for reasons would be a pass over the file for nothing."""
+    row = con.execute("SELECT (SELECT count(*) FROM _raw), (SELECT count(*) FROM _dup)").fetchone()
+    return row is not None and row[0] == src.imported + row[1] + src.near_duplicates
 
 
 def _find_rejects(
