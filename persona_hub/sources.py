@@ -115,7 +115,10 @@ def _plain_name(path: Path) -> Iterator[Path]:
     with tempfile.TemporaryDirectory(prefix="swarm-import-") as tmp:
         link = Path(tmp) / ("file" + _GLOB.sub("_", "".join(path.suffixes)))
         link.symlink_to(path.resolve())
-        yield link
+        try:
+            yield link
+        except UnsupportedFile as exc:  # the user named the file, not the link: say its name
+            raise UnsupportedFile(str(exc).replace(str(link), str(path))) from exc
 
 
 def _reject_reason(kind: str, message: str, raw: str | None) -> tuple[str, str]:

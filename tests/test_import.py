@@ -314,6 +314,10 @@ def test_a_file_name_with_glob_characters_is_read_as_itself(cli: Cli, tmp_path: 
     code, out, err = cli("personas", "import", str(odd))
     assert code == 0 and "1 imported" in out, (out, err)
     assert q(isolated_db, "SELECT text, source FROM personas") == [("A lock keeper on the Canal du Midi.", str(odd))]
+    broken = tmp_path / "batch[2].parquet"
+    broken.write_bytes(b"not parquet at all")
+    code, _, err = cli("personas", "import", str(broken))
+    assert code != 0 and f"{broken}: not a readable Parquet file" in err.replace("\n", ""), err
 
 
 def test_csv_row_with_several_faults_is_one_reject_and_the_rows_keep_their_lines(
