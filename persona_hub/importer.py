@@ -121,6 +121,8 @@ def _import_one(
         layout = _layout(con, raw, options, str(path))
         src.layout = layout.name
         _insert_new(con, report, src, layout, options)
+        row = con.execute("SELECT count(*) FROM _raw").fetchone()
+        src.records = int(row[0]) if row else 0
         if _all_taken(con, src):
             con.execute("CREATE OR REPLACE TEMP TABLE _rej (line BIGINT, reason VARCHAR, detail VARCHAR, raw VARCHAR)")
         else:
@@ -170,8 +172,8 @@ def _text_checks(text: str, max_chars: int) -> tuple[str, str]:
 def _all_taken(con: duckdb.DuckDBPyConnection, src: SourceReport) -> bool:
     """Whether every record was appended or set aside as a copy: then none is bad (a record refused
     while reading is never appended), and looking for reasons would be a pass over the file for nothing."""
-    row = con.execute("SELECT (SELECT count(*) FROM _raw), (SELECT count(*) FROM _dup)").fetchone()
-    return row is not None and row[0] == src.imported + row[1] + src.near_duplicates
+    row = con.execute("SELECT count(*) FROM _dup").fetchone()
+    return row is not None and src.records == src.imported + row[0] + src.near_duplicates
 
 
 def _find_rejects(
@@ -240,8 +242,8 @@ def _store_rejects(
         f"SELECT line, reason, detail FROM _rej ORDER BY line LIMIT {room}"
     ).fetchall():
         report.rejects.append((src.path, line, reason, detail))
-    counts = con.execute("SELECT (SELECT count(*) FROM _raw), (SELECT count(*) FROM _rej)").fetchone()
-    src.records, src.rejected = (int(counts[0]), int(counts[1])) if counts else (0, 0)
+    row = con.execute("SELECT count(*) FROM _rej").fetchone()
+    src.rejected = int(row[0]) if row else 0
     report.rejects_total += src.rejected
 
 
