@@ -1,4 +1,4 @@
-"""Crawler: discovery, polite fetching, rendering and extraction (see DESIGN.md).
+"""Crawler: discovery, polite fetching, rendering and extraction.
 
 The names below are loaded on first use, not on `import crawler`: an extraction worker imports
 `crawler.extract` and needs trafilatura, not httpx, DuckDB and Arrow (1.1 s and ~125 MB a process).

@@ -18,7 +18,7 @@ if TYPE_CHECKING:
 pytest_plugins = ["tests.site_server", "tests.llm_server"]  # website(s) and llm_server fixtures
 
 REPO = Path(__file__).resolve().parent.parent
-SHARED_FORMATS = REPO.parent / "shared" / "formats"
+FORMATS = Path(__file__).resolve().parent / "data" / "formats"  # persona files in the public layouts
 
 
 @pytest.fixture(autouse=True)
@@ -32,9 +32,8 @@ def isolated_db(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
 
 @pytest.fixture
 def formats() -> Path:
-    if not SHARED_FORMATS.is_dir():
-        pytest.fail(f"the shared persona format examples are missing: {SHARED_FORMATS}")
-    return SHARED_FORMATS
+    """Small persona files (and search answers) in the public datasets' layouts: tests/data/README.md."""
+    return FORMATS
 
 
 class Cli:

@@ -1,4 +1,4 @@
-"""The packages import one way: storage ← persona_hub, crawler ← agents (DESIGN.md)."""
+"""The packages import one way: storage ← persona_hub, crawler ← agents."""
 
 from __future__ import annotations
 
