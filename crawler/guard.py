@@ -29,15 +29,41 @@ class BlockedAddress(Exception):
 
 
 class DNSFailure(Exception):
-    def __init__(self, host: str, error: OSError):
+    def __init__(self, host: str, error: Exception):
         super().__init__(f"cannot resolve {host}: {error}")
+
+
+# Public addresses that reach a cloud host's own services (instance metadata, DNS, health checks): a
+# page must not make the crawler talk to them on the user's behalf. 169.254.169.254 is link-local and
+# the IPv6 ones (fd00:ec2::254, …) are private, so they are caught by the kinds below already.
+_CLOUD_SERVICES = {ipaddress.ip_address("168.63.129.16")}  # Azure's wire server
+_NAT64 = ipaddress.ip_network("64:ff9b::/96")  # RFC 6052: the last 32 bits are an IPv4 address
+_NAT64_LOCAL = ipaddress.ip_network("64:ff9b:1::/48")  # RFC 8215: a network's own translation prefix
+
+
+def _embedded_ipv4(ip: ipaddress.IPv6Address) -> ipaddress.IPv4Address | None:
+    """The IPv4 address an IPv6 address carries and is routed to: mapped (::ffff:a.b.c.d), 6to4
+    (2002::/16) or NAT64 (64:ff9b::/96). Such an address reaches that IPv4 host, so it is judged as it."""
+    if ip.ipv4_mapped:
+        return ip.ipv4_mapped
+    if ip.sixtofour:
+        return ip.sixtofour
+    if ip in _NAT64:
+        return ipaddress.IPv4Address(int(ip) & 0xFFFFFFFF)
+    return None
 
 
 def address_kind(address: str) -> str | None:
     """The kind of non-public address this is, or None for a public one."""
-    ip = ipaddress.ip_address(address.split("%", 1)[0])
-    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped:
-        ip = ip.ipv4_mapped
+    ip: ipaddress.IPv4Address | ipaddress.IPv6Address = ipaddress.ip_address(address.split("%", 1)[0])
+    if isinstance(ip, ipaddress.IPv6Address):
+        if ip in _NAT64_LOCAL:
+            return "private"
+        if ip.is_site_local:  # fec0::/10, deprecated but still routed inside some networks
+            return "site-local"
+        ip = _embedded_ipv4(ip) or ip
+    if ip in _CLOUD_SERVICES:
+        return "cloud-service"
     for kind in ("loopback", "link_local", "multicast", "private", "reserved", "unspecified"):
         if getattr(ip, f"is_{kind}"):
             return kind.replace("_", "-")
@@ -81,7 +107,7 @@ class GuardedBackend(httpcore.AsyncNetworkBackend):
     ) -> httpcore.AsyncNetworkStream:
         try:
             infos = await asyncio.get_running_loop().getaddrinfo(host, port, type=socket.SOCK_STREAM)
-        except OSError as exc:
+        except (OSError, UnicodeError) as exc:  # UnicodeError: a name IDNA cannot encode (a label of 64+)
             raise DNSFailure(host, exc) from exc
         addresses = list(dict.fromkeys(str(info[4][0]) for info in infos))
         for address in addresses:
