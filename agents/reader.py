@@ -23,7 +23,7 @@ from crawler.crawl import renderer_for
 from crawler.extract import Extractor
 from crawler.pages import PageRow
 from crawler.search import SearchBackend, SearchError
-from crawler.urls import canonical
+from crawler.urls import canonical, redacted
 from storage import BatchWriter
 
 OnPage = Callable[[PageRow], None]
@@ -129,8 +129,8 @@ class WebReader:
                 except SearchError as exc:
                     raise CycleFailed(f"search_{exc.reason}", str(exc)) from exc
                 for hit in found:
-                    url = canonical(hit.url)
-                    if url and url not in hits:
+                    url = canonical(hit.url) or redacted(hit.url)  # one that cannot be fetched: a bad_url row
+                    if url not in hits:
                         hits.append(url)
         pages = await self._read(hits, queries)
         seen = {page.page_id for page in pages}

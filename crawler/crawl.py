@@ -2,7 +2,9 @@
 
 Workers take URLs from one frontier queue; politeness lives in the fetcher (per host), so the global
 concurrency only bounds how many pages are in flight. The frontier only grows by links within the
-depth and page limits.
+depth and page limits. Every URL the crawl meets ends as one row — a URL that cannot be fetched
+(`bad_url`) and a fault of our own (`internal_error`, with the exception) included — and no worker
+dies of a page: the crawl ends when the frontier is empty, whatever the web sent.
 """
 
 from __future__ import annotations
@@ -17,14 +19,14 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 from crawler import discover, pages, reasons
-from crawler.decode import decode_text
+from crawler.charsets import decode_text
 from crawler.extract import Extracted, Extractor
 from crawler.fetch import Fetcher
 from crawler.guard import AddressPolicy
 from crawler.neardup import NearDuplicates
 from crawler.render import Renderer, RenderUnavailable
 from crawler.settings import CrawlSettings
-from crawler.urls import canonical, host_key, same_site
+from crawler.urls import BadURL, canonicalise, host_key, redacted, same_host, same_site
 from storage import BatchWriter
 
 
@@ -70,6 +72,7 @@ class Crawl:
         self._seen: set[str] = set()
         self._hashes: dict[str, str] = {}
         self._near = NearDuplicates()
+        self._capped_hosts: set[str] = set()
         self.warnings: list[str] = []
         # Shared by a caller that runs many crawls (a swarm's agents): one extraction pool, one browser,
         # and one fetcher, whose per-host gates and robots.txt cache then hold across every agent.
@@ -80,11 +83,10 @@ class Crawl:
         """Crawl from `seeds`; with `queries`, links scoring higher on their words are fetched first."""
         self.keywords = {w for q in queries for w in _words(q)}
         for seed in seeds:
-            url = canonical(seed)
-            if url is None:
-                page = pages.PageRow(url=seed, depth=0, crawl_id=self.crawl_id)
-                page.fields.update(error=reasons.BAD_URL, error_detail="not an absolute http(s) URL")
-                self._record(page)
+            try:
+                url = canonicalise(seed)
+            except BadURL as exc:
+                self._bad_url(seed, 0, str(exc))
             else:
                 self._enqueue(url, 0, url)
         owned = self.extractor is None
@@ -93,16 +95,20 @@ class Crawl:
             extractor.warm_up()
         self.renderer = self.shared_renderer or self._renderer()
         fetcher = self.fetcher or Fetcher(self.settings)
+        stopped: asyncio.Future[object] = asyncio.get_running_loop().create_future()  # a row not recorded
         try:
             workers = [
-                asyncio.create_task(self._work(fetcher, extractor)) for _ in range(max(1, self.settings.concurrency))
+                asyncio.create_task(self._work(fetcher, extractor, stopped))
+                for _ in range(max(1, self.settings.concurrency))
             ]
+            drained: asyncio.Future[object] = asyncio.ensure_future(self._queue.join())
             try:
-                await self._queue.join()
+                await asyncio.wait([drained, stopped], return_when=asyncio.FIRST_COMPLETED)
             finally:
+                drained.cancel()
                 for worker in workers:
                     worker.cancel()
-                await asyncio.gather(*workers, return_exceptions=True)
+                await asyncio.gather(drained, *workers, return_exceptions=True)
                 if owned:
                     await asyncio.to_thread(extractor.close)
                 if self.renderer is not None and self.shared_renderer is None:
@@ -110,6 +116,10 @@ class Crawl:
         finally:
             if self.fetcher is None:
                 await fetcher.aclose()
+        if stopped.done():
+            failure = stopped.result()
+            assert isinstance(failure, Exception)
+            raise failure
         return self.stats
 
     def _renderer(self) -> Renderer | None:
@@ -128,7 +138,7 @@ class Crawl:
             return 0.0
         return float(sum(1 for text in texts for word in _words(text) if word in self.keywords))
 
-    async def _work(self, fetcher: Fetcher, extractor: Extractor) -> None:
+    async def _work(self, fetcher: Fetcher, extractor: Extractor, stopped: asyncio.Future[object]) -> None:
         while True:
             _, _, url, depth, seed = await self._queue.get()
             try:
@@ -136,39 +146,80 @@ class Crawl:
                 if limit is None or self._started < limit:  # past the limit the frontier just drains
                     self._started += 1
                     await self._one(fetcher, extractor, url, depth, seed)
+            except Exception as exc:  # recording failed (the writer, a caller's on_page): the crawl stops with it
+                if not stopped.done():
+                    stopped.set_result(exc)
             finally:
                 self._queue.task_done()
 
     async def _one(self, fetcher: Fetcher, extractor: Extractor, url: str, depth: int, seed: str) -> None:
+        """Fetch, extract and record one URL: always exactly one row, whatever happens on the way."""
         page = pages.PageRow(url=url, depth=depth, crawl_id=self.crawl_id)
+        try:
+            await self._visit(fetcher, extractor, page, seed)
+        except Exception as exc:  # a fault of ours on this page: its row says so and the crawl goes on
+            page.fields.update(error=reasons.INTERNAL_ERROR, error_detail=f"{type(exc).__name__}: {exc}"[:2000])
+        self._record(page)
+
+    async def _visit(self, fetcher: Fetcher, extractor: Extractor, page: pages.PageRow, seed: str) -> None:
+        url, depth = page.url, page.depth
         fetched = await fetcher.fetch(url)
         pages.from_fetch(page, fetched)
-        if fetched.error is None and fetched.body is not None and discover.is_discovery(fetched.content_type, url):
-            self._discover(page, fetched.final_url or url, fetched.body, depth, seed)
-        elif fetched.error is None and fetched.body is not None:
-            decoded = decode_text(fetched.body, fetched.charset)
-            final = fetched.final_url or url
-            if fetched.content_type == "text/plain":  # already text: nothing to extract
-                extracted = Extracted(text=decoded.text.strip())
-            else:
-                extracted = await extractor.extract(decoded.text, final)
-            html = fetched.body
-            if self._should_render(fetched.content_type, extracted.text):
-                rendered = await self._render(fetcher, extractor, page, final)
-                if rendered is not None and len(rendered[1].text) >= len(extracted.text):
-                    html, extracted = rendered[0].encode("utf-8"), rendered[1]
-                    page.fields["rendered"] = True
-            pages.from_extraction(page, extracted, decoded.charset, self._hashes, self._near)
-            rejected = pages.quality_gate(self.settings, html, extracted)
-            if rejected and page.ok:
-                page.fields["error"], page.fields["error_detail"] = rejected
-            if depth < self.settings.depth:
-                page_score = min(self.score(extracted.title or ""), 3.0)
-                for link in extracted.links:
-                    if not self.settings.same_site or same_site(link, seed):
-                        anchor = extracted.anchors.get(link, "")
-                        self._enqueue(link, depth + 1, seed, page_score + self.score(anchor, link))
+        self._note_capped_delay(url, fetched.notes)
+        if fetched.error is not None or fetched.body is None:
+            return
+        final = fetched.final_url or url
+        if discover.is_discovery(fetched.content_type, url):
+            self._discover(page, final, fetched.body, depth, seed)
+            return
+        decoded = decode_text(fetched.body, fetched.charset)
+        if decoded.notes:
+            page.fields["metadata"] = {**(page.fields.get("metadata") or {}), "charset_notes": decoded.notes}
+        if decoded.garbled:
+            page.fields.update(error=reasons.BAD_CHARSET, error_detail="; ".join(decoded.notes) or "unreadable text")
+            return
+        if fetched.content_type == "text/plain":  # already text: nothing to extract
+            extracted = Extracted(text=decoded.text.strip())
+        else:
+            extracted = await extractor.extract(decoded.text, final)
+        html = fetched.body
+        if self._should_render(fetched.content_type, extracted.text):
+            rendered = await self._render(fetcher, extractor, page, final)
+            if rendered is not None and len(rendered[1].text) >= len(extracted.text):
+                html, extracted = rendered[0].encode("utf-8"), rendered[1]
+                page.fields["rendered"] = True
+        pages.from_extraction(page, extracted, decoded.charset, self._hashes, self._near)
+        rejected = pages.quality_gate(self.settings, html, extracted)
+        if rejected and page.ok:
+            page.fields["error"], page.fields["error_detail"] = rejected
+        if depth < self.settings.depth:
+            page_score = min(self.score(extracted.title or ""), 3.0)
+            for link in extracted.links:
+                if not self.settings.same_site or same_site(link, seed):
+                    anchor = extracted.anchors.get(link, "")
+                    self._enqueue(link, depth + 1, seed, page_score + self.score(anchor, link))
+            for link, why in extracted.bad_links.items():
+                if not self.settings.same_site or same_host(link, seed):
+                    self._bad_url(link, depth + 1, why)
+
+    def _bad_url(self, url: str, depth: int, why: str) -> None:
+        """A URL met that cannot be fetched: a row saying why, once (stored without credentials)."""
+        shown = redacted(url)
+        if shown in self._seen:
+            return
+        self._seen.add(shown)
+        page = pages.PageRow(url=shown, depth=depth, crawl_id=self.crawl_id)
+        page.fields.update(error=reasons.BAD_URL, error_detail=why)
         self._record(page)
+
+    def _note_capped_delay(self, url: str, notes: dict[str, object]) -> None:
+        capped = notes.get("crawl_delay")
+        if isinstance(capped, dict) and host_key(url) not in self._capped_hosts:
+            self._capped_hosts.add(host_key(url))
+            self.warnings.append(
+                f"{host_key(url)} asks for a Crawl-delay of {capped['asked']:g}s; capped at {capped['used']:g}s "
+                "(CrawlSettings.max_crawl_delay)"
+            )
 
     def _should_render(self, content_type: str | None, text: str) -> bool:
         if self.renderer is None or content_type not in ("text/html", "application/xhtml+xml"):

@@ -1,4 +1,4 @@
-"""Reading a response body safely, and turning it into text whatever its charset claims.
+"""Reading a response body safely (its text is made in `charsets`).
 
 The body is read raw and decompressed here, in bounded steps (`max_length`), so a gzip bomb costs at
 most `max_bytes` of memory before it is cut off; a body larger than the cap is never fully downloaded.
@@ -6,12 +6,9 @@ most `max_bytes` of memory before it is cut off; a body larger than the cap is n
 
 from __future__ import annotations
 
-import re
 import zlib
-from dataclasses import dataclass
 
 import httpx
-from charset_normalizer import from_bytes
 
 
 class TooLarge(Exception):
@@ -69,37 +66,3 @@ async def read_body(response: httpx.Response, max_bytes: int, *, truncate: bool 
     except zlib.error as exc:
         raise BadContentEncoding(f"cannot decompress the body: {exc}") from exc
     return bytes(out)
-
-
-_META_CHARSET = re.compile(rb"""<meta[^>]+charset=["']?\s*([a-zA-Z0-9_.:-]+)""", re.IGNORECASE)
-
-
-@dataclass
-class Decoded:
-    text: str
-    charset: str
-
-
-def decode_text(body: bytes, header_charset: str | None) -> Decoded:
-    """Text from bytes: the declared charset (header, then <meta>) if the bytes really are in it,
-    else charset-normalizer's best guess, else UTF-8 with replacement characters."""
-    declared = [c for c in (header_charset, _meta_charset(body)) if c]
-    for charset in declared:
-        try:
-            return Decoded(body.decode(charset), charset.lower())
-        except (UnicodeDecodeError, LookupError):
-            continue
-    if not declared:
-        try:
-            return Decoded(body.decode("utf-8"), "utf-8")
-        except UnicodeDecodeError:
-            pass
-    best = from_bytes(body[:200_000]).best()
-    if best is not None:
-        return Decoded(body.decode(best.encoding, errors="replace"), best.encoding)
-    return Decoded(body.decode("utf-8", errors="replace"), "utf-8")
-
-
-def _meta_charset(body: bytes) -> str | None:
-    match = _META_CHARSET.search(body[:4096])
-    return match.group(1).decode("ascii", "ignore") if match else None

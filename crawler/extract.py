@@ -32,9 +32,13 @@ class Extracted:
     metadata: dict[str, Any] = field(default_factory=dict)
     links: list[str] = field(default_factory=list)
     anchors: dict[str, str] = field(default_factory=dict)  # link → its anchor text (first seen)
+    bad_links: dict[str, str] = field(default_factory=dict)  # a link that cannot be fetched (as written) → why
     minhash: Any = None  # near-duplicate signature, a rensa RMinHash (see neardup)
     error: str | None = None
     detail: str | None = None
+
+
+_MAX_BAD_LINKS = 100  # a page of thousands of broken links is recorded by its first hundred
 
 
 def extract_html(html: str, url: str) -> dict[str, Any]:
@@ -44,10 +48,11 @@ def extract_html(html: str, url: str) -> dict[str, Any]:
     import trafilatura
 
     from crawler.neardup import signature
-    from crawler.urls import canonical
+    from crawler.urls import BadURL, canonicalise, joined, redacted
 
     links: list[str] = []
     anchors: dict[str, str] = {}
+    bad: dict[str, str] = {}  # a web link that cannot be fetched → why (a mailto: or javascript: link is no page)
     tree: Any = html
     lang_attr = None
     try:
@@ -55,8 +60,15 @@ def extract_html(html: str, url: str) -> dict[str, Any]:
         lang_attr = (tree.get("lang") or "").split("-")[0].lower() or None
         for anchor in tree.iter("a"):
             href = anchor.get("href")
-            absolute = canonical(href, url) if href else None
-            if absolute and absolute not in anchors:
+            if not href:
+                continue
+            try:
+                absolute = canonicalise(href, url)
+            except BadURL as exc:
+                if exc.web and len(bad) < _MAX_BAD_LINKS:
+                    bad.setdefault(redacted(joined(href, url))[:2000], str(exc))
+                continue
+            if absolute not in anchors:
                 links.append(absolute)
                 anchors[absolute] = " ".join(anchor.text_content().split())[:200]
     except (ValueError, lxml.etree.ParserError):
@@ -70,6 +82,7 @@ def extract_html(html: str, url: str) -> dict[str, Any]:
         "metadata": {k: data.get(k) for k in ("author", "date", "sitename", "description", "hostname") if data.get(k)},
         "links": links,
         "anchors": anchors,
+        "bad_links": bad,
         "minhash": signature(data.get("text") or ""),
     }
 

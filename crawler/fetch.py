@@ -1,16 +1,19 @@
 """Fetching one URL politely: robots.txt, the SSRF guard, per-host limits, retries and every limit.
 
-`Fetcher.fetch(url)` never raises for anything the web does: it returns a `FetchResult` whose `error`
-is a reason code (see `reasons`) when no usable page came back.
+`Fetcher.fetch(url)` never raises: it returns a `FetchResult` whose `error` is a reason code (see
+`reasons`) when no usable page came back — `internal_error`, with the exception, for a fault of ours.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import email.utils
 import random
 import time
+from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
+from typing import Any
 
 import httpx
 
@@ -21,9 +24,11 @@ from crawler.guard import AddressPolicy, BlockedAddress, DNSFailure, GuardedTran
 from crawler.hosts import HostGates
 from crawler.robots import RobotsCache
 from crawler.settings import CrawlSettings
-from crawler.urls import canonical, host_key
+from crawler.urls import BadURL, canonicalise, host_key
 
 RETRY_STATUSES = {408, 429, 500, 502, 503, 504}
+REDIRECT_STATUSES = {301, 302, 303, 307, 308}
+_ROBOTS_REDIRECTS = 5  # RFC 9309: follow at least five
 _CHALLENGE_MARKERS = (
     b"just a moment",
     b"checking your browser",
@@ -48,6 +53,7 @@ class FetchResult:
     redirects: list[str] = field(default_factory=list)
     error: str | None = None
     detail: str | None = None
+    notes: dict[str, Any] = field(default_factory=dict)  # for the page's metadata (a capped Crawl-delay, …)
 
 
 class _Failure(Exception):
@@ -68,6 +74,36 @@ def retry_after_seconds(value: str | None) -> float | None:
     except (TypeError, ValueError):
         return None
     return max(0.0, when.timestamp() - time.time())
+
+
+class _Deadline:
+    """The network time one fetch has left (settings.fetch_deadline): each request's headers and each
+    body read spend from it, so a server dripping bytes ends as a timeout however it drips."""
+
+    def __init__(self, seconds: float):
+        self.total = self.left = seconds
+
+    @contextlib.asynccontextmanager
+    async def spend(self) -> AsyncIterator[None]:
+        if self.left <= 0:
+            raise _Failure(reasons.TIMEOUT, f"the fetch used up its {self.total:g}s deadline")
+        started = time.monotonic()
+        try:
+            async with asyncio.timeout(self.left):
+                yield
+        except TimeoutError as exc:
+            raise _Failure(reasons.TIMEOUT, f"the fetch used up its {self.total:g}s deadline") from exc
+        finally:
+            self.left -= time.monotonic() - started
+
+
+async def _hold_location(response: httpx.Response) -> None:
+    """A response hook: takes a redirect's Location away from httpx, which otherwise builds the next
+    request from it even when not following redirects — and raises, losing the response, for a Location
+    it cannot parse (`data:`, `javascript:`, `http://0177.0.0.1/`). The fetcher reads it instead."""
+    if response.status_code in REDIRECT_STATUSES and "location" in response.headers:
+        response.extensions["location"] = response.headers["location"]
+        del response.headers["location"]
 
 
 def looks_like_challenge(body: bytes) -> bool:
@@ -108,6 +144,7 @@ class Fetcher:
                     "Accept-Encoding": "gzip, deflate",
                 },
                 follow_redirects=False,
+                event_hooks={"response": [_hold_location]},
             )
         return client
 
@@ -127,66 +164,79 @@ class Fetcher:
         started = time.monotonic()
         result = FetchResult(url=url)
         try:
-            await self._fetch_following_redirects(url, result)
+            await self._fetch_following_redirects(url, result, _Deadline(self.settings.fetch_deadline))
         except _Failure as failure:
             result.error, result.detail = failure.reason, failure.detail
             if failure.status is not None:
                 result.status = failure.status
+        except Exception as exc:  # a fault of ours, or a library's, on this URL: its row says so, the crawl goes on
+            result.error, result.detail = reasons.INTERNAL_ERROR, f"{type(exc).__name__}: {exc}"
         result.elapsed = time.monotonic() - started
         return result
 
-    async def _fetch_following_redirects(self, url: str, result: FetchResult) -> None:
-        current, seen = url, {url}
+    async def _fetch_following_redirects(self, url: str, result: FetchResult, deadline: _Deadline) -> None:
+        try:
+            current = canonicalise(url)
+        except BadURL as exc:
+            raise _Failure(reasons.BAD_URL, str(exc)) from exc
+        seen = {current}
         for _ in range(self.settings.max_redirects + 1):
-            if canonical(current) is None:
-                raise _Failure(reasons.BAD_SCHEME, f"not an http(s) URL: {current}")
             rules = await self.robots.rules_for(current)
             if rules.unreachable:
                 reason, _, why = rules.unreachable.partition(":")
                 raise _Failure(reason, f"robots.txt of {host_key(current)}: {why or reason}")
             if not rules.allowed(current, self.settings.user_agent):
                 raise _Failure(reasons.ROBOTS_DISALLOWED, f"robots.txt disallows {current}")
-            gate = self.gates[host_key(current)]
-            gate.set_crawl_delay(rules.crawl_delay(self.settings.user_agent))
-            response = await self._request_with_retries(current, result)
+            self._obey_crawl_delay(current, rules.crawl_delay(self.settings.user_agent), result)
+            response = await self._request_with_retries(current, result, deadline)
             try:
                 result.final_url, result.status = current, response.status_code
-                if response.is_redirect:
-                    location = response.headers.get("location", "")
-                    target = canonical(location, current)
-                    if target is None:
-                        raise _Failure(reasons.BAD_SCHEME, f"redirect to {location!r}", response.status_code)
+                location = response.extensions.get("location")
+                if response.status_code in REDIRECT_STATUSES and location is not None:
+                    try:
+                        target = canonicalise(location, current)
+                    except BadURL as exc:
+                        raise _Failure(
+                            reasons.BAD_REDIRECT, f"redirect to {location[:300]!r}: {exc}", response.status_code
+                        ) from exc
                     if target in seen:
                         raise _Failure(reasons.REDIRECT_LOOP, f"{current} → {target} was visited", response.status_code)
                     seen.add(target)
                     result.redirects.append(target)
                     current = target
                     continue
-                await self._read(response, result)
+                await self._read(response, result, deadline)
                 return
             finally:
                 await response.aclose()
         raise _Failure(reasons.TOO_MANY_REDIRECTS, f"more than {self.settings.max_redirects} redirects")
 
-    async def _read(self, response: httpx.Response, result: FetchResult) -> None:
+    def _obey_crawl_delay(self, url: str, asked: float, result: FetchResult) -> None:
+        delay = min(asked, self.settings.max_crawl_delay) if asked == asked else 0.0  # NaN: no delay asked
+        if delay < asked:
+            result.notes["crawl_delay"] = {"asked": asked, "used": delay}
+        self.gates[host_key(url)].set_crawl_delay(delay)
+
+    async def _read(self, response: httpx.Response, result: FetchResult, deadline: _Deadline) -> None:
         media = response.headers.get("content-type", "")
         mime = media.split(";", 1)[0].strip().lower()
         result.content_type = mime or None
         result.charset = response.charset_encoding
         if response.status_code >= 400:
-            body = await self._read_capped(response, min(self.settings.max_bytes, 200_000))
+            body = await self._read_capped(response, min(self.settings.max_bytes, 200_000), deadline)
             if response.status_code in (403, 429, 503) and looks_like_challenge(body):
                 raise _Failure(reasons.BOT_CHALLENGE, "the site answered with a bot challenge", response.status_code)
             raise _Failure(reasons.http(response.status_code), response.reason_phrase, response.status_code)
         if mime and mime not in self.settings.content_types and mime not in DISCOVERY_TYPES:
             raise _Failure(reasons.NOT_HTML, f"content type {mime}")
-        result.body = await self._read_capped(response, self.settings.max_bytes)
+        result.body = await self._read_capped(response, self.settings.max_bytes, deadline)
         if not mime and b"<html" not in result.body[:2048].lower():
             raise _Failure(reasons.NOT_HTML, "no content type and no HTML")
 
-    async def _read_capped(self, response: httpx.Response, cap: int) -> bytes:
+    async def _read_capped(self, response: httpx.Response, cap: int, deadline: _Deadline) -> bytes:
         try:
-            return await read_body(response, cap)
+            async with deadline.spend():
+                return await read_body(response, cap)
         except TooLarge as exc:
             raise _Failure(reasons.TOO_LARGE, str(exc), response.status_code) from exc
         except BadContentEncoding as exc:
@@ -197,7 +247,7 @@ class Fetcher:
             raise _Failure(reasons.CONNECTION_ERROR, f"reading the body failed: {exc!r}", response.status_code) from exc
 
     # -- retries ---------------------------------------------------------------------------------------
-    async def _request_with_retries(self, url: str, result: FetchResult) -> httpx.Response:
+    async def _request_with_retries(self, url: str, result: FetchResult, deadline: _Deadline) -> httpx.Response:
         """Send GET until it gets a response worth keeping; retries 408/429/5xx, timeouts and drops."""
         gate = self.gates[host_key(url)]
         last: _Failure | None = None
@@ -205,9 +255,11 @@ class Fetcher:
             wait = None
             result.attempts += 1
             try:
-                async with gate.slot():
+                async with gate.slot(), deadline.spend():
                     client = self.client(host_key(url))
                     response = await client.send(client.build_request("GET", url), stream=True)
+            except (httpx.InvalidURL, httpx.UnsupportedProtocol) as exc:  # what canonicalise let through
+                raise _Failure(reasons.BAD_URL, f"{type(exc).__name__}: {exc}") from exc
             except BlockedAddress as exc:
                 raise _Failure(reasons.BLOCKED_PRIVATE, str(exc)) from exc
             except DNSFailure as exc:
@@ -222,7 +274,8 @@ class Fetcher:
                 wait = retry_after_seconds(response.headers.get("retry-after"))
                 last = _Failure(reasons.http(response.status_code), response.reason_phrase, response.status_code)
                 try:
-                    body = await read_body(response, 200_000)
+                    async with deadline.spend():
+                        body = await read_body(response, 200_000)
                 except (TooLarge, BadContentEncoding, httpx.HTTPError):
                     body = b""
                 finally:
@@ -251,16 +304,27 @@ class Fetcher:
 
     # -- robots.txt ------------------------------------------------------------------------------------
     async def _fetch_robots(self, url: str) -> tuple[int | None, str, str | None]:
-        gate = self.gates[host_key(url)]
+        deadline = _Deadline(self.settings.fetch_deadline)
         try:
-            async with gate.slot():
-                client = self.client(host_key(url))
-                response = await client.send(client.build_request("GET", url), stream=True, follow_redirects=True)
-            try:
-                body = await read_body(response, 512 * 1024, truncate=True)  # as Google: the first 500 KiB
-            finally:
-                await response.aclose()
-            return response.status_code, body.decode("utf-8", errors="replace"), None
+            for _ in range(_ROBOTS_REDIRECTS + 1):
+                async with self.gates[host_key(url)].slot(), deadline.spend():
+                    client = self.client(host_key(url))
+                    response = await client.send(client.build_request("GET", url), stream=True)
+                try:
+                    location = response.extensions.get("location")
+                    if response.status_code in REDIRECT_STATUSES and location is not None:
+                        url = canonicalise(location, url)
+                        continue
+                    async with deadline.spend():  # as Google: the first 500 KiB
+                        body = await read_body(response, 512 * 1024, truncate=True)
+                finally:
+                    await response.aclose()
+                return response.status_code, body.decode("utf-8", errors="replace"), None
+            return None, "", reasons.TOO_MANY_REDIRECTS
+        except BadURL:
+            return None, "", reasons.BAD_REDIRECT
+        except _Failure as failure:
+            return None, "", failure.reason
         except BadContentEncoding:
             return None, "", reasons.BAD_ENCODING
         except BlockedAddress:

@@ -58,7 +58,7 @@ def from_fetch(page: PageRow, fetched: FetchResult) -> None:
         error=fetched.error,
         error_detail=fetched.detail,
         rendered=False,
-        metadata={"redirects": fetched.redirects} if fetched.redirects else None,
+        metadata={**fetched.notes, **({"redirects": fetched.redirects} if fetched.redirects else {})} or None,
     )
 
 

@@ -5,14 +5,15 @@ from __future__ import annotations
 ROBOTS_DISALLOWED = "robots_disallowed"
 ROBOTS_UNAVAILABLE = "robots_unavailable"  # robots.txt answered 5xx or not at all: RFC 9309 says wait
 BLOCKED_PRIVATE = "blocked_private_address"
-BAD_SCHEME = "bad_scheme"
-BAD_URL = "bad_url"
+BAD_URL = "bad_url"  # a URL that cannot be fetched (no host, impossible port, ambiguous IPv4, not http(s))
+BAD_REDIRECT = "bad_redirect"  # a redirect to such a URL (data:, javascript:, http:///path, …)
 DNS_ERROR = "dns_error"
 CONNECTION_ERROR = "connection_error"
 TIMEOUT = "timeout"
 TOO_LARGE = "too_large"
 NOT_HTML = "not_html"
 BAD_ENCODING = "bad_content_encoding"
+BAD_CHARSET = "bad_charset"  # no charset, declared or detected, gives readable text
 REDIRECT_LOOP = "redirect_loop"
 TOO_MANY_REDIRECTS = "too_many_redirects"
 EXTRACT_FAILED = "extract_failed"
@@ -23,6 +24,7 @@ BOILERPLATE = "boilerplate"
 WRONG_LANGUAGE = "wrong_language"
 DUPLICATE = "duplicate_content"
 RENDER_FAILED = "render_failed"
+INTERNAL_ERROR = "internal_error"  # a fault of ours met on this page: the detail has the exception; the crawl went on
 
 
 def http(status: int) -> str:

@@ -62,7 +62,7 @@ class RobotsCache:
         robots_url = str(httpx.URL(url).copy_with(path="/robots.txt", query=None, fragment=None))
         status, body, error = await self._fetch(robots_url)
         now = time.monotonic()
-        if error in (reasons.BLOCKED_PRIVATE, reasons.BAD_SCHEME):
+        if error == reasons.BLOCKED_PRIVATE:
             return RobotsRules(None, now + self.ttl, unreachable=error)
         if status is None or status == 429 or status >= 500:
             why = error or reasons.http(status or 0)

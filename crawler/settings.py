@@ -28,7 +28,13 @@ class CrawlSettings:
     max_bytes: int = 5 * 1024 * 1024  # decoded body cap; streamed and cut off, never fully downloaded
     max_redirects: int = 10
     connect_timeout: float = 10.0
-    read_timeout: float = 20.0
+    read_timeout: float = 20.0  # between two reads: a server dripping a byte at a time never trips it, so …
+    # … one URL's fetch has this much network time in all (headers and bodies, redirects and retries;
+    # waiting for the host's turn is not counted), then it fails as a timeout
+    fetch_deadline: float = 60.0
+    # a longer robots.txt Crawl-delay is capped, and the row says so: one page every 30 s is ~2,900 a day,
+    # while `Crawl-delay: 100000` would park the crawl on that host for a day a page
+    max_crawl_delay: float = 30.0
     content_types: tuple[str, ...] = ("text/html", "application/xhtml+xml", "text/plain")
     allow_private: bool = False  # refuse loopback/private/link-local/multicast/reserved addresses
     allowed_networks: tuple[str, ...] = ()  # exceptions to the rule above (tests allow 127.0.0.0/8 only)

@@ -7,7 +7,9 @@
 Routes: articles and an index, robots.txt (or its 404/500), sitemaps (plain, index, .gz), RSS and Atom
 feeds, redirect chains and loops, an open redirect, 429/5xx that recover (with Retry-After), slow
 pages, dropped connections, oversized bodies (with and without Content-Length), a gzip bomb, binary
-content, mis-declared and undeclared charsets, a JavaScript-only page and a bot-challenge page.
+content, mis-declared, undeclared and unusable charsets (UTF-16 without a BOM, Shift-JIS labelled
+ISO-8859-1, `charset=undefined`), bodies and headers dripped a byte at a time, a JavaScript-only page
+and a bot-challenge page.
 """
 
 from __future__ import annotations
@@ -95,6 +97,15 @@ def prose(seed: int, paragraphs: int = 7) -> list[str]:
     return out
 
 
+def japanese_page() -> str:
+    """An article in Japanese (for pages served in Shift-JIS)."""
+    sentences = "庭の土は春に耕します。堆肥を混ぜると野菜がよく育ちます。朝の水やりは大切です。" * 12
+    return (
+        '<html lang="ja"><head><title>家庭菜園の手引き</title></head><body><article><h1>家庭菜園の手引き</h1>'
+        f"<p>{sentences}</p><p>{sentences}</p></article></body></html>"
+    )
+
+
 _BOMB: bytes | None = None
 _BOMB_LOCK = threading.Lock()
 MIB = 1024 * 1024
@@ -137,6 +148,7 @@ class Site(LoopbackServer):
         self._lock = threading.Lock()
         self._hits: dict[str, int] = {}
         self.fixed: dict[str, tuple[int, str, bytes]] = {}  # path → (status, content type, body), served first
+        self.extra_hits: list[str] = []  # URLs the search endpoint adds to every answer, as a hostile index might
 
     @property
     def base(self) -> str:
@@ -185,6 +197,13 @@ class Site(LoopbackServer):
             f'<li><a href="http://example.invalid/x">elsewhere</a></li></ul>'
             f"<footer>© {self.name} · Contact · Privacy</footer></body></html>"
         )
+
+    def ascii_article(self, n: int) -> str:
+        """Article `n` in ASCII only and without a charset of its own: the bytes then decode "cleanly" in
+        many wrong charsets (UTF-16 read as UTF-8 is text with a NUL every other character)."""
+        page = self.article(n).replace('<meta charset="utf-8">', "").replace("©", "(c)").replace("·", "-")
+        assert page.isascii()
+        return page
 
     def sitemap(self, numbers: list[int]) -> str:
         urls = "".join(f"<url><loc>{self.base}/articles/{n}.html</loc></url>" for n in numbers)
@@ -343,6 +362,23 @@ class _Handler(OwnedHandler):
             self._brave(query)
         elif path == "/text.txt":
             self.send(200, "\n\n".join(prose(5, 4)), "text/plain; charset=utf-8")
+        elif path == "/charset":  # an article whose header names a charset Python should not use
+            self.send(200, site.ascii_article(4), f"text/html; charset={query['label']}")
+        elif path == "/meta-charset":
+            self.send(200, f'<meta charset="{query["label"]}">' + site.ascii_article(5), "text/html")
+        elif path == "/utf16":  # UTF-16LE with no byte-order mark and no label anywhere
+            self.send(200, site.ascii_article(6).encode("utf-16-le"), "text/html")
+        elif path == "/sjis-as-latin1":
+            self.send(200, japanese_page().encode("shift_jis"), "text/html; charset=ISO-8859-1")
+        elif path == "/drip":  # headers at once, then the body a byte every `every` seconds
+            self._drip(site.article(7).encode(), float(query.get("every", "1")), headers_too=False)
+        elif path == "/drip-headers":  # even the status line and headers come a byte at a time
+            self._drip(site.article(7).encode(), float(query.get("every", "1")), headers_too=True)
+        elif path == "/r":  # a query key without `=`: /r?a and /r?b are two pages, and /r?a redirects to /r?b
+            if parts.query == "a":
+                self.send(302, "", headers={"Location": "/r?b"})
+            else:
+                self.send(200, site.article(8) if parts.query == "b" else "<html><body>which?</body></html>")
         else:
             self.send(404, "<html><body>not found</body></html>")
 
@@ -374,6 +410,7 @@ class _Handler(OwnedHandler):
             }
             for i, n in enumerate(self._matches(query.get("q", "")))
         ]
+        results += [{"url": url, "title": "extra", "content": "", "engine": "duckduckgo"} for url in site.extra_hits]
         body = {
             "query": query.get("q", ""),
             "number_of_results": 0,
@@ -460,6 +497,22 @@ class _Handler(OwnedHandler):
             for n in numbers
         )
         return f'<?xml version="1.0"?><rss version="2.0"><channel><title>{site.name}</title>{items}</channel></rss>'
+
+    def _drip(self, body: bytes, every: float, *, headers_too: bool) -> None:
+        head = (
+            f"HTTP/1.1 200 OK\r\nContent-Type: text/html; charset=utf-8\r\nContent-Length: {len(body)}\r\n\r\n"
+        ).encode()
+        data = head + body
+        try:
+            if not headers_too:
+                self.wfile.write(head)
+                data = body
+            for byte in data:
+                self.wfile.write(bytes([byte]))
+                self.wfile.flush()
+                time.sleep(every)
+        except OSError:  # the client gave up on us, as it should
+            self.close_connection = True
 
     def _big(self, megabytes: int, *, chunked: bool) -> None:
         block = ("<p>" + "filler text " * 85 + "</p>\n").encode()  # about 1 KiB

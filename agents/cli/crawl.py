@@ -77,6 +77,10 @@ def crawl(
         list[str] | None, typer.Option("--query", help="Search query (repeatable); also orders links.")
     ] = None,
     results: Annotated[int, typer.Option(help="Search hits used per query.")] = 10,
+    timeout: Annotated[
+        float,
+        typer.Option(help="Seconds of network time one URL may take in all (redirects and retries included)."),
+    ] = CrawlSettings.fetch_deadline,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No live progress; just the summary.")] = False,
 ) -> None:
     """Fetch and extract pages politely into the pages table (robots.txt, per-host limits, retries).
@@ -103,8 +107,8 @@ def crawl(
         raise fail("give seed URLs, --urls FILE, or --search NAME --query Q", 2)
     if render not in ("auto", "never", "always"):
         raise fail(f"--render must be auto, never or always, not {render!r}", 2)
-    if host_rate < 0 or host_concurrency < 1 or concurrency < 1 or depth < 0:
-        raise fail("--host-rate must be >= 0; --host-concurrency, --concurrency >= 1; --depth >= 0", 2)
+    if host_rate < 0 or host_concurrency < 1 or concurrency < 1 or depth < 0 or not timeout > 0:
+        raise fail("--host-rate must be >= 0; --host-concurrency, --concurrency >= 1; --depth >= 0; --timeout > 0", 2)
     settings = CrawlSettings(
         allow_private=allow_private,
         host_rate=host_rate,
@@ -115,6 +119,7 @@ def crawl(
         render=render,
         browser=browser,
         languages=tuple(code.lower() for code in language or ()),
+        fetch_deadline=timeout,
     )
     from crawler import Crawl
     from storage import BatchWriter
