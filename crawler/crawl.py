@@ -239,6 +239,9 @@ class Crawl:
             if self.settings.render == "always":
                 page.fields.update(error=reasons.RENDER_FAILED, error_detail=detail)
             return None
+        if rendered.refused:  # what the page asked for and did not get (SSRF guard, budget), by the first few
+            refused = {"render_refused": rendered.refused[:20], "render_refused_count": len(rendered.refused)}
+            page.fields["metadata"] = {**(page.fields.get("metadata") or {}), **refused}
         return rendered.html, await extractor.extract(rendered.html, rendered.final_url)
 
     def _discover(self, page: pages.PageRow, url: str, body: bytes, depth: int, seed: str) -> None:

@@ -242,3 +242,15 @@ def test_swarm_crawl_of_a_page_linking_to_every_hostile_case_ends_with_a_row_eac
     assert rows["http://127.0.0.1:99999/"] == "bad_url" and rows[website.url("/text.txt")] == "ok"
     assert "internal_error" not in rows.values()
     assert f"{len(expected)} pages" in out
+
+
+async def test_what_a_rendered_page_was_refused_is_in_its_row(website: Site, isolated_db: Path) -> None:
+    """The guard refuses 10.255.255.1 before any connection is made: nothing leaves loopback."""
+    website.robots = "User-agent: *\nAllow: /\n"
+    script = "fetch('http://10.255.255.1/collect').catch(() => 0);"
+    page = website.article(3).replace("</body>", f"<script>{script}</script></body>")
+    website.fixed["/calls-home"] = (200, "text/html; charset=utf-8", page.encode())
+    rows = await crawl(isolated_db, [website.url("/calls-home")], fast(render="always"))
+    row = rows[website.url("/calls-home")]
+    assert row["error"] is None and row["rendered"] is True
+    assert "10.255.255.1" in row["metadata"] and "render_refused" in row["metadata"]
