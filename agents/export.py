@@ -24,7 +24,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 from rensa import RMinHash, RMinHashLSH
 
-from storage import Database, check_read_only
+from storage import Database, check_read_only, filter_expression
 from storage.errors import StorageError
 
 FORMATS = ("openai", "sharegpt", "parquet")
@@ -67,13 +67,25 @@ class ExportReport:
     variations: int
 
 
+def _bad_where(where: str, exc: Exception) -> ExportError:
+    first = str(exc).strip().splitlines()[0]
+    return ExportError(
+        f"bad --where ({where!r}): {first}. You can filter on: {', '.join(EXPORT_COLUMNS)}; for example "
+        "--where \"sentiment = 'positive' AND turns >= 2\""
+    )
+
+
 def _select(db: Database, run_id: str | None, where: str | None) -> list[dict[str, Any]]:
     clauses, params = [], []
     if run_id:
         clauses.append("run_id = ?")
         params.append(run_id)
-    if where and where.strip():
-        clauses.append(f"({where}\n)")  # the newline: a trailing `-- comment` must not swallow the paren
+    try:
+        condition = filter_expression(where)  # one SQL condition, or refused before any SQL is built
+    except StorageError as exc:
+        raise _bad_where(where or "", exc) from exc
+    if condition:
+        clauses.append(condition)
     filters = "WHERE " + " AND ".join(clauses) if clauses else ""
     sql = f"SELECT * FROM ({_ROWS}) {filters} ORDER BY created_at, conversation_id"
     with db.read() as con:
@@ -83,13 +95,9 @@ def _select(db: Database, run_id: str | None, where: str | None) -> list[dict[st
             check_read_only(sql)
             cursor = con.execute(sql, params)
         except (duckdb.Error, StorageError) as exc:
-            first = str(exc).strip().splitlines()[0]
-            if not where:
-                raise ExportError(f"reading the conversations failed: {first}") from exc
-            raise ExportError(
-                f"bad --where ({where!r}): {first}. You can filter on: {', '.join(EXPORT_COLUMNS)}; for example "
-                "--where \"sentiment = 'positive' AND turns >= 2\""
-            ) from exc
+            if not condition:
+                raise ExportError(f"reading the conversations failed: {str(exc).strip().splitlines()[0]}") from exc
+            raise _bad_where(where or "", exc) from exc
         names = [d[0] for d in cursor.description or []]
         return [dict(zip(names, row, strict=True)) for row in cursor.fetchall()]
 

@@ -17,7 +17,7 @@ import duckdb
 from persona_hub.errors import BadFilter
 from persona_hub.fields import flat_columns, ident
 from persona_hub.sources import sql_str
-from storage import Database, check_read_only
+from storage import Database, check_read_only, where_clause
 from storage.errors import StorageError
 
 _OUT = "persona_id, text, attributes, source, source_line, layout"
@@ -47,27 +47,35 @@ class Sample:
         return [s for s in self.strata if s.available < share]
 
 
-def _where(where: str | None) -> str:
-    return f"WHERE ({where})" if where and where.strip() else ""
+def _where(con: duckdb.DuckDBPyConnection, where: str | None) -> str:
+    """The WHERE clause for `where`: one SQL condition or nothing (storage.where_clause decides)."""
+    try:
+        return where_clause(where)
+    except StorageError as exc:
+        raise _bad_filter(con, where, exc) from exc
 
 
-def _run(con: duckdb.DuckDBPyConnection, sql: str, what: str, where: str | None) -> duckdb.DuckDBPyConnection:
+def _bad_filter(con: duckdb.DuckDBPyConnection, where: str | None, exc: Exception) -> BadFilter:
+    message = str(exc).strip().splitlines()[0]
+    columns = ", ".join(ident(c) if not c.isidentifier() else c for c, _ in flat_columns(con))
+    return BadFilter(
+        f"bad --where ({where!r}): {message}. You can filter on: {columns}; "
+        "for example --where \"occupation = 'nurse' AND age > 40\"."
+    )
+
+
+def _run(con: duckdb.DuckDBPyConnection, sql: str, where: str | None) -> duckdb.DuckDBPyConnection:
     try:
         check_read_only(sql)
         return con.execute(sql)
     except (duckdb.Error, StorageError) as exc:
-        message = str(exc).strip().splitlines()[0]
-        columns = ", ".join(ident(c) if not c.isidentifier() else c for c, _ in flat_columns(con))
-        raise BadFilter(
-            f"bad {what} ({where!r}): {message}. You can filter on: {columns}; "
-            "for example --where \"occupation = 'nurse' AND age > 40\"."
-        ) from exc
+        raise _bad_filter(con, where, exc) from exc
 
 
 def count(db: Database, where: str | None = None) -> int:
     """How many personas match `where` (SQL over the columns of `personas`)."""
     with db.read() as con:
-        row = _run(con, f"SELECT count(*) FROM personas {_where(where)}", "--where", where).fetchone()
+        row = _run(con, f"SELECT count(*) FROM personas {_where(con, where)}", where).fetchone()
     return int(row[0]) if row else 0
 
 
@@ -89,19 +97,17 @@ def sample(db: Database, n: int, where: str | None = None, seed: int = 0, strati
     key = f"md5_number(persona_id || ':' || {sql_str(str(seed))})"
     with db.read() as con:
         if not stratify_by:
-            sql = f"SELECT {_OUT} FROM personas {_where(where)} ORDER BY {key} LIMIT {int(n)}"
-            return Sample(_rows(_run(con, sql, "--where", where)), n, seed)
+            sql = f"SELECT {_OUT} FROM personas {_where(con, where)} ORDER BY {key} LIMIT {int(n)}"
+            return Sample(_rows(_run(con, sql, where)), n, seed)
         column = _column(con, stratify_by)
-        base = f"SELECT {_OUT}, {ident(column)} AS _stratum, {key} AS _k FROM personas {_where(where)}"
+        base = f"SELECT {_OUT}, {ident(column)} AS _stratum, {key} AS _k FROM personas {_where(con, where)}"
         ranked = (
             f"SELECT *, row_number() OVER (PARTITION BY _stratum ORDER BY _k) AS _rn, "
             f"md5_number(coalesce(CAST(_stratum AS VARCHAR), '') || ':' || {sql_str(str(seed))}) AS _sk "
             f"FROM ({base})"
         )
-        rows = _rows(_run(con, f"SELECT * FROM ({ranked}) ORDER BY _rn, _sk LIMIT {int(n)}", "--where", where))
-        sizes = _run(
-            con, f"SELECT _stratum, count(*) FROM ({base}) GROUP BY ALL ORDER BY 2 DESC, 1", "--where", where
-        ).fetchall()
+        rows = _rows(_run(con, f"SELECT * FROM ({ranked}) ORDER BY _rn, _sk LIMIT {int(n)}", where))
+        sizes = _run(con, f"SELECT _stratum, count(*) FROM ({base}) GROUP BY ALL ORDER BY 2 DESC, 1", where).fetchall()
     drawn: dict[str, int] = {}
     for row in rows:
         drawn[repr(row["_stratum"])] = drawn.get(repr(row["_stratum"]), 0) + 1

@@ -10,6 +10,8 @@ from storage.errors import (
     StorageError,
     WriteFailed,
 )
+from storage.filters import BadCondition, filter_expression, where_clause
+from storage.interrupt import QueryTimeout, QueryWatch, is_interrupt
 from storage.migrations import LATEST, MIGRATIONS, migrate
 from storage.readonly import QueryResult, check_read_only, run_query
 from storage.writer import BatchWriter
@@ -18,18 +20,24 @@ __all__ = [
     "DEFAULT_DB",
     "LATEST",
     "MIGRATIONS",
+    "BadCondition",
     "BatchWriter",
     "Database",
     "DatabaseBusy",
     "DatabaseMissing",
     "QueryError",
     "QueryResult",
+    "QueryTimeout",
+    "QueryWatch",
     "ReadOnlyViolation",
     "SchemaTooNew",
     "StorageError",
     "WriteFailed",
     "check_read_only",
+    "filter_expression",
+    "is_interrupt",
     "migrate",
     "resolve_db_path",
     "run_query",
+    "where_clause",
 ]

@@ -41,6 +41,22 @@ def resolve_db_path(cli_value: str | os.PathLike[str] | None = None) -> Path:
     return Path(value).expanduser()
 
 
+# Every read connection: no extension is installed or loaded on demand (a query naming an http:// file
+# would otherwise download httpfs), and no Python variable is read as a table.
+_READ_CONFIG: dict[str, str | bool | int | float | list[str]] = {
+    "autoinstall_known_extensions": False,
+    "autoload_known_extensions": False,
+    "python_enable_replacements": False,
+}
+# A sealed read (for a view that serves other people) also reads no file but the database, reaches no
+# network, and cannot turn either back on: DuckDB refuses to change a locked configuration.
+_SEALED_CONFIG: dict[str, str | bool | int | float | list[str]] = {
+    **_READ_CONFIG,
+    "enable_external_access": False,
+    "lock_configuration": True,
+}
+
+
 def _is_lock_conflict(exc: Exception) -> bool:
     text = str(exc)
     return "Could not set lock" in text or "Conflicting lock" in text
@@ -73,11 +89,16 @@ class Database:
     def exists(self) -> bool:
         return self.path.exists()
 
-    def _open(self, read_only: bool, deadline: float) -> duckdb.DuckDBPyConnection:
+    def _open(
+        self,
+        read_only: bool,
+        deadline: float,
+        config: dict[str, str | bool | int | float | list[str]] | None = None,
+    ) -> duckdb.DuckDBPyConnection:
         delay = 0.005
         while True:
             try:
-                return duckdb.connect(str(self.path), read_only=read_only)
+                return duckdb.connect(str(self.path), read_only=read_only, config=config or {})
             except duckdb.IOException as exc:
                 if not _is_lock_conflict(exc):
                     raise
@@ -105,8 +126,10 @@ class Database:
                 con.close()
 
     @contextmanager
-    def read(self) -> Iterator[duckdb.DuckDBPyConnection]:
-        """A read-only connection; upgrades an older file first (which needs a brief write)."""
+    def read(self, *, sealed: bool = False) -> Iterator[duckdb.DuckDBPyConnection]:
+        """A read-only connection that installs and loads no extension; upgrades an older file first
+        (which needs a brief write). `sealed` also shuts off every file but this one and the network,
+        and locks the configuration so that no statement can turn them back on."""
         if not self.path.exists():
             raise DatabaseMissing(
                 f"no database at {self.path}: import personas first "
@@ -114,7 +137,8 @@ class Database:
             )
         key = str(self.path.resolve())
         with _lock_for(key):
-            con = self._open(read_only=True, deadline=time.monotonic() + self.lock_timeout)
+            config = _SEALED_CONFIG if sealed else _READ_CONFIG
+            con = self._open(read_only=True, deadline=time.monotonic() + self.lock_timeout, config=config)
             try:
                 versions = applied_versions(con)
                 check_not_newer(versions, str(self.path))
@@ -130,5 +154,5 @@ class Database:
             con.close()
         with self.write():
             pass
-        with self.read() as con:
+        with self.read(sealed=sealed) as con:
             yield con

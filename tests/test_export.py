@@ -99,3 +99,17 @@ def test_filters_on_metadata_dedup_and_errors(cli: Cli, finished_run: str, tmp_p
     # a filter may end in a comment, as SQL typed by hand does
     code, _, err = cli("export", "--format", "openai", "-o", str(out), "--where", "turns = 2 -- two-turn ones")
     assert code == 0 and len(out.read_text().splitlines()) == 3, err
+
+
+def test_a_where_is_one_condition_and_cannot_escape_the_run_filter(cli: Cli, finished_run: str, tmp_path: Path) -> None:
+    out = tmp_path / "f.jsonl"
+    for where in (
+        "false) OR (true",  # `run_id = ? AND (false) OR (true)` would export every run
+        "true) ORDER BY 1 LIMIT 1 --",
+        "1=1) UNION ALL SELECT * FROM conversations --",
+        "turns = 2; SELECT 1",
+    ):
+        code, stdout, err = cli("export", "--run", finished_run, "--format", "openai", "-o", str(out), "--where", where)
+        assert code == 1, (where, stdout)
+        assert "bad --where" in err and "not one SQL condition" in err and "sentiment" in err, err
+        assert not out.exists()

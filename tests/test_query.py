@@ -14,6 +14,7 @@ from pathlib import Path
 
 import pytest
 
+from storage import Database, QueryError, run_query
 from tests.conftest import Cli, swarm_subprocess
 
 
@@ -73,6 +74,20 @@ def test_empty_result_is_valid_json(cli: Cli, seeded: None) -> None:
         "CHECKPOINT",
         "INSTALL httpfs",
         "SELECT 1; DROP TABLE personas",
+        # EXPLAIN ANALYZE runs its statement: only a plain EXPLAIN of a read may pass
+        "EXPLAIN ANALYZE COPY (SELECT * FROM personas) TO '{tmp}/out.csv'",
+        "EXPLAIN ANALYZE INSTALL httpfs",
+        "EXPLAIN ANALYZE SET threads = 1",
+        "EXPLAIN ANALYZE CALL pragma_version()",
+        "EXPLAIN ANALYZE CHECKPOINT",
+        "EXPLAIN (ANALYZE) COPY personas TO '{tmp}/out.csv'",
+        "EXPLAIN (FORMAT JSON, ANALYZE) COPY personas TO '{tmp}/out.csv'",
+        "EXPLAIN /* a comment */ analyze COPY personas TO '{tmp}/out.csv'",
+        "EXPLAIN COPY personas TO '{tmp}/out.csv'",
+        # a SELECT whose table function writes files, or runs SQL given as text
+        "SELECT * FROM enable_logging(storage = 'file', storage_path = '{tmp}/logs')",
+        "SELECT * FROM query('SELECT * FROM enable_logging(storage = ''file'', storage_path = ''{tmp}/logs'')')",
+        "WITH x AS (SELECT * FROM enable_profiling(save_location = '{tmp}/profile.json')) SELECT * FROM x",
     ],
 )
 def test_statements_that_write_are_refused_and_change_nothing(cli: Cli, seeded: None, tmp_path: Path, sql: str) -> None:
@@ -96,6 +111,8 @@ def test_reads_that_look_like_other_statements_are_allowed(cli: Cli, seeded: Non
         "EXPLAIN SELECT * FROM personas",
         "SUMMARIZE personas",
         "WITH x AS (SELECT 1 AS a) SELECT * FROM x",
+        "EXPLAIN (FORMAT JSON) SELECT * FROM personas",
+        "SELECT * FROM range(3)",
     ):
         code, _, err = cli("query", sql)
         assert code == 0, (sql, err)
@@ -150,3 +167,36 @@ def test_query_works_while_another_process_writes(isolated_db: Path, cli: Cli, s
     assert json.loads(final.stdout)["n"] == total
     assert counts == sorted(counts), "a reader must never see rows disappear"
     assert any(0 < c < total for c in counts), f"the reader should watch the table grow, saw {counts}"
+
+
+def test_query_connections_install_and_load_no_extension(cli: Cli, seeded: None) -> None:
+    code, out, err = cli(
+        "query",
+        "SELECT current_setting('autoinstall_known_extensions') AS install, "
+        "current_setting('autoload_known_extensions') AS load",
+        "-f",
+        "jsonl",
+    )
+    assert code == 0, err
+    assert json.loads(out) == {"install": False, "load": False}
+
+
+def test_sealed_queries_read_no_file_and_cannot_be_unsealed(isolated_db: Path, seeded: None, tmp_path: Path) -> None:
+    data = tmp_path / "mine.csv"
+    data.write_text("a,b\n1,2\n")
+    sql = f"SELECT * FROM read_csv('{data}')"
+    with run_query(Database(isolated_db), sql) as result:  # the CLI: a user may read their own files
+        assert [row for batch in result.batches() for row in batch] == [(1, 2)]
+    with pytest.raises(QueryError, match="may not read files") as refused, run_query(
+        Database(isolated_db), sql, sealed=True
+    ):
+        pass
+    assert str(data) in str(refused.value)
+    settings = (
+        "SELECT current_setting('enable_external_access'), current_setting('lock_configuration'), "
+        "current_setting('autoload_known_extensions')"
+    )
+    with run_query(Database(isolated_db), settings, sealed=True) as result:
+        assert [row for batch in result.batches() for row in batch] == [(False, True, False)]
+    with run_query(Database(isolated_db), "SELECT count(*) FROM personas", sealed=True) as result:
+        assert [row for batch in result.batches() for row in batch] == [(4,)]

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import Cli
+from tests.conftest import RUN, Cli
 
 OCCUPATIONS = ["nurse"] * 30 + ["welder"] * 30 + ["farmer"] * 30 + ["astronaut"] * 2
 
@@ -94,3 +94,38 @@ def test_stats_shows_sources_attributes_and_imports(cli: Cli, hub: None) -> None
     assert "92 personas" in out and "hub.jsonl" in out
     assert "occupation" in out and "nurse (30)" in out and "common (92)" in out
     assert "finished" in out
+
+
+# text that would close the generated `WHERE (…)` and rewrite the rest of the query: comment out its
+# ORDER BY and LIMIT, add its own, append rows, or start a second statement
+ESCAPES = [
+    "true) --",
+    "true) ORDER BY 1 LIMIT 1 --",
+    "1=1) UNION ALL SELECT persona_id, 'injected', attributes, source, source_line, layout FROM personas --",
+    "age > 30; SELECT 1",
+]
+
+
+@pytest.mark.parametrize("where", ESCAPES)
+def test_a_filter_is_one_condition_and_cannot_rewrite_the_query(cli: Cli, hub: None, where: str) -> None:
+    for command in (["count"], ["sample", "-n", "5"], ["sample", "-n", "6", "--stratify-by", "occupation"]):
+        code, out, err = cli("personas", *command, "--where", where)
+        assert code == 1 and out == "", (command, out)
+        assert "bad --where" in err and "not one SQL condition" in err, err
+        assert "You can filter on:" in err and "occupation" in err and "Traceback" not in err
+    assert cli("personas", "count")[1].strip() == "92"
+    assert len(_sample(cli, "-n", "5")) == 5
+
+
+def test_a_filter_may_end_in_a_comment_and_the_sample_keeps_its_order_and_limit(cli: Cli, hub: None) -> None:
+    welders = _sample(cli, "-n", "5", "--seed", "2", "--where", "occupation = 'welder'")
+    assert len(welders) == 5
+    assert _sample(cli, "-n", "5", "--seed", "2", "--where", "occupation = 'welder' -- only welders") == welders
+    assert cli("personas", "count", "--where", "occupation = 'welder' -- only welders")[1].strip() == "30"
+
+
+def test_a_run_refuses_a_filter_that_is_not_one_condition(cli: Cli, swarm_env: dict[str, str]) -> None:
+    code, out, err = cli(*RUN, "-n", "3", "--turns", "1", "--where", "true) ORDER BY 1 LIMIT 1 --", "--quiet")
+    assert code == 1 and "bad --where" in err and "not one SQL condition" in err, (out, err)
+    code, out, _ = cli("query", "SELECT count(*) AS n FROM runs", "-f", "jsonl")
+    assert code == 0 and json.loads(out) == {"n": 0}, "no run starts on a refused filter"

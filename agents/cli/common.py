@@ -10,8 +10,10 @@ from typing import Any, TypeVar
 
 import typer
 from rich.console import Console
+from rich.text import Text
 
-from storage import Database, resolve_db_path
+from agents.cli.output import terminal_safe
+from storage import Database, is_interrupt, resolve_db_path
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -32,7 +34,8 @@ def database() -> Database:
 
 
 def fail(message: str, code: int = 1) -> typer.Exit:
-    err_console.print(f"[bold red]error:[/bold red] {message}", soft_wrap=True)
+    # messages quote the user's SQL, file names and DuckDB's words: shown as they are, never as markup
+    err_console.print(Text.assemble(("error:", "bold red"), " ", terminal_safe(message)), soft_wrap=True)
     return typer.Exit(code)
 
 
@@ -68,6 +71,8 @@ def cli_errors(func: F) -> F:
         except Exception as exc:
             if _ours(exc):
                 raise fail(str(exc)) from exc
+            if is_interrupt(exc):  # Ctrl-C that DuckDB saw first, in any command
+                raise fail("interrupted", 130) from exc
             raise
 
     return wrapper  # type: ignore[return-value]
