@@ -13,10 +13,27 @@ from collections.abc import Iterable, Sequence
 from typing import Any, TextIO
 
 from rich.console import Console
-from rich.table import Table
+from rich.table import Column, Table
+from rich.text import Text
 
 FORMATS = ("table", "csv", "json", "jsonl")
 TABLE_ROW_LIMIT = 1000  # a terminal table beyond this is unreadable; csv/json print everything
+
+# What a terminal would obey rather than show: C0 and C1 control characters (ESC starts colour, title and
+# screen-clearing sequences; CR and BS overwrite what was printed) and the bidirectional controls that
+# reorder text on screen. Newline and tab stay, so a cell can hold paragraphs.
+_CONTROLS = {c: f"\\x{c:02x}" for c in (*range(0x20), *range(0x7F, 0xA0)) if c not in (0x09, 0x0A)}
+_CONTROLS.update({c: f"\\u{c:04x}" for c in (0x061C, 0x200E, 0x200F, *range(0x202A, 0x202F), *range(0x2066, 0x206A))})
+
+
+def terminal_safe(text: str) -> str:
+    """`text` with every control character written out as an escape (`\\x1b`), for a terminal to show."""
+    return text.translate(_CONTROLS)
+
+
+def literal(value: object) -> Text:
+    """`value` as text a terminal shows as it is: no rich markup (`[bold]`), no emoji codes, no controls."""
+    return Text(terminal_safe(str(value)))
 
 
 def _default(value: Any) -> Any:
@@ -63,6 +80,17 @@ def _cell(value: Any) -> str:
     return str(value)
 
 
+class _RowsEndInNewline:
+    """A file for csv.writer: Python's csv quotes a field holding a carriage return only when the line
+    terminator has one, so rows are made with \\r\\n (every \\r in data quoted) and written ending in \\n."""
+
+    def __init__(self, out: TextIO) -> None:
+        self.out = out
+
+    def write(self, row: str) -> int:
+        return self.out.write(row[:-2] + "\n" if row.endswith("\r\n") else row)
+
+
 def write_rows(
     fmt: str,
     columns: Sequence[str],
@@ -76,14 +104,14 @@ def write_rows(
     types = list(types or [""] * len(columns))
     n = 0
     if fmt == "table":
-        table = Table(*columns, show_lines=False, highlight=False)
+        table = Table(*(Column(header=literal(c)) for c in columns), show_lines=False, highlight=False)
         more = False
         for batch in batches:
             for row in batch:
                 if n >= TABLE_ROW_LIMIT:
                     more = True
                     break
-                table.add_row(*(_cell(plain(v, t)) for v, t in zip(row, types, strict=True)))
+                table.add_row(*(literal(_cell(plain(v, t))) for v, t in zip(row, types, strict=True)))
                 n += 1
             if more:
                 break
@@ -95,7 +123,7 @@ def write_rows(
         console.print(f"[dim]{note}[/dim]")
         return n
     if fmt == "csv":
-        writer = csv.writer(out, lineterminator="\n")
+        writer = csv.writer(_RowsEndInNewline(out), lineterminator="\r\n")
         writer.writerow(columns)
         for batch in batches:
             for row in batch:

@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 from typing import Annotated
 
 import typer
-from rich.table import Table
+from rich.table import Column, Table
+from rich.text import Text
 
 from agents.cli.common import cli_errors, console, database, err_console, fail
-from agents.cli.output import dumps, plain
+from agents.cli.output import dumps, literal, plain, terminal_safe
 from persona_hub import FORMATS, ImportOptions, StrictRefused, count, import_files, sample, stats
 from persona_hub.importer import DEFAULT_MAX_CHARS, ImportReport
 
@@ -70,13 +72,14 @@ def _print_rejects(
         path, line, reason = reject[0], reject[1], reject[2]
         detail = reject[3] if len(reject) > 3 else None
         where = f"{path}:{line}" if line is not None else path
-        err_console.print(f"{where}: {reason}" + (f" ({detail})" if detail else ""), soft_wrap=True, markup=False)
+        err_console.print(literal(f"{where}: {reason}" + (f" ({detail})" if detail else "")), soft_wrap=True)
     if total > len(rejects) and import_id:
         err_console.print(
-            f'… and {total - len(rejects)} more: swarm query "SELECT * FROM import_rejects '
-            f"WHERE import_id = '{import_id}'\"",
+            literal(
+                f'… and {total - len(rejects)} more: swarm query "SELECT * FROM import_rejects '
+                f"WHERE import_id = '{import_id}'\""
+            ),
             soft_wrap=True,
-            markup=False,
         )
 
 
@@ -84,16 +87,25 @@ def _print_report(report: ImportReport, db_path: str) -> None:
     _print_rejects(report.rejects, report.import_id, report.rejects_total)
     for s in report.sources:
         near = f", {s.near_duplicates} near-duplicates" if s.near_duplicates else ""
+        # a file name is the user's text: `[ab]*.jsonl` must print as it is, not as rich markup
         console.print(
-            f"{s.path} [dim]({s.format}, {s.layout})[/dim]: {s.imported} imported, "
-            f"{s.duplicates} duplicates{near}, {s.rejected} rejected",
+            Text.assemble(
+                literal(s.path),
+                (f" ({s.format}, {s.layout})", "dim"),
+                f": {s.imported} imported, {s.duplicates} duplicates{near}, {s.rejected} rejected",
+            ),
             soft_wrap=True,
         )
     near_total = report.total("near_duplicates")
     console.print(
-        f"[bold]{report.total('imported')} imported[/bold], {report.total('duplicates')} duplicates"
-        + (f", {near_total} near-duplicates" if near_total else "")
-        + f", {report.rejects_total} rejected → {db_path} (import {report.import_id})",
+        Text.assemble(
+            (f"{report.total('imported')} imported", "bold"),
+            f", {report.total('duplicates')} duplicates"
+            + (f", {near_total} near-duplicates" if near_total else "")
+            + f", {report.rejects_total} rejected → ",
+            literal(db_path),
+            f" (import {report.import_id})",
+        ),
         soft_wrap=True,
     )
 
@@ -137,21 +149,25 @@ def sample_(
         raise fail(f"--format must be table or jsonl, not {format!r}", 2)
     result = sample(database(), n, where, seed, stratify_by)
     if format == "jsonl":
-        for row in result.rows:
-            console.print(dumps({k: plain(v) for k, v in row.items()}), soft_wrap=True, markup=False, highlight=False)
+        # data, not terminal text: written as it is (rich would turn `:smile:` into an emoji)
+        sys.stdout.write("".join(dumps({k: plain(v) for k, v in row.items()}) + "\n" for row in result.rows))
+        sys.stdout.flush()
     else:
-        table = Table("persona_id", "text", *([result.stratify_by] if result.stratify_by else []), "source")
+        stratum_header = [Column(header=literal(result.stratify_by))] if result.stratify_by else []
+        table = Table("persona_id", "text", *stratum_header, "source")
         for row in result.rows:
-            extra = [str(row[result.stratify_by])] if result.stratify_by else []
-            table.add_row(row["persona_id"], row["text"], *extra, f"{Path(row['source']).name}:{row['source_line']}")
+            extra = [literal(row[result.stratify_by])] if result.stratify_by else []
+            source = literal(f"{Path(row['source']).name}:{row['source_line']}")
+            table.add_row(literal(row["persona_id"]), literal(row["text"]), *extra, source)
         console.print(table)
     if len(result.rows) < n:
         err_console.print(f"only {len(result.rows)} personas match; asked for {n}")
     for stratum in result.short_strata:
         err_console.print(
-            f"stratum {result.stratify_by}={stratum.value!r} has only {stratum.available} personas "
-            f"(an even share is {n // len(result.strata)}); the rest came from other strata",
-            markup=False,
+            literal(
+                f"stratum {result.stratify_by}={stratum.value!r} has only {stratum.available} personas "
+                f"(an even share is {n // len(result.strata)}); the rest came from other strata"
+            )
         )
 
 
@@ -170,19 +186,19 @@ def stats_(
     console.print(f"[bold]{result.total}[/bold] personas")
     sources = Table("source", "layout", "personas", title="by source")
     for source, layout, n in result.by_source:
-        sources.add_row(source, layout, str(n))
+        sources.add_row(literal(source), literal(layout), str(n))
     console.print(sources)
     fields = Table("attribute", "type", "filled", "distinct", f"top {top}", title="by attribute")
     for name, sql_type, filled, distinct, values in result.fields:
         shown = ", ".join(f"{_short(v)} ({c})" for v, c in values)
-        fields.add_row(name, sql_type, str(filled), str(distinct), shown)
+        fields.add_row(literal(name), literal(sql_type), str(filled), str(distinct), literal(shown))
     console.print(fields)
     imports = Table("import", "finished", "status", "imported", "duplicates", "near dup.", "rejected", title="imports")
     for row in result.imports:
-        imports.add_row(*("" if v is None else str(v)[:19] if i == 1 else str(v) for i, v in enumerate(row)))
+        imports.add_row(*(literal("" if v is None else str(v)[:19] if i == 1 else v) for i, v in enumerate(row)))
     console.print(imports)
 
 
 def _short(value: object, width: int = 40) -> str:
-    text = str(value)
+    text = terminal_safe(str(value))  # before cutting, so an escape is never cut in half
     return text if len(text) <= width else text[: width - 1] + "…"
