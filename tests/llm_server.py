@@ -8,10 +8,21 @@ usage figures, a fixed latency, and faults injected one request at a time.
 
 Faults: "429" (Retry-After: 1), "500", "401", "timeout" (no answer for `hang` seconds), "invalid_json",
 "schema_violation", "length" (finish_reason length), "think" (a <think> block before the answer).
+
+Faults of a broken or hostile endpoint, all with HTTP 200 unless said: "not_json" (an HTML page),
+"error_200" (an {"error": …} object), "no_choices" (choices []), "tool_call" (content null and a tool
+call), "drip" (the answer a byte every `drip` seconds), "huge" (a body of `huge_bytes`, Content-Length
+declared), "huge_chunked" (the same, chunked: no length known beforehand), "huge_error" (a 500 whose
+chunked body is `huge_bytes`), "gzip_bomb" (a gzip body of a few KB that inflates to `huge_bytes`),
+"400_verbose" (a 400 whose message is a megabyte), "overlong_usage" (completion_tokens 50 times
+max_tokens), "overlong_text" (text 50 characters a token of max_tokens, no usage). `models_fault`
+answers GET /models with "not_json" or "huge". `body_bytes_sent` counts the bytes of the bodies the
+server got out before the client hung up.
 """
 
 from __future__ import annotations
 
+import gzip
 import json
 import threading
 import time
@@ -57,6 +68,10 @@ class LLMServer(LoopbackServer):
         super().__init__()
         self.latency, self.json_schema, self.hang = latency, json_schema, hang
         self.api_key = api_key  # when set, any other bearer token is refused with a 401, as OpenAI does
+        self.drip = 1.0  # seconds between the bytes of a "drip" answer
+        self.huge_bytes = 100 * 1024 * 1024
+        self.body_bytes_sent = 0
+        self.models_fault: str | None = None  # "not_json" or "huge": how GET /models is answered
         self.faults: deque[str] = deque()
         self.overrides: dict[str, Any] = {}  # merged into every structured answer (e.g. {"done": True})
         self.requests: list[dict[str, Any]] = []
@@ -104,26 +119,37 @@ class LLMServer(LoopbackServer):
             content, finish = content[: max(1, len(content) // 2)], "length"
         if fault == "think":
             content = "<think>the user wants something; let me reason</think>\n" + content
+        max_tokens = int(body.get("max_tokens") or 1024)
+        if fault == "overlong_text":
+            content = "word " * (max_tokens * 10)
         prompt_tokens = sum(len(str(m.get("content", ""))) for m in body["messages"]) // 4 + 1
         usage = {
             "prompt_tokens": prompt_tokens,
             "completion_tokens": len(content) // 4 + 1,
             "total_tokens": prompt_tokens + len(content) // 4 + 1,
         }
-        return (
-            200,
-            {
-                "id": f"chatcmpl-{len(self.requests)}",
-                "object": "chat.completion",
-                "created": int(time.time()),
-                "model": body.get("model", "test-model"),
-                "choices": [
-                    {"index": 0, "message": {"role": "assistant", "content": content}, "finish_reason": finish}
-                ],
-                "usage": usage,
-            },
-            {},
-        )
+        message: dict[str, Any] = {"role": "assistant", "content": content}
+        if fault == "overlong_usage":
+            usage["completion_tokens"] = max_tokens * 50
+        if fault == "tool_call":
+            message["content"], finish = None, "tool_calls"
+            call = {"name": "search_web", "arguments": json.dumps({"query": "beekeeping"})}
+            message["tool_calls"] = [{"id": "call_1", "type": "function", "function": call}]
+        payload: dict[str, Any] = {
+            "id": f"chatcmpl-{len(self.requests)}",
+            "object": "chat.completion",
+            "created": int(time.time()),
+            "model": body.get("model", "test-model"),
+            "choices": [{"index": 0, "message": message, "finish_reason": finish}],
+            "usage": usage,
+        }
+        if fault == "overlong_text":
+            del payload["usage"]
+        if fault == "no_choices":
+            payload["choices"] = []
+        if fault == "error_200":
+            payload = {"error": {"message": "The model is overloaded, try again later", "type": "server_error"}}
+        return 200, payload, {}
 
 
 class _Handler(OwnedHandler):
@@ -139,6 +165,63 @@ class _Handler(OwnedHandler):
         self.end_headers()
         self.wfile.write(data)
 
+    def _send_body(self, status: int, headers: dict[str, str], chunks: Iterator[bytes], *, chunked: bool) -> None:
+        """A body written piece by piece (counted in `body_bytes_sent`) until it ends or the client hangs up."""
+        self.send_response(status)
+        for key, value in headers.items():
+            self.send_header(key, value)
+        if chunked:
+            self.send_header("Transfer-Encoding", "chunked")
+        self.end_headers()
+        try:
+            for chunk in chunks:
+                self.wfile.write(b"%x\r\n%s\r\n" % (len(chunk), chunk) if chunked else chunk)
+                with self.owner._lock:
+                    self.owner.body_bytes_sent += len(chunk)
+            if chunked:
+                self.wfile.write(b"0\r\n\r\n")
+        except OSError:  # the client refused the rest: what the hostile faults are for
+            self.close_connection = True
+
+    def _hostile(self, fault: str, body: dict[str, Any]) -> bool:
+        """Answer with one of the faults that break the body itself; False for any other fault."""
+        owner = self.owner
+        json_type = {"Content-Type": "application/json"}
+        if fault == "not_json":
+            page = b"<html><head><title>502 Bad Gateway</title></head><body>nginx</body></html>"
+            headers = {"Content-Type": "text/html", "Content-Length": str(len(page))}
+            self._send_body(200, headers, iter([page]), chunked=False)
+        elif fault == "drip":
+            _, payload, _ = owner.answer(body, None)
+            data = json.dumps(payload).encode()
+
+            def drip() -> Iterator[bytes]:
+                for i in range(len(data)):
+                    if i:
+                        time.sleep(owner.drip)
+                    yield data[i : i + 1]
+
+            self._send_body(200, {**json_type, "Content-Length": str(len(data))}, drip(), chunked=False)
+        elif fault in ("huge", "huge_chunked", "huge_error"):
+            piece = b"x" * 65536
+            head = b'{"choices": [{"index": 0, "finish_reason": "stop", "message": {"role": "assistant", "content": "'
+            count = max(1, owner.huge_bytes // len(piece))
+            pieces = (head if i == 0 else piece for i in range(count))
+            if fault == "huge":
+                length = str(len(head) + (count - 1) * len(piece))
+                self._send_body(200, {**json_type, "Content-Length": length}, pieces, chunked=False)
+            else:
+                self._send_body(500 if fault == "huge_error" else 200, json_type, pieces, chunked=True)
+        elif fault == "gzip_bomb":
+            _, payload, _ = owner.answer(body, None)
+            payload["choices"][0]["message"]["content"] = " " * owner.huge_bytes
+            data = gzip.compress(json.dumps(payload).encode(), compresslevel=9)
+            headers = {**json_type, "Content-Encoding": "gzip", "Content-Length": str(len(data))}
+            self._send_body(200, headers, iter([data]), chunked=False)
+        else:
+            return False
+        return True
+
     def _refused_key(self) -> bool:
         expected = self.owner.api_key
         if expected is None or self.headers.get("Authorization") == f"Bearer {expected}":
@@ -150,7 +233,9 @@ class _Handler(OwnedHandler):
     def do_GET(self) -> None:
         if self._refused_key():
             return
-        if self.path.rstrip("/") == "/v1/models":
+        if self.path.rstrip("/") == "/v1/models" and self.owner.models_fault:
+            self._hostile(self.owner.models_fault, {"messages": []})
+        elif self.path.rstrip("/") == "/v1/models":
             self._send(200, {"object": "list", "data": [{"id": "test-model", "object": "model"}]})
         else:
             self._send(404, {"error": {"message": "not found"}})
@@ -170,10 +255,14 @@ class _Handler(OwnedHandler):
             time.sleep(owner.latency)
         if fault == "timeout":
             time.sleep(owner.hang)
+        if fault is not None and self._hostile(fault, body):
+            return
         if fault == "429":
             self._send(
                 429, {"error": {"message": "Rate limit reached", "type": "rate_limit_error"}}, {"Retry-After": "1"}
             )
+        elif fault == "400_verbose":  # an error whose message runs to a megabyte
+            self._send(400, {"error": {"message": "bad request: " + "?" * 2**20, "type": "invalid_request_error"}})
         elif fault == "500":
             self._send(500, {"error": {"message": "internal error", "type": "server_error"}})
         elif fault == "401":

@@ -27,9 +27,9 @@ try:  # the openai client's own HTTP library: httpx2 from openai 3 on, httpx bef
 except ImportError:  # pragma: no cover
     import httpx as openai_httpx  # type: ignore[no-redef]
 
-from agents.llm import structured
+from agents.llm import completion, structured
 from agents.llm.cache import CachedAnswer, LLMCache, cache_key
-from agents.llm.errors import LLMOutputError, LLMUnavailable
+from agents.llm.errors import LLMError, LLMOutputError, LLMUnavailable
 from agents.llm.limiter import AdaptiveLimiter
 from agents.llm.prices import cost_usd
 from agents.llm.settings import LLMSettings
@@ -77,6 +77,13 @@ def _retry_after(error: openai.APIStatusError) -> float | None:
         return None
 
 
+def _empty(answer: completion.Completion) -> str:
+    if answer.tool_calls:
+        names = ", ".join(name[:60] for name in answer.tool_calls[:5])
+        return f"the model called a tool ({names}) instead of answering; no tool was offered"
+    return "the model's answer is empty" + (" (only a reasoning block)" if answer.content else "")
+
+
 class LLMClient:
     def __init__(self, settings: LLMSettings, db: Database, writer: BatchWriter, run_id: str | None = None):
         self.settings, self.writer, self.run_id = settings, writer, run_id
@@ -90,7 +97,10 @@ class LLMClient:
             max_retries=0,
             timeout=settings.timeout,
             http_client=openai.DefaultAsyncHttpxClient(
-                limits=openai_httpx.Limits(max_connections=pool, max_keepalive_connections=pool)
+                limits=openai_httpx.Limits(max_connections=pool, max_keepalive_connections=pool),
+                # every body, error bodies too, is capped on the wire: a hostile endpoint's 100 MB
+                # answer is refused, not read
+                event_hooks={"response": [completion.body_cap(settings.max_response_bytes)]},
             ),
         )
         self.limiter = AdaptiveLimiter(
@@ -113,7 +123,25 @@ class LLMClient:
         without it (404) is given the benefit of the doubt.
         """
         try:
-            await self.openai.models.list()
+            async with asyncio.timeout(self.settings.deadline):
+                await self.openai.models.list()
+        except TimeoutError as exc:
+            raise LLMUnavailable(
+                f"the LLM endpoint {self.settings.endpoint} did not answer GET /models within the "
+                f"{self.settings.deadline:g} s deadline (SWARM_LLM_DEADLINE_S)",
+                "timeout",
+            ) from exc
+        except LLMOutputError as exc:  # a body over the cap
+            raise LLMUnavailable(f"the LLM endpoint {self.settings.endpoint}: {exc}", exc.reason) from exc
+        except (AttributeError, TypeError, ValueError, RecursionError) as exc:
+            # what the openai client raises reading a body that is no model list (a web page, say): most
+            # likely the URL is a website, not an OpenAI-compatible API
+            raise LLMUnavailable(
+                f"the LLM endpoint {self.settings.endpoint} answered GET /models with something that is not a "
+                f"model list ({type(exc).__name__}): is it an OpenAI-compatible API? (OPENAI_BASE_URL usually "
+                "ends in /v1)",
+                "bad_response",
+            ) from exc
         except (openai.AuthenticationError, openai.PermissionDeniedError) as exc:
             raise LLMUnavailable(
                 f"{self.settings.endpoint} refused the API key ({exc.status_code}): check OPENAI_API_KEY", "auth"
@@ -251,6 +279,7 @@ class LLMClient:
         reason = "unavailable"
         estimate = sum(len(str(m.get("content", ""))) for m in messages) // 4 + int(params["max_tokens"])
         attempt = -1
+        asked_again = False  # after an empty answer
         while attempt < self.settings.max_retries:  # a downgrade of the JSON mode is not a retry
             attempt += 1
             request: dict[str, Any] = {"model": self.settings.model, "messages": messages, **params}
@@ -266,7 +295,7 @@ class LLMClient:
             call.attempts += 1
             try:
                 async with self.limiter.slot(estimate):
-                    response = await self.openai.chat.completions.create(**request)
+                    answer = await self._request(request, call)
             except openai.RateLimitError as exc:
                 wait = _retry_after(exc) or self._backoff(attempt)
                 self.limiter.rate_limited(wait)
@@ -290,10 +319,26 @@ class LLMClient:
                     attempt -= 1
                     continue  # the endpoint does not take this way of asking for JSON: try the next way
                 raise LLMOutputError(f"the endpoint refused the request: {exc}", "bad_request") from exc
-            except openai.APITimeoutError as exc:
+            except (openai.APITimeoutError, openai_httpx.TimeoutException) as exc:  # the latter: reading the body
                 last, reason = exc, "timeout"
-            except openai.APIConnectionError as exc:
+            except TimeoutError:
+                last = LLMOutputError(
+                    f"no whole answer within the {self.settings.deadline:g} s deadline (SWARM_LLM_DEADLINE_S)",
+                    "timeout",
+                )
+                reason = "timeout"
+            except openai_httpx.DecodingError as exc:
+                last = LLMOutputError(f"the endpoint's answer could not be decompressed: {exc}", "bad_response")
+                reason = "bad_response"
+            except (openai.APIConnectionError, openai_httpx.RequestError) as exc:  # the latter: a body cut off
                 last, reason = exc, "unavailable"
+            except LLMOutputError as exc:
+                if exc.reason != "bad_response":
+                    # too_large, too_long: the endpoint ignored max_tokens, and would again (asking again
+                    # costs as much again), so the call fails at once; the breaker still counts it
+                    self._failed(exc.reason, exc)
+                    raise
+                last, reason = exc, "bad_response"  # a broken answer may be a passing fault: retried as a 5xx
             except openai.APIStatusError as exc:
                 # llama-cpp-python's server answers an unsupported response_format with a 500 (its request
                 # validation error), not a 400: that too means "ask for JSON another way"
@@ -307,30 +352,55 @@ class LLMClient:
             else:
                 self._failures, self._failing_since = 0, None
                 await self.limiter.succeeded()
-                usage = response.usage
-                call.prompt_tokens += usage.prompt_tokens if usage else 0
-                call.completion_tokens += usage.completion_tokens if usage else 0
-                choice = response.choices[0]
-                return choice.message.content or "", choice.finish_reason
+                text = answer.content or ""
+                if answer.finish_reason == "length" or structured.strip_reasoning(text):
+                    return text, answer.finish_reason
+                # An empty answer (no text, or a tool call though no tool was offered) is the model's doing,
+                # not the endpoint failing: the breaker does not count it. It is asked for once more, at
+                # once, since a sampled model can end its answer before it starts by chance; a second
+                # empty answer fails the call, as a model that keeps doing it will not change.
+                empty = LLMOutputError(_empty(answer), "empty_answer")
+                if asked_again or attempt >= self.settings.max_retries:
+                    raise empty
+                asked_again, last, reason = True, empty, "empty_answer"
+                continue
             if reason != "rate_limited":  # a 429 is the endpoint answering "later", not failing
-                now = time.monotonic()
-                self._failures += 1
-                self._failing_since = self._failing_since or now
-                if (
-                    self._failures >= self.settings.breaker_failures
-                    and now - self._failing_since >= self.settings.breaker_seconds
-                ):
-                    self._down = (
-                        f"{self.settings.endpoint} is not answering ({self._failures} failed requests in a row "
-                        f"over {now - self._failing_since:.0f}s, last: {type(last).__name__}); check "
-                        "OPENAI_BASE_URL or start the server"
-                    )
-                    raise LLMUnavailable(self._down, reason)
+                self._failed(reason, last)
             if attempt < self.settings.max_retries:
                 if wait is not None and wait > self.settings.max_retry_after:
                     break
                 await asyncio.sleep(wait if wait is not None else self._backoff(attempt))
-        raise LLMOutputError(f"gave up after {call.attempts} attempts: {type(last).__name__}: {last}", reason)
+        detail = str(last) if isinstance(last, LLMError) else f"{type(last).__name__}: {last}"
+        raise LLMOutputError(f"gave up after {call.attempts} attempts: {detail}", reason)
+
+    async def _request(self, request: dict[str, Any], call: _Call) -> completion.Completion:
+        """One request and its answer, read within the deadline and the size cap; its usage is added to
+        `call` even when the answer is then refused (as too long: those tokens were spent)."""
+        async with asyncio.timeout(self.settings.deadline):
+            async with self.openai.chat.completions.with_streaming_response.create(**request) as raw:
+                body = await completion.read_capped(raw.http_response, self.settings.max_response_bytes)
+        answer = completion.parse(body, raw.http_response)
+        call.prompt_tokens += answer.prompt_tokens
+        call.completion_tokens += answer.completion_tokens
+        completion.check_length(answer, int(request["max_tokens"]))
+        return answer
+
+    def _failed(self, reason: str, last: BaseException | None) -> None:
+        """Count a failed request towards the breaker; raise LLMUnavailable once it trips."""
+        now = time.monotonic()
+        self._failures += 1
+        self._failing_since = self._failing_since or now
+        tripped = (
+            self._failures >= self.settings.breaker_failures
+            and now - self._failing_since >= self.settings.breaker_seconds
+        )
+        if tripped:
+            what = f"{reason}: {str(last)[:200]}" if isinstance(last, LLMError) else type(last).__name__
+            self._down = (
+                f"{self.settings.endpoint} is not answering ({self._failures} failed requests in a row "
+                f"over {now - self._failing_since:.0f}s, last: {what}); check OPENAI_BASE_URL or start the server"
+            )
+            raise LLMUnavailable(self._down, reason)
 
     def _downgrade(self, asked: int) -> bool:
         """After the endpoint refused mode `asked`: move to the next mode, unless a concurrent call already

@@ -8,10 +8,12 @@ LLMError
 
 from __future__ import annotations
 
+MESSAGE_CHARS = 2000  # a message quotes what the endpoint sent, which can be any size; it ends up in rows
+
 
 class LLMError(Exception):
     def __init__(self, message: str, reason: str):
-        super().__init__(message)
+        super().__init__(message if len(message) <= MESSAGE_CHARS else message[:MESSAGE_CHARS] + "…")
         self.reason = reason
 
 
