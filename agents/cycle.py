@@ -15,7 +15,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from agents import prompts, reading
+from agents import fence, prompts, reading
 from agents.llm import LLMClient
 from agents.schemas import Interests, Metadata, UserTurn, Variation, variations_of
 
@@ -117,12 +117,14 @@ async def run_cycle(
     if not pages:
         raise CycleFailed("no_pages", f"no readable pages for {conversation.queries}")
     chosen = reading.chunks(reading.select(pages, topics + conversation.queries, config.pages), config.source_chars)
-    sources = reading.render_sources(chosen)
-    await _converse(llm, conversation, persona, sources, reading.render_digest(chosen), config, used, scope)
+    sources = fence.fence("SOURCES", reading.render_sources(chosen))
+    digest = fence.fence("WEB PAGES", reading.render_digest(chosen))
+    await _converse(llm, conversation, persona, sources, digest, config, used, scope)
     conversation.sources = _cited(conversation.messages, chosen)
     prompt = prompts.load("metadata")
     used.append(prompt)
-    transcript = "\n\n".join(f"{m['role'].upper()}: {m['content']}" for m in conversation.messages)
+    # the turns quote the pages: the transcript is web text too
+    transcript = fence.fence("CONVERSATION", fence.transcript(conversation.messages))
     reply = await llm.chat(
         [{"role": "user", "content": prompt.render(persona=persona, conversation=transcript)}],
         purpose="metadata",
@@ -181,7 +183,7 @@ async def _converse(
     for turn in range(config.turns):
         # the simulator gets one instruction with the conversation as a transcript: models of every size
         # follow that better than a mirrored chat where they must play the "assistant" as the user
-        transcript = "\n\n".join(f"{m['role'].upper()}: {m['content']}" for m in messages)
+        transcript = fence.fence("CONVERSATION", fence.transcript(messages)) if messages else ""
         ask = await llm.chat(
             [
                 {

@@ -13,6 +13,8 @@ import re
 from collections import Counter
 from dataclasses import dataclass
 
+from agents import fence
+
 _WORD = re.compile(r"[a-z0-9]+")
 _STOP = frozenset(
     [
@@ -125,7 +127,12 @@ def chunks(pages: list[Page], budget_chars: int, chunk_chars: int = 1500) -> lis
 
 
 def render_sources(selected: list[Chunk]) -> str:
-    return "\n\n".join(f"[{c.number}] {c.page.title} — {c.page.url}\n{c.text}" for c in selected)
+    """The numbered chunks, each under its `[n] title — url` header: the only `[n]` headers in the result,
+    since the page text, title and URL are written as data (see agents/fence.py)."""
+    return "\n\n".join(
+        f"[{c.number}] {fence.page_line(c.page.title)} — {fence.page_line(c.page.url)}\n{fence.page_text(c.text)}"
+        for c in selected
+    )
 
 
 def render_digest(selected: list[Chunk], chars: int = 200) -> str:
@@ -133,8 +140,8 @@ def render_digest(selected: list[Chunk], chars: int = 200) -> str:
     A reader asks about what caught their eye; the assistant, who must answer, gets the full chunks."""
     out = []
     for c in selected:
-        opening = " ".join(c.text.split())
+        opening = " ".join(fence.page_text(c.text).split())  # defused before its lines are joined
         if len(opening) > chars:
             opening = opening[:chars].rsplit(" ", 1)[0] + " …"
-        out.append(f"[{c.number}] {c.page.title}: {opening}")
+        out.append(f"[{c.number}] {fence.page_line(c.page.title)}: {opening}")
     return "\n".join(out)

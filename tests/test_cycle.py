@@ -65,7 +65,7 @@ async def test_a_cycle_makes_a_grounded_conversation_with_valid_metadata(
     assert {s["page_id"] for s in conversation.sources} <= {p.page_id for p in PAGES} and conversation.sources
     assert [s["n"] for s in conversation.sources] == [1, 2]
     Metadata.model_validate(conversation.metadata)
-    assert conversation.prompt_versions == ["assistant_turn.v2", "interests.v1", "metadata.v1", "user_turn.v2"]
+    assert conversation.prompt_versions == ["assistant_turn.v3", "interests.v1", "metadata.v2", "user_turn.v3"]
     assert conversation.next_queries == [conversation.metadata["next_question"]]
     # what the models were told: web text is delimited and marked untrusted; the simulator speaks as the persona
     systems = [
