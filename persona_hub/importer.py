@@ -20,7 +20,7 @@ from typing import Literal
 
 import duckdb
 
-from persona_hub import fields, layouts, near_dedup, normalise, sources
+from persona_hub import fields, layouts, near_dedup, nesting, normalise, sources
 from persona_hub.errors import NoTextField, StrictRefused
 from persona_hub.sources import sql_str
 from storage import Database
@@ -78,6 +78,7 @@ def import_files(db: Database, paths: Sequence[str | Path], options: ImportOptio
     started = dt.datetime.now(dt.UTC)
     with db.write() as con:
         normalise.register(con)
+        nesting.register(con)
         # lines are numbered explicitly, so DuckDB may write rows in any order (and in parallel)
         con.execute("SET preserve_insertion_order = false")
         con.execute("BEGIN TRANSACTION")
@@ -184,13 +185,17 @@ def _find_rejects(
     text_path = sql_str(json_key_path(layout.text_field))
     too_long = sql_str(f" characters, over the limit of {int(max_chars)} (--max-chars)")
     no_field = sql_str(f"no {layout.text_field!r} field")
+    not_string = sql_str(f"the {layout.text_field!r} field is ")
+    over_depth = sql_str(f" levels deep, over the limit of {nesting.MAX_DEPTH}")
     is_empty, is_too_long = _text_checks("text", max_chars)
+    text = normalise.text_sql(f"json_extract(rec, {text_path})", f"json_extract_string(rec, {text_path})")
     con.execute(
         f"""
         CREATE OR REPLACE TEMP TABLE _rej AS
         SELECT line, reason, detail, coalesce(raw, rec) AS raw FROM (
             SELECT line, rec, raw,
                    coalesce(reason, CASE
+                        WHEN too_deep THEN 'bad_json'
                         WHEN NOT is_object THEN (CASE WHEN json_valid(rec) THEN 'not_an_object' ELSE 'bad_json' END)
                         WHEN text_type IS NULL OR text_type = 'NULL' THEN 'no_text'
                         WHEN text_type <> 'VARCHAR' THEN 'text_not_string'
@@ -198,15 +203,19 @@ def _find_rejects(
                         WHEN {is_too_long} THEN 'too_long'
                    END) AS reason,
                    coalesce(detail, CASE
+                        WHEN too_deep THEN 'nested ' || {nesting.depth_sql("rec")} || {over_depth}
                         WHEN NOT is_object THEN NULL
                         WHEN text_type IS NULL THEN {no_field}
+                        WHEN text_type <> 'VARCHAR' THEN {not_string} || lower(text_type) || ', not a string'
                         WHEN {is_too_long} THEN length(trim(text, {_WS})) || {too_long}
                    END) AS detail
             FROM (
                 SELECT *, CASE WHEN is_object THEN json_type(rec, {text_path}) END AS text_type,
-                          CASE WHEN is_object THEN json_extract_string(rec, {text_path}) END AS text
+                          CASE WHEN is_object THEN {text} END AS text
                 FROM (
-                    SELECT *, reason IS NULL AND {_OBJECT} AS is_object FROM _raw
+                    SELECT *, reason IS NULL AND {_OBJECT} AS is_object,
+                              reason IS NULL AND {nesting.too_deep_sql("rec")} AS too_deep
+                    FROM _raw
                     WHERE reason IS NOT NULL  -- refused while reading: never a persona, whatever its number
                        OR (line NOT IN (SELECT source_line FROM personas WHERE {_this_file(report, src)})
                            AND line NOT IN (SELECT line FROM _dup))
@@ -280,10 +289,12 @@ def _insert_new(
                 FROM (
                     SELECT line, {_trimmed("raw_text")} AS text, {id_sql} AS source_id, {merged} AS merged
                     FROM (
-                        SELECT line, rec, value->>'$' AS raw_text FROM (
-                            SELECT line, rec, try(json_extract(rec, {text_path})) AS value
-                            FROM {source} WHERE rec IS NOT NULL
-                        ) WHERE starts_with(value, '"')  -- a JSON string (an object's field: rec is an object)
+                        SELECT line, rec, {normalise.text_sql("value", "string")} AS raw_text FROM (
+                            SELECT line, rec, value, value->>'$' AS string FROM (
+                                SELECT line, rec, try(json_extract(rec, {text_path})) AS value
+                                FROM {source} WHERE rec IS NOT NULL AND NOT {nesting.too_deep_sql("rec")}
+                            ) WHERE starts_with(value, '"')  -- a JSON string (an object's field: rec is an object)
+                        )
                     ) WHERE NOT {is_empty} AND NOT {is_too_long}
                 )
             )

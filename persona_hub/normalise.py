@@ -3,6 +3,11 @@
 - The literal strings "None", "null", "NaN" and "" mean "no value" in PersonaHub and pandas exports:
   they become JSON null. Done on the compact JSON text in SQL (`:"None"` can only be a value there,
   since a string's closing quote is never followed by a letter), so it costs one pass of `replace`.
+- C0 control characters (NUL, BEL, ESC …) are taken out of a persona's text: they are invisible,
+  no persona means one, and NUL ends a string for C code and many tokenizers. Vertical tab and form
+  feed become spaces (they separate words); tab, line feed and carriage return are kept. The text is
+  stored, hashed and deduplicated as cleaned. In JSON a control character is always escaped, so only a
+  text whose JSON string has escapes is looked at.
 - Lists stored as strings — JSON-encoded (`"[\\"a\\", \\"b\\"]"`, FinePersonas) or Python reprs
   (`"['a', 'b']"`, Nemotron-Personas) — become real lists. Only rows that contain such a value go
   through Python (`ast.literal_eval` is the one parser that reads Python reprs correctly).
@@ -34,13 +39,24 @@ def null_literals_sql(expr: str) -> str:
     )
 
 
+_CONTROL = r"[\x00-\x08\x0e-\x1f]"  # C0 but for tab, LF, VT, FF, CR
+
+
+def text_sql(value: str, text: str) -> str:
+    """SQL: `text`, the string the JSON string `value` spells, without control characters. A JSON string
+    without escapes is its text in quotes, so only one whose lengths say it has escapes is cleaned (a
+    test of two lengths: looking for a backslash cost a pass over every text)."""
+    cleaned = f"regexp_replace(regexp_replace({text}, '[\\x0b\\x0c]', ' ', 'g'), '{_CONTROL}', '', 'g')"
+    return f"(CASE WHEN strlen({value}) = strlen({text}) + 2 THEN {text} ELSE {cleaned} END)"
+
+
 def _parse_list_string(value: str) -> list[Any] | None:
     text = value.strip()
     if not (text.startswith("[") and text.endswith("]")):
         return None
     try:
         parsed = json.loads(text)
-    except json.JSONDecodeError:
+    except (json.JSONDecodeError, RecursionError):  # a string spelling a list nested past Python's limit
         try:
             parsed = ast.literal_eval(text)
         except (ValueError, SyntaxError, MemoryError, RecursionError):

@@ -20,7 +20,7 @@ from typing import Any
 import duckdb
 import pyarrow as pa
 
-from persona_hub import encoding, layouts
+from persona_hub import encoding, layouts, nesting
 from persona_hub.errors import UnsupportedFile
 from storage.migrations import ident
 
@@ -271,39 +271,47 @@ def _load_json_document(con: duckdb.DuckDBPyConnection, path: Path, fmt: str) ->
         return RawSource(path, "jsonl")
     try:
         document = json.loads(text)
+        rows, source = _document_rows(document, path, fmt)
     except json.JSONDecodeError as exc:
-        _insert_rows(con, [(exc.lineno, None, "bad_json", f"{exc.msg} (column {exc.colno})")])
-        return RawSource(path, fmt)
+        rows, source = [(exc.lineno, None, "bad_json", f"{exc.msg} (column {exc.colno})")], RawSource(path, fmt)
+    except RecursionError:  # Python reads and writes JSON by recursion: a document too deep for it
+        rows, source = [_too_deep(text)], RawSource(path, fmt)
+    _insert_rows(con, rows)
+    return source
+
+
+def _document_rows(document: Any, path: Path, fmt: str) -> tuple[list[tuple[Any, ...]], RawSource]:
+    """The `_pre` rows of a parsed JSON document. A record nested past nesting.MAX_DEPTH but readable
+    by Python is refused by the SQL pass, as it is in JSON Lines."""
     if isinstance(document, dict) and isinstance(document.get("persona"), dict):
+        source = RawSource(path, "tinytroupe", fixed_layout="tinytroupe")
         if document.get("type") == "Fragment":
-            _insert_rows(
-                con,
-                [
-                    (
-                        1,
-                        None,
-                        "tinytroupe_fragment",
-                        "a TinyTroupe Fragment is a partial persona; merge it into an agent spec",
-                    )
-                ],
-            )
-        else:
-            _insert_rows(con, [(1, json.dumps(layouts.tinytroupe_record(document), ensure_ascii=False), None, None)])
-        return RawSource(path, "tinytroupe", fixed_layout="tinytroupe")
+            detail = "a TinyTroupe Fragment is a partial persona; merge it into an agent spec"
+            return [(1, None, "tinytroupe_fragment", detail)], source
+        return [(1, json.dumps(layouts.tinytroupe_record(document), ensure_ascii=False), None, None)], source
     records = _records_of(document)
     if records is None:
-        _insert_rows(
-            con, [(1, None, "not_an_array", "a JSON file must hold an array of persona objects (or one object)")]
-        )
-        return RawSource(path, fmt)
+        detail = "a JSON file must hold an array of persona objects (or one object)"
+        return [(1, None, "not_an_array", detail)], RawSource(path, fmt)
     rows = [
         (i, json.dumps(r, ensure_ascii=False), None, None)
         if isinstance(r, dict)
         else (i, None, "not_an_object", f"element is {type(r).__name__}: {json.dumps(r)[:200]}")
         for i, r in enumerate(records, start=1)
     ]
-    _insert_rows(con, rows)
-    return RawSource(path, fmt)
+    return rows, RawSource(path, fmt)
+
+
+def _too_deep(text: str) -> tuple[int, None, str, str]:
+    """The reject of a JSON document Python cannot read for its depth: at the line where it goes past
+    the limit. A JSON document cannot be read in part, so none of its records is taken."""
+    deepest, past = nesting.depth(text)
+    line = text.count("\n", 0, past) + 1 if past >= 0 else 1
+    if deepest > nesting.MAX_DEPTH:
+        why = nesting.detail(deepest)
+    else:  # Python's limit counts its own calls too: rare, and only just under ours
+        why = f"nested {deepest} levels deep, more than Python's JSON reader takes"
+    return line, None, "bad_json", f"{why}: the document cannot be read"
 
 
 def _looks_like_jsonl(text: str) -> bool:
@@ -314,6 +322,8 @@ def _looks_like_jsonl(text: str) -> bool:
         return isinstance(json.loads(first), dict)
     except json.JSONDecodeError:
         return False
+    except RecursionError:  # too deep to read alone: read as lines, each taken or refused on its own
+        return True
 
 
 def _records_of(document: Any) -> list[Any] | None:

@@ -474,3 +474,90 @@ def test_json_documents_tinytroupe_fragments_and_unreadable_files(cli: Cli, tmp_
     code, _, err = cli("personas", "import", str(broken))
     assert code == 1 and "not a readable Parquet file" in err
     assert "Traceback" not in err
+
+
+def _nested(levels: int) -> str:
+    return '{"a": ' * levels + "1" + "}" * levels
+
+
+def test_json_nested_too_deep_is_a_bad_json_reject_in_json_and_jsonl(
+    cli: Cli, tmp_path: Path, isolated_db: Path
+) -> None:
+    keeper = {"persona": "A glassblower in Murano who teaches evening classes."}
+    lines = tmp_path / "deep.jsonl"
+    lines.write_text(
+        "\n".join(
+            [
+                json.dumps(keeper),
+                '{"persona": ' + _nested(100_000) + "}",  # the text itself
+                '{"persona": "A ferry pilot who keeps bees.", "notes": ' + "[" * 100_000 + "]" * 100_000 + "}",
+                '{"persona": "A tram driver in Porto.", "notes": ' + _nested(600) + "}",  # Python reads this one
+                json.dumps({"persona": {"name": "x" * 5000}}),
+                json.dumps({"persona": "A tailor in Accra who sews kente."}),
+                json.dumps({"persona": "A cooper in Cognac.", "tags": "[" * 100_000 + "]" * 100_000}),  # a string
+            ]
+        )
+        + "\n"
+    )
+    code, out, err = cli("personas", "import", str(lines))
+    assert code == 0 and "Traceback" not in err
+    assert f"{lines}:2: bad_json (nested 100001 levels deep, over the limit of 512)" in err
+    assert f"{lines}:3: bad_json (nested 100001 levels deep, over the limit of 512)" in err
+    assert f"{lines}:4: bad_json (nested 601 levels deep, over the limit of 512)" in err
+    # an object where the text should be is not a string: it says so (not that it is too long)
+    assert f"{lines}:5: text_not_string (the 'persona' field is object, not a string)" in err
+    assert "3 imported, 0 duplicates, 4 rejected" in out
+    assert q(isolated_db, "SELECT source_line FROM personas ORDER BY 1") == [(1,), (6,), (7,)]
+    assert attrs(isolated_db, "source_line = 7") == {"tags": "[" * 100_000 + "]" * 100_000}, "not a list: kept as text"
+
+    # one JSON document is read whole, so it is refused whole, at the line where it goes too deep
+    document = tmp_path / "deep.json"
+    document.write_text("[" + json.dumps(keeper) + ",\n" + "[" * 100_000 + "]" * 100_000 + "]")
+    code, out, err = cli("personas", "import", str(document))
+    assert code == 0 and "Traceback" not in err
+    assert (
+        f"{document}:2: bad_json (nested 100001 levels deep, over the limit of 512: the document cannot be read)" in err
+    )
+    assert "0 imported, 0 duplicates, 1 rejected" in out
+    within = tmp_path / "within.json"  # deep, but readable: only that record is refused, as in JSON Lines
+    within.write_text(
+        "[" + json.dumps({"persona": "A sail maker in Kiel."}) + ', {"persona": "x", "n": ' + _nested(600) + "}]"
+    )
+    code, out, err = cli("personas", "import", str(within))
+    assert f"{within}:2: bad_json (nested 601 levels deep, over the limit of 512)" in err and "1 imported" in out
+    stored = q(isolated_db, "SELECT source, line FROM import_rejects WHERE reason = 'bad_json'")
+    assert sorted(stored) == sorted(
+        [(str(lines), 2), (str(lines), 3), (str(lines), 4), (str(document), 2), (str(within), 2)]
+    )
+
+
+def test_control_characters_are_taken_out_of_persona_texts_which_are_hashed_as_stored(
+    cli: Cli, tmp_path: Path, isolated_db: Path
+) -> None:
+    path = _jsonl(
+        tmp_path / "controls.jsonl",
+        [
+            {"persona": "A baker\u0000 in Lyon\u0007 who tests\u001b sourdough."},
+            {"persona": "A baker in Lyon who tests sourdough."},  # the same persona, once cleaned
+            {"persona": "\u0000\u0001 \u0002"},  # nothing left
+            {"persona": "A tram driver\u000bwho reads\tand writes\nletters.\f"},
+        ],
+    )
+    code, out, err = cli("personas", "import", str(path))
+    assert code == 0, err
+    assert "2 imported, 1 duplicates, 1 rejected" in out and f"{path}:3: empty_text" in err
+    assert q(isolated_db, "SELECT source_line, text FROM personas ORDER BY 1") == [
+        (1, "A baker in Lyon who tests sourdough."),
+        (4, "A tram driver who reads\tand writes\nletters."),  # vertical tab and form feed were spaces
+    ]
+    text = tmp_path / "controls.txt"  # every format is cleaned alike, and dedups against what is stored
+    text.write_bytes(b"A baker in Lyon who\x00 tests sourdough.\nA potter\x00 in Kyoto\x1f who glazes bowls.\n")
+    code, out, err = cli("personas", "import", str(text))
+    assert code == 0, err
+    assert "1 imported, 1 duplicates, 0 rejected" in out
+    assert q(isolated_db, "SELECT text FROM personas WHERE source = " + repr(str(text))) == [
+        ("A potter in Kyoto who glazes bowls.",)
+    ]
+    assert q(
+        isolated_db, r"SELECT count(*) FROM personas WHERE regexp_matches(text, '[\x00-\x08\x0b\x0c\x0e-\x1f]')"
+    ) == [(0,)]
