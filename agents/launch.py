@@ -24,7 +24,7 @@ from agents.cycle import CycleConfig
 from agents.llm import LLMClient, LLMSettings
 from agents.llm.errors import LLMUnavailable
 from agents.llm.local import LocalModel
-from agents.llm.settings import breaker_seconds
+from agents.llm.settings import env_limits
 from agents.reader import WebReader
 from agents.runs import HEARTBEAT_S, RunConfig, RunError, RunStore, new_run_id, status_of
 from agents.swarm import Swarm
@@ -103,7 +103,7 @@ async def execute(
     """
     store = RunStore(db)
     display = _Guarded(display)
-    breaker_seconds()  # a bad $SWARM_LLM_BREAKER_S stops here, before anything starts
+    env_limits()  # a bad $SWARM_LLM_* setting stops here, before anything starts
     prior = Prior()
     if resume:
         record = store.get(resume)
@@ -169,7 +169,7 @@ async def _execute(
                 stack.push_async_callback(asyncio.to_thread, model.stop)  # also after a Ctrl-C during start
                 await asyncio.to_thread(model.start)
             settings = LLMSettings(
-                breaker_seconds=breaker_seconds(),
+                **env_limits(),  # type: ignore[arg-type]
                 base_url=model.base_url,
                 api_key="local",
                 model=model.name,

@@ -96,3 +96,29 @@ def test_errors_quote_sql_and_filters_as_they_are(cli: Cli, imported: None) -> N
     assert code == 1 and '"[/]"' in err and "Traceback" not in err
     code, _, err = cli("personas", "count", "--where", "[bold]x[/bold] = '\x1b[2J'")
     assert code == 1 and "[bold]x[/bold]" in err and "\x1b" not in err
+
+
+def test_the_demo_shows_a_conversation_as_text(
+    imported: None, isolated_db: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import datetime as dt
+
+    from agents.cli.demo import _show
+    from storage import BatchWriter, Database
+
+    db = Database(isolated_db)
+    with db.read() as con:
+        persona_id = con.execute("SELECT persona_id FROM personas LIMIT 1").fetchone()[0]
+    row = {
+        "conversation_id": "cv_1", "run_id": "run_t", "persona_id": persona_id, "cycle": 0,
+        "messages": [{"role": "user", "content": f"tell me {TITLE} [/]"}, {"role": "assistant", "content": "[red]x"}],
+        "sources": [{"n": 1, "page_id": "pg_1", "url": "http://127.0.0.1/x", "title": TITLE}],
+        "metadata": {"tags": ["[bold]t"], "sentiment": "[/]", "summary": TITLE},
+        "created_at": dt.datetime.now(dt.UTC),
+    }  # fmt: skip
+    with BatchWriter(db) as writer:
+        writer.submit("conversations", row)
+    _show(db, {"run_id": "run_t"})
+    out = capsys.readouterr().out
+    assert not any(raw in out for raw in RAW)
+    assert "\\x1b]0;pwned" in out and "[red]x" in out and "[bold]t" in out and "[/]" in out

@@ -12,6 +12,7 @@ from rich.table import Table
 from rich.text import Text
 
 from agents.cli.common import cli_errors, console, database, fail
+from agents.cli.output import literal
 from crawler.settings import CrawlSettings
 
 if TYPE_CHECKING:  # the crawler itself is imported by the command that runs it (httpx, trafilatura: ~0.5 s)
@@ -138,7 +139,7 @@ def crawl(
                 job = Crawl(settings, writer, on_page=show)
                 stats = asyncio.run(job.run(seeds, queries))
     for warning in job.warnings:
-        console.print(f"[yellow]note:[/yellow] {warning}", soft_wrap=True)
+        console.print(Text.assemble(("note: ", "yellow"), literal(warning)), soft_wrap=True)
     console.print(_status(stats))
     if stats.by_reason:
         table = Table("reason", "pages", title="failures")

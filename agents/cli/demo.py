@@ -10,8 +10,10 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
+from rich.text import Text
 
 from agents.cli.common import cli_errors, console, database, fail
+from agents.cli.output import literal
 from agents.cli.personas import _print_report
 from agents.cli.run import exit_code
 
@@ -42,16 +44,23 @@ def _show(db: Database, record: dict[str, Any]) -> None:
     example = _example(db, run_id)
     if example is not None:
         console.rule("[bold]One of the conversations")
-        console.print(f"[bold]persona:[/bold] {example['persona']}", soft_wrap=True)
+        # the persona, the turns, the titles and the summary are a model's and the web's words: shown as text
+        console.print(Text.assemble(("persona: ", "bold"), literal(example["persona"])), soft_wrap=True)
         for message in example["messages"][:4]:
             text = message["content"] if len(message["content"]) < 600 else message["content"][:600] + " …"
-            console.print(f"[bold]{message['role']}:[/bold] {text}", soft_wrap=True, markup=True, highlight=False)
+            console.print(Text.assemble((f"{message['role']}: ", "bold"), literal(text)), soft_wrap=True)
         for source in example["sources"]:
-            console.print(f"  [{source['n']}] {source['title']} — {source['url']}", markup=False, soft_wrap=True)
+            console.print(literal(f"  [{source['n']}] {source['title']} — {source['url']}"), soft_wrap=True)
         meta = example["metadata"]
         console.print(
-            f"[bold]tags:[/bold] {', '.join(meta.get('tags', []))}   [bold]sentiment:[/bold] "
-            f"{meta.get('sentiment')}\n[bold]summary:[/bold] {meta.get('summary')}",
+            Text.assemble(
+                ("tags: ", "bold"),
+                literal(", ".join(map(str, meta.get("tags", [])))),
+                ("   sentiment: ", "bold"),
+                literal(meta.get("sentiment")),
+                ("\nsummary: ", "bold"),
+                literal(meta.get("summary")),
+            ),
             soft_wrap=True,
         )
     console.rule("[bold]Try")

@@ -10,9 +10,11 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.table import Table
+from rich.text import Text
 
 from agents.cli.common import cli_errors, console, database, err_console, fail
 from agents.cli.crawl import _read_urls
+from agents.cli.output import literal
 
 if TYPE_CHECKING:  # the swarm is imported by the command that runs it (openai, the crawler: ~1 s)
     from agents.launch import Display
@@ -32,7 +34,7 @@ _FLAGS = {"n": "-n", "results_per_query": "--results"}
 def _finish(record: dict[str, Any], quiet: bool, json_lines: bool = False) -> None:
     run_id, status = record["run_id"], record["status"]
     for warning in record.get("warnings", []):  # on stderr: stdout is the run id, or JSON lines with --json
-        err_console.print(f"[yellow]note:[/yellow] {warning}", soft_wrap=True)
+        err_console.print(Text.assemble(("note: ", "yellow"), literal(warning)), soft_wrap=True)
     if status == "finished":
         if not quiet:
             console.print(

@@ -13,6 +13,7 @@ from rich.table import Table
 from rich.text import Text
 
 from agents.cli.common import console, err_console
+from agents.cli.output import literal
 from agents.swarm import Swarm
 
 
@@ -58,7 +59,7 @@ def summary_table(record: dict[str, Any]) -> Table:
     if record.get("error"):
         rows.append(("stopped by", str(record["error"])))
     for key, value in rows:
-        table.add_row(key, Text(value))
+        table.add_row(key, literal(value))  # the error may quote a page or a model
     return table
 
 
