@@ -391,6 +391,21 @@ class Migration:
     apply: Callable[[duckdb.DuckDBPyConnection], None]
 
 
+def m009_hostile_input_reasons(con: duckdb.DuckDBPyConnection) -> None:
+    # the reasons the hardening against hostile pages and endpoints added: the column docs say them
+    comments = {
+        "pages.url": "the URL asked for (normalised; a user name or password is never stored)",
+        "pages.error": "NULL on success, else a reason code: robots_disallowed, blocked_private_address, bad_url, "
+        "bad_redirect, too_large, timeout, http_429, http_500, not_html, bad_charset, redirect_loop, too_short, "
+        "internal_error (a fault of ours; the detail has it), …",
+        "llm_calls.status": "ok, or a reason: rate_limited, server_error, timeout, bad_response, empty_answer, "
+        "too_large, too_long, invalid_json, schema_invalid, length, auth, unavailable, cancelled (the run was "
+        "stopped mid-call)",
+    }
+    for column, text in comments.items():
+        con.execute(f"COMMENT ON COLUMN {column} IS {_quote(text)}")
+
+
 MIGRATIONS: list[Migration] = [
     Migration(1, "m001_personas", m001_personas),
     Migration(2, "m002_persona_fields", m002_persona_fields),
@@ -400,6 +415,7 @@ MIGRATIONS: list[Migration] = [
     Migration(6, "m006_runs", m006_runs),
     Migration(7, "m007_cache_scope", m007_cache_scope),
     Migration(8, "m008_typed_attributes", m008_typed_attributes),
+    Migration(9, "m009_hostile_input_reasons", m009_hostile_input_reasons),
 ]
 LATEST = MIGRATIONS[-1].version
 
