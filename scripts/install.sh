@@ -17,7 +17,14 @@ if [ ! -x .venv/bin/python ]; then
   run "$python" -m venv .venv
 fi
 run .venv/bin/python -m pip install --disable-pip-version-check --upgrade pip
-run .venv/bin/python -m pip install --disable-pip-version-check -e '.[dev,local]'  # local: builds llama-cpp-python (~10 min once)
+# The embedded model's llama-cpp-python builds from source (~8 min on 2 cores, once). Built for this CPU
+# (GGML_NATIVE, its default) it crashed on every prompt of more than one token on CPUs with AMX, and a
+# wheel pip cached from such a build is reused whatever CMAKE_ARGS say: so a portable build, uncached.
+if ! .venv/bin/python -c "import llama_cpp" >/dev/null 2>&1; then
+  CMAKE_ARGS="-DGGML_NATIVE=OFF" run .venv/bin/python -m pip install --disable-pip-version-check --no-cache-dir \
+    'llama-cpp-python[server]>=0.3.7'
+fi
+run .venv/bin/python -m pip install --disable-pip-version-check -e '.[dev,local]'
 # Debian's Chromium for JavaScript rendering (playwright cannot download its own browsers here)
 if ! command -v chromium >/dev/null 2>&1; then
   if [ "$(id -u)" = 0 ]; then
