@@ -8,8 +8,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import email.utils
-import random
 import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
@@ -22,6 +20,7 @@ from crawler.decode import BadContentEncoding, TooLarge, read_body
 from crawler.discover import DISCOVERY_TYPES
 from crawler.guard import AddressPolicy, BlockedAddress, DNSFailure, GuardedTransport
 from crawler.hosts import HostGates
+from crawler.retry import backoff, retry_after_seconds
 from crawler.robots import RobotsCache
 from crawler.settings import CrawlSettings
 from crawler.urls import BadURL, canonicalise, host_key
@@ -60,20 +59,6 @@ class _Failure(Exception):
     def __init__(self, reason: str, detail: str, status: int | None = None):
         super().__init__(detail)
         self.reason, self.detail, self.status = reason, detail, status
-
-
-def retry_after_seconds(value: str | None) -> float | None:
-    """Retry-After as seconds: either form RFC 9110 allows (delta-seconds or an HTTP-date)."""
-    if not value:
-        return None
-    value = value.strip()
-    if value.isdigit():
-        return float(value)
-    try:
-        when = email.utils.parsedate_to_datetime(value)
-    except (TypeError, ValueError):
-        return None
-    return max(0.0, when.timestamp() - time.time())
 
 
 class _Deadline:
@@ -299,8 +284,7 @@ class Fetcher:
         raise last
 
     def _backoff(self, attempt: int) -> float:
-        ceiling = min(self.settings.backoff_max, self.settings.backoff_base * (2**attempt))
-        return random.uniform(0, ceiling)  # full jitter: retries from many tasks do not line up
+        return backoff(attempt, self.settings.backoff_base, self.settings.backoff_max)
 
     # -- robots.txt ------------------------------------------------------------------------------------
     async def _fetch_robots(self, url: str) -> tuple[int | None, str, str | None]:

@@ -16,7 +16,7 @@ import duckdb
 import pytest
 
 from crawler import Crawl, CrawlSettings
-from crawler.fetch import retry_after_seconds
+from crawler.retry import backoff, retry_after_seconds
 from storage import BatchWriter, Database
 from tests.conftest import Cli
 from tests.site_server import Site
@@ -112,6 +112,18 @@ def test_retry_after_parsing() -> None:
     later = email.utils.formatdate(time.time() + 30, usegmt=True)
     assert 25 <= (retry_after_seconds(later) or 0) <= 31
     assert retry_after_seconds("soon") is None and retry_after_seconds(None) is None
+    # the fetcher and the LLM client read one helper: decimals (some APIs send them) count, nonsense does not
+    assert retry_after_seconds(" 1.5 ") == 1.5
+    assert retry_after_seconds("-3") is None and retry_after_seconds("nan") is None
+    assert retry_after_seconds("inf") is None
+    assert retry_after_seconds("Wed, 21 Oct 2015 07:28:00 GMT") == 0.0  # a date past is now
+
+
+def test_backoff_has_full_jitter_under_its_ceiling() -> None:
+    waits = [backoff(attempt, 0.5, 30.0) for attempt in range(200) for _ in range(5)]
+    assert all(0 <= w <= 30.0 for w in waits)
+    assert max(backoff(3, 0.5, 30.0) for _ in range(200)) <= 4.0
+    assert len({round(w, 6) for w in waits}) > 900  # jittered, not a fixed schedule
 
 
 async def test_robots_disallow_and_crawl_delay_hold(website: Site, isolated_db: Path) -> None:

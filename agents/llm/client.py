@@ -11,8 +11,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import datetime as dt
-import email.utils
-import random
 import re
 import secrets
 import time
@@ -33,6 +31,7 @@ from agents.llm.errors import LLMError, LLMOutputError, LLMUnavailable
 from agents.llm.limiter import AdaptiveLimiter
 from agents.llm.prices import cost_usd
 from agents.llm.settings import LLMSettings
+from crawler.retry import backoff, retry_after_seconds
 from storage import BatchWriter, Database
 
 
@@ -66,15 +65,7 @@ def _whole_sentences(text: str) -> str:
 
 
 def _retry_after(error: openai.APIStatusError) -> float | None:
-    value = error.response.headers.get("retry-after") if error.response is not None else None
-    if not value:
-        return None
-    if value.strip().replace(".", "", 1).isdigit():
-        return float(value)
-    try:
-        return max(0.0, email.utils.parsedate_to_datetime(value).timestamp() - time.time())
-    except (TypeError, ValueError):
-        return None
+    return retry_after_seconds(error.response.headers.get("retry-after") if error.response is not None else None)
 
 
 def _empty(answer: completion.Completion) -> str:
@@ -414,7 +405,7 @@ class LLMClient:
         return True
 
     def _backoff(self, attempt: int) -> float:
-        return random.uniform(0, min(self.settings.backoff_max, self.settings.backoff_base * 2**attempt))
+        return backoff(attempt, self.settings.backoff_base, self.settings.backoff_max)
 
     def _log(self, call: _Call, purpose: str, status: str, *, cached: bool = False, error: str | None = None) -> None:
         cost = 0.0 if cached else cost_usd(self.settings.model, call.prompt_tokens, call.completion_tokens)
