@@ -22,10 +22,10 @@ from typing import Any
 import duckdb
 import pyarrow as pa
 import pyarrow.parquet as pq
-from rensa import RMinHash, RMinHashLSH
 
-from storage import Database, check_read_only, filter_expression
+from storage import Database, check_read_only, filter_expression, minhash
 from storage.errors import StorageError
+from storage.minhash import NearDuplicates
 
 FORMATS = ("openai", "sharegpt", "parquet")
 _LIST = "VARCHAR[]"
@@ -102,34 +102,17 @@ def _select(db: Database, run_id: str | None, where: str | None) -> list[dict[st
         return [dict(zip(names, row, strict=True)) for row in cursor.fetchall()]
 
 
-_PERM = 128
-
-
-def _bands(threshold: float) -> int:
-    """LSH bands for `threshold`: the fewest (so the fewest false candidates) that still make a pair at
-    the threshold a candidate with p >= 0.99; candidates are then checked exactly."""
-    for rows in (16, 8, 4, 2, 1):
-        bands = _PERM // rows
-        if 1 - (1 - threshold**rows) ** bands >= 0.99:
-            return bands
-    return _PERM
-
-
 def _near_duplicates(rows: list[dict[str, Any]], threshold: float) -> set[str]:
-    """Conversations whose user+assistant text is a near copy (MinHash Jaccard ≥ threshold on word 3-grams)
-    of one exported before them."""
-    lsh = RMinHashLSH(threshold=threshold, num_perm=_PERM, num_bands=_bands(threshold))
-    kept: list[RMinHash] = []  # LSH keys are ints: their index here
+    """Conversations whose user+assistant text is a near copy of one exported before them."""
+    index: NearDuplicates[str] = NearDuplicates(minhash.CONVERSATIONS.with_threshold(threshold))
     dropped: set[str] = set()
     for row in rows:
-        words = " ".join(m.get("content", "") for m in json.loads(row["messages_json"] or "[]")).lower().split()
-        signature = RMinHash(num_perm=_PERM, seed=20261126)
-        signature.update([" ".join(words[i : i + 3]) for i in range(max(1, len(words) - 2))])
-        if any(kept[k].jaccard(signature) >= threshold for k in lsh.query(signature)):
+        text = " ".join(m.get("content", "") for m in json.loads(row["messages_json"] or "[]"))
+        mh = minhash.signature(text, index.shingling)
+        if index.match(mh) is not None:
             dropped.add(row["conversation_id"])
         else:
-            lsh.insert(len(kept), signature)
-            kept.append(signature)
+            index.add(row["conversation_id"], mh)
     return dropped
 
 

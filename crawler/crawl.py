@@ -23,11 +23,11 @@ from crawler.charsets import decode_text
 from crawler.extract import Extracted, Extractor
 from crawler.fetch import Fetcher
 from crawler.guard import AddressPolicy
-from crawler.neardup import NearDuplicates
 from crawler.render import Renderer, RenderUnavailable
 from crawler.settings import CrawlSettings
 from crawler.urls import BadURL, canonicalise, host_key, redacted, same_host, same_site
-from storage import BatchWriter
+from storage import BatchWriter, minhash
+from storage.minhash import NearDuplicates
 
 
 def new_crawl_id() -> str:
@@ -71,7 +71,7 @@ class Crawl:
         self.keywords: set[str] = set()
         self._seen: set[str] = set()
         self._hashes: dict[str, str] = {}
-        self._near = NearDuplicates()
+        self._near: NearDuplicates[str] = NearDuplicates(minhash.PAGES)
         self._capped_hosts: set[str] = set()
         self.warnings: list[str] = []
         # Shared by a caller that runs many crawls (a swarm's agents): one extraction pool, one browser,

@@ -33,7 +33,7 @@ class Extracted:
     links: list[str] = field(default_factory=list)
     anchors: dict[str, str] = field(default_factory=dict)  # link → its anchor text (first seen)
     bad_links: dict[str, str] = field(default_factory=dict)  # a link that cannot be fetched (as written) → why
-    minhash: Any = None  # near-duplicate signature, a rensa RMinHash (see neardup)
+    minhash: Any = None  # near-duplicate signature, a rensa RMinHash (storage.minhash)
     error: str | None = None
     detail: str | None = None
 
@@ -47,8 +47,8 @@ def extract_html(html: str, url: str) -> dict[str, Any]:
     import lxml.html
     import trafilatura
 
-    from crawler.neardup import signature
     from crawler.urls import BadURL, canonicalise, joined, redacted
+    from storage import minhash
 
     links: list[str] = []
     anchors: dict[str, str] = {}
@@ -83,7 +83,7 @@ def extract_html(html: str, url: str) -> dict[str, Any]:
         "links": links,
         "anchors": anchors,
         "bad_links": bad,
-        "minhash": signature(data.get("text") or ""),
+        "minhash": minhash.signature(data.get("text") or "", minhash.PAGES),
     }
 
 
@@ -149,7 +149,7 @@ class Extractor:
 
 
 # what an extraction worker runs on: loaded once into the fork server, shared by every worker it forks
-_PRELOAD = ["crawler.extract", "lxml.html", "trafilatura", "crawler.neardup", "crawler.urls"]
+_PRELOAD = ["crawler.extract", "lxml.html", "trafilatura", "storage.minhash", "crawler.urls"]
 
 
 def _context() -> multiprocessing.context.BaseContext:

@@ -12,9 +12,9 @@ from typing import Any
 from crawler import reasons
 from crawler.extract import Extracted
 from crawler.fetch import FetchResult, looks_like_challenge
-from crawler.neardup import NearDuplicates
 from crawler.settings import CrawlSettings
 from crawler.urls import host_key
+from storage.minhash import NearDuplicates
 
 _SPACE = re.compile(r"\s+")
 
@@ -76,7 +76,7 @@ def quality_gate(settings: CrawlSettings, html: bytes, extracted: Extracted) -> 
 
 
 def from_extraction(
-    page: PageRow, extracted: Extracted, charset: str | None, seen: dict[str, str], near: NearDuplicates
+    page: PageRow, extracted: Extracted, charset: str | None, seen: dict[str, str], near: NearDuplicates[str]
 ) -> None:
     digest = content_hash(extracted.text) if extracted.text else None
     metadata = dict(page.fields.get("metadata") or {})
@@ -95,7 +95,8 @@ def from_extraction(
         if first != page.page_id:
             page.fields["duplicate_of"] = first
             return
-    similar = near.check_and_add(page.page_id, extracted.minhash)
+    similar = near.match(extracted.minhash)
+    near.add(page.page_id, extracted.minhash)
     if similar is not None:
         page.fields["duplicate_of"] = similar[0]
         page.fields["metadata"] = {**(page.fields.get("metadata") or {}), "near_duplicate": round(similar[1], 3)}

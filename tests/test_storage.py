@@ -169,3 +169,26 @@ def test_rows_with_different_columns_in_one_batch_keep_every_value(isolated_db: 
         rows = con.execute("SELECT import_id, line, detail FROM import_rejects ORDER BY 1").fetchall()
     assert rows == [("a", None, None), ("b", 7, "d")]
     assert writer.batches_written == 1
+
+
+def test_one_minhash_serves_personas_pages_and_exports() -> None:
+    from storage import minhash
+    from storage.minhash import NearDuplicates
+
+    for shingling in (minhash.PERSONAS, minhash.PAGES, minhash.CONVERSATIONS):
+        rows = shingling.num_perm // shingling.bands
+        assert 1 - (1 - shingling.threshold**rows) ** shingling.bands >= 0.99, shingling
+    text = " ".join(f"word{i}" for i in range(60))
+    assert minhash.signature("too short to flag", minhash.PAGES) is None
+    index: NearDuplicates[str] = NearDuplicates(minhash.PAGES)
+    index.add("first", minhash.signature(text, minhash.PAGES))
+    found = index.match(minhash.signature(text + " word60", minhash.PAGES))
+    assert found is not None and found[0] == "first" and found[1] >= 0.8
+    shuffled = " ".join(reversed(text.split()))  # the same words in another order: no shared 3-gram
+    assert index.match(minhash.signature(shuffled, minhash.PAGES)) is None
+    # personas compare word sets, as PersonaHub did: the same words in another order are a copy
+    persons: NearDuplicates[str] = NearDuplicates(minhash.PERSONAS)
+    persons.add("p1", minhash.signature(text, minhash.PERSONAS))
+    assert persons.match(minhash.signature(shuffled, minhash.PERSONAS)) is not None
+    with pytest.raises(ValueError, match="threshold"):
+        minhash.CONVERSATIONS.with_threshold(1.5)
