@@ -16,7 +16,6 @@ import pytest
 from agents.cli.demo import sample_personas_path
 from agents.sample_site import SampleSite
 from crawler.search import SearXNG
-from storage.schema_doc import END, START, markdown
 from tests.conftest import REPO, Cli, swarm_subprocess
 from tests.test_run import rows
 
@@ -100,10 +99,27 @@ def test_bundled_personas_are_varied() -> None:
     assert len({t for r in rows for t in r["topics"]}) >= 8
 
 
-def test_readme_table_reference_is_generated_from_the_migrations() -> None:
+def test_the_table_reference_is_generated_from_the_migrations() -> None:
+    from storage.schema_doc import markdown
+
+    written = (REPO / "docs" / "schema.md").read_text()
+    assert written == markdown(), "run: python -m storage.schema_doc > docs/schema.md"
+
+
+def test_the_cli_reference_is_generated_from_the_commands() -> None:
+    from agents.cli.docs import markdown
+
+    written = (REPO / "docs" / "cli.md").read_text()
+    assert written == markdown(), "run: python -m agents.cli.docs > docs/cli.md"
+
+
+def test_the_readme_is_a_first_read_and_its_links_resolve() -> None:
     readme = (REPO / "README.md").read_text()
-    block = readme[readme.index(START) : readme.index(END) + len(END)]
-    assert block == markdown(), "run: python -m storage.schema_doc and paste it into the README"
+    assert len(readme.splitlines()) <= 250, "the README is what a newcomer needs first; the rest goes to docs/"
+    docs = sorted(p.name for p in (REPO / "docs").glob("*.md"))
+    for page in [REPO / "README.md", *((REPO / "docs").glob("*.md"))]:
+        for target in re.findall(r"\]\(([^)#:]+\.md)(?:#[^)]*)?\)", page.read_text()):
+            assert (page.parent / target).is_file(), f"{page.name} links to {target}, which is not there ({docs})"
 
 
 def test_ci_runs_exactly_the_readme_test_command() -> None:
