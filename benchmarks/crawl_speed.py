@@ -32,7 +32,6 @@ from pathlib import Path
 import httpx
 
 HERE = Path(__file__).resolve().parent
-ROOT = HERE.parent
 
 OURS = """
 import asyncio, json, resource, sys, time
@@ -131,8 +130,7 @@ def _extract(args: tuple[str, str]) -> int:
 
 
 def run(code: str, *args: str) -> dict:
-    env = {**os.environ, "PYTHONPATH": str(ROOT)}
-    done = subprocess.run([sys.executable, "-c", code, *args], capture_output=True, text=True, env=env, check=False)
+    done = subprocess.run([sys.executable, "-c", code, *args], capture_output=True, text=True, check=False)
     if done.returncode != 0:
         raise SystemExit(f"benchmark step failed:\n{done.stderr[-3000:]}")
     return json.loads(done.stdout.strip().splitlines()[-1])

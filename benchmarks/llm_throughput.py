@@ -1,7 +1,7 @@
 """LLM layer throughput: calls/s against an OpenAI-compatible server with a fixed latency L, at
 concurrency C, against the bound C/L (Little's law), and our overhead per call.
 
-The server (tests/llm_server.py, in another process so it never competes for our GIL) answers every
+The server (tests/support/llm_server.py, in another process so it never competes for our GIL) answers every
 request after exactly L seconds. Every call goes through the whole layer — cache lookup (a miss),
 limiter, the real openai client, and a row in llm_calls.
 
@@ -19,16 +19,14 @@ import tempfile
 import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
+from agents.llm import LLMClient, LLMSettings
+from storage import BatchWriter, Database
 
-from agents.llm import LLMClient, LLMSettings  # noqa: E402
-from storage import BatchWriter, Database  # noqa: E402
+ROOT = Path(__file__).resolve().parent.parent  # the server's script runs here: `-c` finds tests.support
 
 SERVER = """
 import sys, time
-sys.path.insert(0, sys.argv[2])
-from tests.llm_server import LLMServer
+from tests.support.llm_server import LLMServer
 server = LLMServer(latency=float(sys.argv[1])).start()
 print(server.port, flush=True)
 sys.stdin.read()
@@ -91,7 +89,8 @@ def main() -> None:
     parser.add_argument("--calls", type=int, default=640)
     args = parser.parse_args()
     server = subprocess.Popen(
-        [sys.executable, "-c", SERVER, str(args.latency), str(ROOT)],
+        [sys.executable, "-c", SERVER, str(args.latency)],
+        cwd=ROOT,
         stdin=subprocess.PIPE,
         stdout=subprocess.PIPE,
         text=True,

@@ -29,27 +29,24 @@ import time
 from pathlib import Path
 from typing import Any
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
+from agents.launch import execute
+from agents.runs import RunConfig
+from agents.swarm import Swarm
+from persona_hub import import_files
+from storage import Database
 
-from agents.launch import execute  # noqa: E402
-from agents.runs import RunConfig  # noqa: E402
-from agents.swarm import Swarm  # noqa: E402
-from persona_hub import import_files  # noqa: E402
-from storage import Database  # noqa: E402
+ROOT = Path(__file__).resolve().parent.parent  # the servers' scripts run here: `-c` finds tests.support
 
 LLM_SERVER = """
 import sys
-sys.path.insert(0, sys.argv[2])
-from tests.llm_server import LLMServer
+from tests.support.llm_server import LLMServer
 server = LLMServer(latency=float(sys.argv[1])).start()
 print(server.port, flush=True)
 sys.stdin.read()
 """
 SITE_SERVER = """
 import sys
-sys.path.insert(0, sys.argv[1])
-from tests.site_server import Site
+from tests.support.site_server import Site
 site = Site(robots="User-agent: *\\nAllow: /\\n", articles=60).start()
 print(site.port, flush=True)
 sys.stdin.read()
@@ -68,7 +65,7 @@ def rss_mb() -> float:
 
 def serve(script: str, *args: str) -> tuple[subprocess.Popen[str], int]:
     process = subprocess.Popen(
-        [sys.executable, "-c", script, *args], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True
+        [sys.executable, "-c", script, *args], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, cwd=ROOT
     )
     assert process.stdout is not None
     return process, int(process.stdout.readline())
@@ -196,16 +193,16 @@ def main() -> None:
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         workdir = Path(tmp)
-        site, site_port = serve(SITE_SERVER, str(ROOT))
+        site, site_port = serve(SITE_SERVER)
         try:
             if args.part in ("throughput", "both"):
-                llm, llm_port = serve(LLM_SERVER, str(args.latency), str(ROOT))
+                llm, llm_port = serve(LLM_SERVER, str(args.latency))
                 try:
                     throughput(args, workdir, llm_port, site_port)
                 finally:
                     llm.terminate()
             if args.part in ("memory", "both"):
-                llm, llm_port = serve(LLM_SERVER, str(args.memory_latency), str(ROOT))
+                llm, llm_port = serve(LLM_SERVER, str(args.memory_latency))
                 try:
                     memory(args, workdir, llm_port, site_port)
                 finally:

@@ -1,23 +1,23 @@
 from __future__ import annotations
 
 import os
-import subprocess
-import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import pytest
-from typer.testing import CliRunner
 
-from agents.cli import app
+# rich fixes a console's width from COLUMNS when the console is made (at import); pytest-xdist's workers
+# inherit the controller's COLUMNS. Unset, the width is read per call: the 200 each test sets below.
+os.environ.pop("COLUMNS", None)
+
 from agents.cli.demo import sample_personas_path
+from tests.support.cli import Cli
 
 if TYPE_CHECKING:
-    from tests.llm_server import LLMServer
+    from tests.support.llm_server import LLMServer
 
-pytest_plugins = ["tests.site_server", "tests.llm_server"]  # website(s) and llm_server fixtures
+pytest_plugins = ["tests.support.site_server", "tests.support.llm_server"]  # website(s) and llm_server fixtures
 
-REPO = Path(__file__).resolve().parent.parent
 FORMATS = Path(__file__).resolve().parent / "data" / "formats"  # persona files in the public layouts
 
 
@@ -36,39 +36,9 @@ def formats() -> Path:
     return FORMATS
 
 
-class Cli:
-    """Drive `swarm` as a user would; returns (exit code, stdout, stderr)."""
-
-    def __init__(self) -> None:
-        self.runner = CliRunner()
-
-    def __call__(self, *args: str) -> tuple[int, str, str]:
-        result = self.runner.invoke(app, list(args), catch_exceptions=False)
-        return result.exit_code, result.stdout, result.stderr
-
-
 @pytest.fixture
 def cli() -> Cli:
     return Cli()
-
-
-def swarm_subprocess(
-    *args: str, env: dict[str, str] | None = None, timeout: float = 60
-) -> subprocess.CompletedProcess[str]:
-    """Run the installed console script in a real process."""
-    exe = Path(sys.executable).parent / "swarm"
-    return subprocess.run(
-        [str(exe), *args],
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-        env={**os.environ, **(env or {})},
-        stdin=subprocess.DEVNULL,
-    )
-
-
-# a run against the local servers: search on the test site, crawl it (loopback), no browser
-RUN = ["run", "--search", "searxng", "--search-rate", "0", "--allow-private", "--host-rate", "0", "--render", "never"]
 
 
 @pytest.fixture
@@ -88,27 +58,5 @@ def swarm_env(website: Any, llm_server: LLMServer, monkeypatch: pytest.MonkeyPat
     return env
 
 
-def running(pid: int) -> bool:
-    """The process is alive and not a zombie waiting for a parent that is gone."""
-    try:
-        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
-    except (FileNotFoundError, IndexError):
-        return False
-    return state != "Z"
 
 
-def hold_database(path: Path, seconds: float, *, read_only: bool = True) -> subprocess.Popen[str]:
-    """Another process holding the database file for `seconds`: a reader (`swarm query`, `swarm
-    export`) or, with read_only=False, a writer. Returns once the file is held."""
-    holder = subprocess.Popen(
-        [
-            sys.executable,
-            "-c",
-            f"import duckdb, time; c = duckdb.connect({str(path)!r}, read_only={read_only}); "
-            f"print('locked', flush=True); time.sleep({seconds}); c.close()",
-        ],
-        stdout=subprocess.PIPE,
-        text=True,
-    )
-    assert holder.stdout is not None and holder.stdout.readline().strip() == "locked"
-    return holder

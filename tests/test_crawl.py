@@ -15,43 +15,10 @@ from typing import Any
 import duckdb
 import pytest
 
-from crawler import Crawl, CrawlSettings
 from crawler.retry import backoff, retry_after_seconds
-from storage import BatchWriter, Database
-from tests.conftest import Cli
-from tests.site_server import Site
-
-LOOPBACK = ("127.0.0.0/8",)
-
-
-def fast(**overrides: Any) -> CrawlSettings:
-    """Politeness off for the test's own server, short timeouts and backoff so faults finish quickly."""
-    base: dict[str, Any] = dict(
-        allowed_networks=LOOPBACK,
-        host_rate=0,
-        host_concurrency=4,
-        concurrency=8,
-        backoff_base=0.01,
-        read_timeout=2.0,
-        connect_timeout=2.0,
-        extract_workers=1,
-        min_text_chars=100,
-    )
-    base.update(overrides)
-    return CrawlSettings(**base)
-
-
-async def crawl(db_path: Path, seeds: list[str], settings: CrawlSettings) -> dict[str, dict[str, Any]]:
-    db = Database(db_path)
-    with BatchWriter(db) as writer:
-        await Crawl(settings, writer).run(seeds)
-    con = duckdb.connect(str(db_path), read_only=True)
-    try:
-        cursor = con.execute("SELECT * FROM pages")
-        names = [d[0] for d in cursor.description]
-        return {row[names.index("url")]: dict(zip(names, row, strict=True)) for row in cursor.fetchall()}
-    finally:
-        con.close()
+from tests.support.cli import Cli
+from tests.support.crawling import crawl, fast
+from tests.support.site_server import Site
 
 
 async def test_every_fault_is_a_row_with_its_reason(website: Site, isolated_db: Path) -> None:

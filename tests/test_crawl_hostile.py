@@ -16,9 +16,9 @@ from crawler import Crawl, Fetcher, FetchResult
 from crawler.guard import address_kind
 from crawler.urls import canonical
 from storage import BatchWriter, Database
-from tests.conftest import Cli
-from tests.site_server import Site, prose
-from tests.test_crawl import crawl, fast
+from tests.support.cli import Cli
+from tests.support.crawling import crawl, fast
+from tests.support.site_server import Site, prose
 
 
 def redirect_to(site: Site, location: str) -> str:

@@ -15,7 +15,7 @@ from agents.llm import LLMClient, LLMSettings
 from agents.reading import Page, bm25, chunks, select, words
 from agents.schemas import Metadata
 from storage import BatchWriter, Database
-from tests.llm_server import LLMServer
+from tests.support.llm_server import LLMServer
 
 PERSONA = "A night-shift nurse in Leeds who wants to protect her daytime sleep and cooks soups in batches."
 PAGES = [

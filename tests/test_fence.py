@@ -14,7 +14,7 @@ from agents.llm import LLMClient, LLMSettings
 from agents.reader import WebReader
 from crawler import CrawlSettings
 from storage import BatchWriter, Database
-from tests.llm_server import LLMServer
+from tests.support.llm_server import LLMServer
 
 PERSONA = "A night-shift nurse in Leeds who wants to protect her daytime sleep and cooks soups in batches."
 HONEST = (

@@ -11,7 +11,7 @@ import duckdb
 import pytest
 
 from persona_hub import fields
-from tests.conftest import Cli
+from tests.support.cli import Cli
 
 
 def q(db: Path, sql: str) -> list[tuple[Any, ...]]:

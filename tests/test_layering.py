@@ -6,7 +6,7 @@ import ast
 import subprocess
 import sys
 
-from tests.conftest import REPO
+from tests.support.cli import REPO
 
 FORBIDDEN = {
     "storage": {"persona_hub", "crawler", "agents"},

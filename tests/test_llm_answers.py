@@ -15,10 +15,10 @@ from pydantic import BaseModel, Field
 from agents.llm import LLMClient, LLMOutputError, LLMSettings, LLMUnavailable
 from agents.llm.errors import LLMSettingError
 from storage import BatchWriter, Database
-from tests.conftest import RUN, Cli
-from tests.llm_server import LLMServer
-from tests.test_llm import MESSAGES, settings, with_client
-from tests.test_run import assert_counts_match_tables, rows
+from tests.support.cli import RUN, Cli
+from tests.support.llm import MESSAGES, settings, with_client
+from tests.support.llm_server import LLMServer
+from tests.support.runs import assert_counts_match_tables, rows
 
 
 class Topics(BaseModel):

@@ -17,7 +17,7 @@ from agents.llm import LLMClient, LLMSettings
 from agents.llm.local import LocalModel
 from agents.schemas import Interests
 from storage import BatchWriter, Database
-from tests.conftest import running
+from tests.support.cli import running
 
 pytestmark = [
     pytest.mark.slow,

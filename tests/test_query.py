@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from storage import Database, QueryError, run_query
-from tests.conftest import Cli, swarm_subprocess
+from tests.support.cli import Cli, swarm_subprocess
 
 
 @pytest.fixture
@@ -141,6 +141,7 @@ WRITER = textwrap.dedent(
 )
 
 
+@pytest.mark.slow
 def test_query_works_while_another_process_writes(isolated_db: Path, cli: Cli, seeded: None) -> None:
     total = 2000
     writer = subprocess.Popen(

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import Cli
+from tests.support.cli import Cli
 
 # minutes of work on this machine's two cores: it is still running whenever it is stopped
 LONG = "SELECT count(*) FROM range(100000000000) t(i) WHERE i % 7 = 3"

@@ -23,7 +23,7 @@ from crawler.extract import extract_html
 from crawler.guard import AddressPolicy
 from crawler.render import Renderer, RenderUnavailable, find_chromium
 from crawler.render_network import Budget
-from tests.servers import LoopbackServer, OwnedHandler
+from tests.support.servers import LoopbackServer, OwnedHandler
 
 ONLY_THE_PAGE = AddressPolicy(allowed_networks=("127.0.0.1/32",))
 ARTICLE = (

@@ -20,48 +20,9 @@ import pytest
 from agents.runs import RunConfig, RunError, RunStore, status_of
 from persona_hub import sample
 from storage import Database
-from tests.conftest import RUN, Cli
-from tests.llm_server import LLMServer
-
-
-def rows(db: Path, sql: str, params: list[Any] | None = None) -> list[tuple[Any, ...]]:
-    with Database(db).read() as con:
-        return con.execute(sql, params or []).fetchall()
-
-
-def run_record(db: Path, run_id: str) -> dict[str, Any]:
-    with Database(db).read() as con:
-        cursor = con.execute("SELECT * FROM runs WHERE run_id = ?", [run_id])
-        names = [d[0] for d in cursor.description or []]
-        row = cursor.fetchone()
-    assert row is not None, f"no runs row for {run_id}"
-    record = dict(zip(names, row, strict=True))
-    record["counts"] = json.loads(record["counts"] or "{}")
-    return record
-
-
-def assert_counts_match_tables(db: Path, run_id: str) -> dict[str, Any]:
-    record = run_record(db, run_id)
-    counts = record["counts"]
-    assert counts["conversations"] == rows(db, "SELECT count(*) FROM conversations WHERE run_id = ?", [run_id])[0][0]
-    assert counts["conversations"] == record["conversations"]
-    pages = dict(rows(db, "SELECT coalesce(error, 'ok'), count(*) FROM pages WHERE crawl_id = ? GROUP BY 1", [run_id]))
-    assert counts["pages_ok"] == pages.pop("ok", 0) and counts["pages_failed_by_reason"] == pages
-    calls = rows(
-        db, "SELECT count(*), sum(prompt_tokens), sum(completion_tokens) FROM llm_calls WHERE run_id = ?", [run_id]
-    )[0]
-    assert (counts["llm_calls"], counts["prompt_tokens"], counts["completion_tokens"]) == calls
-    failed = dict(
-        rows(
-            db,
-            "SELECT reason, count(*) FROM run_units u WHERE run_id = ? AND status = 'failed' AND NOT EXISTS "
-            "(SELECT 1 FROM conversations c WHERE c.run_id = u.run_id AND c.persona_id = u.persona_id "
-            "AND c.cycle = u.cycle) GROUP BY 1",
-            [run_id],
-        )
-    )
-    assert counts["units_failed_by_reason"] == failed
-    return record
+from tests.support.cli import RUN, Cli
+from tests.support.llm_server import LLMServer
+from tests.support.runs import assert_counts_match_tables, rows, run_record
 
 
 def test_a_run_writes_grounded_conversations_and_its_counts_match_the_tables(
@@ -154,6 +115,7 @@ def test_a_run_needs_somewhere_to_read(cli: Cli, swarm_env: dict[str, str]) -> N
     assert code == 1 and "--search BACKEND" in err and "--urls FILE" in err
 
 
+@pytest.mark.slow
 def test_an_endpoint_that_dies_mid_run_fails_the_run_cleanly(
     cli: Cli, swarm_env: dict[str, str], isolated_db: Path, llm_server: LLMServer, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import RUN, Cli
+from tests.support.cli import RUN, Cli
 
 OCCUPATIONS = ["nurse"] * 30 + ["welder"] * 30 + ["farmer"] * 30 + ["astronaut"] * 2
 

@@ -10,8 +10,8 @@ import pytest
 
 from crawler.search import Brave, DuckDuckGo, SearchError, SearXNG, backend
 from crawler.search.duckduckgo import parse_results, result_url
-from tests.conftest import Cli
-from tests.site_server import Site
+from tests.support.cli import Cli
+from tests.support.site_server import Site
 
 
 async def test_searxng_json_api(website: Site) -> None:

@@ -11,7 +11,7 @@ import duckdb
 import pytest
 
 from storage import LATEST, MIGRATIONS, BatchWriter, Database, SchemaTooNew, WriteFailed, migrate
-from tests.conftest import hold_database
+from tests.support.cli import hold_database
 
 
 def test_new_database_records_every_migration(isolated_db: Path) -> None:

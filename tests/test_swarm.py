@@ -13,7 +13,7 @@ from agents.llm import LLMClient, LLMSettings
 from agents.reading import Page
 from agents.swarm import Swarm, conversation_id
 from storage import BatchWriter, Database
-from tests.llm_server import LLMServer
+from tests.support.llm_server import LLMServer
 
 PAGES = [Page("pg_1", "https://a.example/1", "Daytime sleep", "Blackout curtains help daytime sleep. " * 20)]
 

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import Cli
+from tests.support.cli import Cli
 
 # what the import keeps of a persona's text (it takes out C0 controls such as ESC, not these): an 8-bit
 # screen clear (CSI 2J), markup, an emoji code, a carriage return that overwrites the line, and a

@@ -29,7 +29,7 @@ from urllib.parse import parse_qs, quote, urlsplit
 
 import pytest
 
-from tests.servers import LoopbackServer, OwnedHandler
+from tests.support.servers import LoopbackServer, OwnedHandler
 
 TOPICS = [
     "gardening",

@@ -32,7 +32,7 @@ from typing import Any
 
 import pytest
 
-from tests.servers import LoopbackServer, OwnedHandler
+from tests.support.servers import LoopbackServer, OwnedHandler
 
 
 def fake_value(schema: dict[str, Any], defs: dict[str, Any], key: str = "x") -> Any:
