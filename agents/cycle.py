@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import datetime as dt
 import re
-import secrets
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -18,6 +17,7 @@ from typing import Any
 from agents import fence, prompts, reading
 from agents.llm import LLMClient
 from agents.schemas import Interests, Metadata, UserTurn, Variation, variations_of
+from storage.sql import new_id
 
 Reader = Callable[[list[str]], Awaitable[list[reading.Page]]]  # queries → pages (the crawler, in a run)
 _CITE = re.compile(r"\[(\d{1,3})\]")
@@ -54,7 +54,7 @@ class Conversation:
     termination_reason: str = ""
     variations: list[dict[str, Any]] = field(default_factory=list)
     prompt_versions: list[str] = field(default_factory=list)
-    conversation_id: str = field(default_factory=lambda: "cv_" + secrets.token_hex(8))
+    conversation_id: str = field(default_factory=lambda: new_id("cv"))
 
     @property
     def next_queries(self) -> list[str]:

@@ -26,6 +26,7 @@ import pyarrow.parquet as pq
 from storage import Database, check_read_only, filter_expression, minhash
 from storage.errors import StorageError
 from storage.minhash import NearDuplicates
+from storage.sql import fetch_dicts
 
 FORMATS = ("openai", "sharegpt", "parquet")
 _LIST = "VARCHAR[]"
@@ -98,8 +99,7 @@ def _select(db: Database, run_id: str | None, where: str | None) -> list[dict[st
             if not condition:
                 raise ExportError(f"reading the conversations failed: {str(exc).strip().splitlines()[0]}") from exc
             raise _bad_where(where or "", exc) from exc
-        names = [d[0] for d in cursor.description or []]
-        return [dict(zip(names, row, strict=True)) for row in cursor.fetchall()]
+        return fetch_dicts(cursor)
 
 
 def _near_duplicates(rows: list[dict[str, Any]], threshold: float) -> set[str]:

@@ -202,7 +202,7 @@ def _reader(config: RunConfig, writer: BatchWriter, search: SearchBackend | None
         render=config.render,
     )
     return WebReader(
-        crawl, writer, search=search, urls=config.urls, results_per_query=config.results_per_query, crawl_id=run_id
+        crawl, writer, search=search, urls=config.urls, results_per_query=config.results_per_query, run_id=run_id
     )
 
 
@@ -250,7 +250,7 @@ async def _drive(
         if row.ok:
             swarm.progress.pages_ok += 1
         else:
-            swarm.progress.pages_failed[str(row.fields.get("error"))] += 1
+            swarm.progress.pages_failed[str(row.error)] += 1
 
     reader.on_page = counted
     loop = asyncio.get_running_loop()

@@ -85,12 +85,12 @@ class WebReader:
         search: SearchBackend | None = None,
         urls: list[str] | None = None,
         results_per_query: int = 5,
-        crawl_id: str | None = None,
+        run_id: str | None = None,
         on_page: OnPage | None = None,
         cache_chars: int = 50_000_000,
     ):
         self.settings, self.writer, self.search = settings, writer, search
-        self.urls, self.results_per_query, self.crawl_id = list(urls or []), results_per_query, crawl_id
+        self.urls, self.results_per_query, self.run_id = list(urls or []), results_per_query, run_id
         self.on_page = on_page
         # search hits are read as found; --depth applies to the seed URLs' library
         self.hit_settings = dataclasses.replace(settings, depth=0, max_pages=None)
@@ -190,20 +190,20 @@ class WebReader:
         keep: Callable[[str, Page | None, bool], None],
     ) -> None:
         def collect(row: PageRow, _: object) -> None:
-            text = row.fields.get("text") if row.ok else None
+            text = row.text if row.ok else None
             page = (
-                Page(row.page_id, row.fields.get("final_url") or row.url, row.fields.get("title") or "", text)
+                Page(row.page_id, row.final_url or row.url, row.title or "", text)
                 if text
                 else None
             )
-            keep(row.url, page, reasons.transient(row.fields.get("error")))
+            keep(row.url, page, reasons.transient(row.error))
             if self.on_page is not None:
                 self.on_page(row)
 
         crawl = Crawl(
             settings,
             self.writer,
-            crawl_id=self.crawl_id,
+            run_id=self.run_id,
             on_page=collect,
             extractor=self.extractor,
             fetcher=self.fetcher,

@@ -12,7 +12,6 @@ from __future__ import annotations
 import datetime as dt
 import json
 import os
-import secrets
 import socket
 from dataclasses import asdict, dataclass, field
 from typing import Any
@@ -21,6 +20,7 @@ import pyarrow as pa
 
 from storage import Database
 from storage.errors import DatabaseMissing
+from storage.sql import fetch_dicts, new_id
 
 HEARTBEAT_S = 5.0  # how often a running process updates its row
 PREVIOUS_FAILED = "previous_cycle_failed"  # run_units.reason of a cycle held back: the one before failed
@@ -71,7 +71,7 @@ class RunConfig:
 
 
 def new_run_id() -> str:
-    return "run_" + dt.datetime.now(dt.UTC).strftime("%Y%m%dT%H%M%S") + "_" + secrets.token_hex(3)
+    return new_id("run", timed=True)
 
 
 def _now() -> dt.datetime:
@@ -195,23 +195,19 @@ class RunStore:
     def get(self, run_id: str) -> dict[str, Any] | None:
         try:
             with self.db.read() as con:
-                cursor = con.execute("SELECT * FROM runs WHERE run_id = ?", [run_id])
-                names = [d[0] for d in cursor.description or []]
-                row = cursor.fetchone()
+                found = fetch_dicts(con.execute("SELECT * FROM runs WHERE run_id = ?", [run_id]))
         except DatabaseMissing:
             return None
-        if row is None:
+        if not found:
             return None
-        record = dict(zip(names, row, strict=True))
+        record = found[0]
         for key in ("config", "counts"):
             record[key] = json.loads(record[key]) if record[key] else {}
         return record
 
     def recent(self, limit: int = 20) -> list[dict[str, Any]]:
         with self.db.read() as con:
-            cursor = con.execute("SELECT * FROM runs ORDER BY started_at DESC LIMIT ?", [limit])
-            names = [d[0] for d in cursor.description or []]
-            rows = [dict(zip(names, r, strict=True)) for r in cursor.fetchall()]
+            rows = fetch_dicts(con.execute("SELECT * FROM runs ORDER BY started_at DESC LIMIT ?", [limit]))
         for record in rows:
             record["counts"] = json.loads(record["counts"]) if record["counts"] else {}
         return rows
@@ -271,11 +267,11 @@ def count_tables(con: Any, run_id: str) -> dict[str, Any]:
     )
     pages_ok, pages_failed = one(
         "SELECT count(*) FILTER (WHERE error IS NULL), count(*) FILTER (WHERE error IS NOT NULL) FROM pages "
-        "WHERE crawl_id = ?"
+        "WHERE run_id = ?"
     )
     page_errors = dict(
         con.execute(
-            "SELECT error, count(*) FROM pages WHERE crawl_id = ? AND error IS NOT NULL GROUP BY 1 ORDER BY 2 DESC",
+            "SELECT error, count(*) FROM pages WHERE run_id = ? AND error IS NOT NULL GROUP BY 1 ORDER BY 2 DESC",
             [run_id],
         ).fetchall()
     )

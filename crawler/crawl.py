@@ -10,9 +10,7 @@ dies of a page: the crawl ends when the frontier is empty, whatever the web sent
 from __future__ import annotations
 
 import asyncio
-import datetime as dt
 import re
-import secrets
 import time
 from collections import Counter
 from collections.abc import Callable, Sequence
@@ -28,10 +26,11 @@ from crawler.settings import CrawlSettings
 from crawler.urls import BadURL, canonicalise, host_key, redacted, same_host, same_site
 from storage import BatchWriter, minhash
 from storage.minhash import NearDuplicates
+from storage.sql import new_id
 
 
 def new_crawl_id() -> str:
-    return "crawl_" + dt.datetime.now(dt.UTC).strftime("%Y%m%dT%H%M%S") + "_" + secrets.token_hex(3)
+    return new_id("crawl", timed=True)
 
 
 @dataclass
@@ -54,14 +53,14 @@ class Crawl:
         self,
         settings: CrawlSettings,
         writer: BatchWriter | None,
-        crawl_id: str | None = None,
+        run_id: str | None = None,
         on_page: Callable[[pages.PageRow, CrawlStats], None] | None = None,
         extractor: Extractor | None = None,
         fetcher: Fetcher | None = None,
         renderer: Renderer | None = None,
     ):
         self.settings, self.writer = settings, writer
-        self.crawl_id = crawl_id or new_crawl_id()
+        self.run_id = run_id or new_crawl_id()  # a swarm passes its run id; a crawl alone makes one
         self.on_page = on_page
         self.stats = CrawlStats()
         # best-first when queries give keywords: (−score, order, url, depth, seed); FIFO otherwise
@@ -154,11 +153,11 @@ class Crawl:
 
     async def _one(self, fetcher: Fetcher, extractor: Extractor, url: str, depth: int, seed: str) -> None:
         """Fetch, extract and record one URL: always exactly one row, whatever happens on the way."""
-        page = pages.PageRow(url=url, depth=depth, crawl_id=self.crawl_id)
+        page = pages.PageRow(url=url, depth=depth, run_id=self.run_id)
         try:
             await self._visit(fetcher, extractor, page, seed)
         except Exception as exc:  # a fault of ours on this page: its row says so and the crawl goes on
-            page.fields.update(error=reasons.INTERNAL_ERROR, error_detail=f"{type(exc).__name__}: {exc}"[:2000])
+            page.fail(reasons.INTERNAL_ERROR, f"{type(exc).__name__}: {exc}"[:2000])
         self._record(page)
 
     async def _visit(self, fetcher: Fetcher, extractor: Extractor, page: pages.PageRow, seed: str) -> None:
@@ -174,9 +173,9 @@ class Crawl:
             return
         decoded = decode_text(fetched.body, fetched.charset)
         if decoded.notes:
-            page.fields["metadata"] = {**(page.fields.get("metadata") or {}), "charset_notes": decoded.notes}
+            page.metadata["charset_notes"] = decoded.notes
         if decoded.garbled:
-            page.fields.update(error=reasons.BAD_CHARSET, error_detail="; ".join(decoded.notes) or "unreadable text")
+            page.fail(reasons.BAD_CHARSET, "; ".join(decoded.notes) or "unreadable text")
             return
         if fetched.content_type == "text/plain":  # already text: nothing to extract
             extracted = Extracted(text=decoded.text.strip())
@@ -187,11 +186,11 @@ class Crawl:
             rendered = await self._render(fetcher, extractor, page, final)
             if rendered is not None and len(rendered[1].text) >= len(extracted.text):
                 html, extracted = rendered[0].encode("utf-8"), rendered[1]
-                page.fields["rendered"] = True
+                page.rendered = True
         pages.from_extraction(page, extracted, decoded.charset, self._hashes, self._near)
         rejected = pages.quality_gate(self.settings, html, extracted)
         if rejected and page.ok:
-            page.fields["error"], page.fields["error_detail"] = rejected
+            page.fail(*rejected)
         if depth < self.settings.depth:
             page_score = min(self.score(extracted.title or ""), 3.0)
             for link in extracted.links:
@@ -208,8 +207,8 @@ class Crawl:
         if shown in self._seen:
             return
         self._seen.add(shown)
-        page = pages.PageRow(url=shown, depth=depth, crawl_id=self.crawl_id)
-        page.fields.update(error=reasons.BAD_URL, error_detail=why)
+        page = pages.PageRow(url=shown, depth=depth, run_id=self.run_id)
+        page.fail(reasons.BAD_URL, why)
         self._record(page)
 
     def _note_capped_delay(self, url: str, notes: dict[str, object]) -> None:
@@ -235,28 +234,23 @@ class Crawl:
                 rendered = await self.renderer.render(url)
         except Exception as exc:  # a browser error fails the rendering, not the crawl
             detail = f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"
-            page.fields["metadata"] = {**(page.fields.get("metadata") or {}), "render_error": detail}
+            page.metadata["render_error"] = detail
             if self.settings.render == "always":
-                page.fields.update(error=reasons.RENDER_FAILED, error_detail=detail)
+                page.fail(reasons.RENDER_FAILED, detail)
             return None
         if rendered.refused:  # what the page asked for and did not get (SSRF guard, budget), by the first few
             refused = {"render_refused": rendered.refused[:20], "render_refused_count": len(rendered.refused)}
-            page.fields["metadata"] = {**(page.fields.get("metadata") or {}), **refused}
+            page.metadata.update(refused)
         return rendered.html, await extractor.extract(rendered.html, rendered.final_url)
 
     def _discover(self, page: pages.PageRow, url: str, body: bytes, depth: int, seed: str) -> None:
         """A sitemap or feed: its URLs join the frontier at the same depth (it lists pages, it is not one)."""
         kind, urls, sitemaps = discover.parse(url, body, self.settings.max_bytes)
         if kind == "unknown":
-            page.fields.update(error=reasons.NOT_HTML, error_detail="XML that is neither a sitemap nor a feed")
+            page.fail(reasons.NOT_HTML, "XML that is neither a sitemap nor a feed")
             return
-        page.fields["metadata"] = {
-            **(page.fields.get("metadata") or {}),
-            "discovery": kind,
-            "urls": len(urls),
-            "sitemaps": len(sitemaps),
-        }
-        page.fields["links"] = sitemaps + urls
+        page.metadata.update(discovery=kind, urls=len(urls), sitemaps=len(sitemaps))
+        page.links = sitemaps + urls
         for link in sitemaps + urls:
             if not self.settings.same_site or same_site(link, seed):
                 self._enqueue(link, depth, seed)
@@ -266,7 +260,7 @@ class Crawl:
         if page.ok:
             self.stats.ok += 1
         else:
-            self.stats.by_reason[str(page.fields["error"])] += 1
+            self.stats.by_reason[str(page.error)] += 1
         if self.writer is not None:
             self.writer.submit("pages", page.row())
         if self.on_page is not None:

@@ -5,8 +5,7 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import re
-import secrets
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from typing import Any
 
 from crawler import reasons
@@ -15,6 +14,7 @@ from crawler.fetch import FetchResult, looks_like_challenge
 from crawler.settings import CrawlSettings
 from crawler.urls import host_key
 from storage.minhash import NearDuplicates
+from storage.sql import new_id
 
 _SPACE = re.compile(r"\s+")
 
@@ -25,41 +25,52 @@ def content_hash(text: str) -> str:
 
 @dataclass
 class PageRow:
+    """One `pages` row (the columns in storage/migrations.py), filled in as the URL goes through fetch,
+    decoding, extraction and the quality gates."""
+
     url: str
     depth: int
-    crawl_id: str | None
-    page_id: str = field(default_factory=lambda: "pg_" + secrets.token_hex(8))
-    fields: dict[str, Any] = field(default_factory=dict)
+    run_id: str | None  # the swarm run or `swarm crawl` that met the URL
+    page_id: str = field(default_factory=lambda: new_id("pg"))
+    final_url: str | None = None
+    status: int | None = None
+    content_type: str | None = None
+    elapsed_ms: float | None = None
+    attempts: int | None = None
+    bytes: int | None = None
+    charset: str | None = None
+    rendered: bool = False
+    title: str | None = None
+    text: str | None = None
+    language: str | None = None
+    metadata: dict[str, Any] = field(default_factory=dict)
+    links: list[str] | None = None
+    content_hash: str | None = None
+    duplicate_of: str | None = None
+    error: str | None = None
+    error_detail: str | None = None
 
     @property
     def ok(self) -> bool:
-        return self.fields.get("error") is None
+        return self.error is None
+
+    def fail(self, reason: str, detail: str) -> None:
+        self.error, self.error_detail = reason, detail
 
     def row(self) -> dict[str, Any]:
-        return {
-            "page_id": self.page_id,
-            "crawl_id": self.crawl_id,
-            "url": self.url,
-            "host": host_key(self.url),
-            "depth": self.depth,
-            "fetched_at": dt.datetime.now(dt.UTC),
-            **self.fields,
-        }
+        row = {f.name: getattr(self, f.name) for f in fields(self)}
+        row.update(host=host_key(self.url), fetched_at=dt.datetime.now(dt.UTC), metadata=self.metadata or None)
+        return row
 
 
 def from_fetch(page: PageRow, fetched: FetchResult) -> None:
-    page.fields.update(
-        final_url=fetched.final_url,
-        status=fetched.status,
-        content_type=fetched.content_type,
-        elapsed_ms=round(fetched.elapsed * 1000, 1),
-        attempts=fetched.attempts,
-        bytes=len(fetched.body) if fetched.body is not None else None,
-        error=fetched.error,
-        error_detail=fetched.detail,
-        rendered=False,
-        metadata={**fetched.notes, **({"redirects": fetched.redirects} if fetched.redirects else {})} or None,
-    )
+    page.final_url, page.status, page.content_type = fetched.final_url, fetched.status, fetched.content_type
+    page.elapsed_ms, page.attempts = round(fetched.elapsed * 1000, 1), fetched.attempts
+    page.bytes = len(fetched.body) if fetched.body is not None else None
+    page.error, page.error_detail = fetched.error, fetched.detail
+    page.metadata.update(fetched.notes)
+    if fetched.redirects:
+        page.metadata["redirects"] = fetched.redirects
 
 
 def quality_gate(settings: CrawlSettings, html: bytes, extracted: Extracted) -> tuple[str, str] | None:
@@ -78,25 +89,17 @@ def quality_gate(settings: CrawlSettings, html: bytes, extracted: Extracted) -> 
 def from_extraction(
     page: PageRow, extracted: Extracted, charset: str | None, seen: dict[str, str], near: NearDuplicates[str]
 ) -> None:
-    digest = content_hash(extracted.text) if extracted.text else None
-    metadata = dict(page.fields.get("metadata") or {})
-    metadata.update(extracted.metadata)
-    page.fields.update(
-        title=extracted.title,
-        text=extracted.text or None,
-        language=extracted.language,
-        charset=charset,
-        metadata=metadata or None,
-        links=extracted.links,
-        content_hash=digest,
-    )
-    if digest is not None:
-        first = seen.setdefault(digest, page.page_id)
+    page.title, page.text, page.language = extracted.title, extracted.text or None, extracted.language
+    page.charset, page.links = charset, extracted.links
+    page.metadata.update(extracted.metadata)
+    page.content_hash = content_hash(extracted.text) if extracted.text else None
+    if page.content_hash is not None:
+        first = seen.setdefault(page.content_hash, page.page_id)
         if first != page.page_id:
-            page.fields["duplicate_of"] = first
+            page.duplicate_of = first
             return
     similar = near.match(extracted.minhash)
     near.add(page.page_id, extracted.minhash)
     if similar is not None:
-        page.fields["duplicate_of"] = similar[0]
-        page.fields["metadata"] = {**(page.fields.get("metadata") or {}), "near_duplicate": round(similar[1], 3)}
+        page.duplicate_of = similar[0]
+        page.metadata["near_duplicate"] = round(similar[1], 3)

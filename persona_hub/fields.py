@@ -13,8 +13,7 @@ from typing import Any
 
 import duckdb
 
-from persona_hub.sources import sql_str
-from storage.migrations import attribute_sql, column_type, comment_attribute_column, free_column_name, ident
+from storage.sql import attribute_sql, column_type, free_column_name, ident, quote
 
 CORE_COLUMNS = (
     "persona_id",
@@ -138,7 +137,7 @@ def typed_values_sql(columns: dict[str, tuple[str, str]], attributes: str) -> tu
     structure (DuckDB's struct fields ignore case), nor can an empty key; those are read one by one."""
     lowered = [f.lower() for f in columns]
     shared = {f: t for f, (_, t) in columns.items() if f and lowered.count(f.lower()) == 1}
-    structure = sql_str(json.dumps({f: column_type(t) for f, t in shared.items()}, ensure_ascii=False))
+    structure = quote(json.dumps({f: column_type(t) for f, t in shared.items()}, ensure_ascii=False))
     struct = f"json_transform({attributes}, {structure})" if shared else "NULL"
     pairs = [
         (column, f"{TYPED}.{ident(field)}" if field in shared else attribute_sql(field, sql_type, attributes))
@@ -150,3 +149,8 @@ def typed_values_sql(columns: dict[str, tuple[str, str]], attributes: str) -> tu
 def flat_columns(con: duckdb.DuckDBPyConnection) -> list[tuple[str, str]]:
     """(column, type) of `personas` with its attribute columns, for help and error messages."""
     return [(r[0], r[1]) for r in con.execute("DESCRIBE personas").fetchall()]
+
+
+def comment_attribute_column(con: duckdb.DuckDBPyConnection, column: str, field: str) -> None:
+    text = f"attribute {json.dumps(field, ensure_ascii=False)}, typed (its value is also in attributes)"
+    con.execute(f"COMMENT ON COLUMN personas.{ident(column)} IS {quote(text)}")

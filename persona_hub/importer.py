@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-import secrets
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -22,9 +21,8 @@ import duckdb
 
 from persona_hub import fields, layouts, near_dedup, nesting, normalise, sources
 from persona_hub.errors import NoTextField, StrictRefused
-from persona_hub.sources import sql_str
 from storage import Database
-from storage.migrations import attribute_sql, json_key_path
+from storage.sql import attribute_sql, json_key_path, new_id, quote
 
 DedupMode = Literal["exact", "near", "none"]
 DEFAULT_MAX_CHARS = 4000
@@ -68,7 +66,7 @@ class ImportOptions:
 
 
 def new_import_id() -> str:
-    return "imp_" + dt.datetime.now(dt.UTC).strftime("%Y%m%dT%H%M%S") + "_" + secrets.token_hex(3)
+    return new_id("imp", timed=True)
 
 
 def import_files(db: Database, paths: Sequence[str | Path], options: ImportOptions | None = None) -> ImportReport:
@@ -182,11 +180,11 @@ def _find_rejects(
 ) -> None:
     """`_rej`: every record that is not a persona, with its reason. Only the records the insert did not
     take are looked at again; those of them that are personas were duplicates."""
-    text_path = sql_str(json_key_path(layout.text_field))
-    too_long = sql_str(f" characters, over the limit of {int(max_chars)} (--max-chars)")
-    no_field = sql_str(f"no {layout.text_field!r} field")
-    not_string = sql_str(f"the {layout.text_field!r} field is ")
-    over_depth = sql_str(f" levels deep, over the limit of {nesting.MAX_DEPTH}")
+    text_path = quote(json_key_path(layout.text_field))
+    too_long = quote(f" characters, over the limit of {int(max_chars)} (--max-chars)")
+    no_field = quote(f"no {layout.text_field!r} field")
+    not_string = quote(f"the {layout.text_field!r} field is ")
+    over_depth = quote(f" levels deep, over the limit of {nesting.MAX_DEPTH}")
     is_empty, is_too_long = _text_checks("text", max_chars)
     text = normalise.text_sql(f"json_extract(rec, {text_path})", f"json_extract_string(rec, {text_path})")
     con.execute(
@@ -226,7 +224,7 @@ def _find_rejects(
     )
 
 
-_WS = sql_str(" \t\n\x0b\x0c\r")  # whitespace, for telling an empty text (trim() takes only spaces)
+_WS = quote(" \t\n\x0b\x0c\r")  # whitespace, for telling an empty text (trim() takes only spaces)
 
 
 def _trimmed(expr: str) -> str:
@@ -243,7 +241,7 @@ def _store_rejects(
     con.execute(
         f"""
         INSERT INTO import_rejects
-        SELECT {sql_str(report.import_id)}, {sql_str(src.path)}, line, reason, detail, left(raw, 500) FROM _rej
+        SELECT {quote(report.import_id)}, {quote(src.path)}, line, reason, detail, left(raw, 500) FROM _rej
         """
     )
     room = max(0, options.shown_rejects - len(report.rejects))
@@ -257,7 +255,7 @@ def _store_rejects(
 
 
 def _this_file(report: ImportReport, src: SourceReport) -> str:
-    return f"import_id = {sql_str(report.import_id)} AND source = {sql_str(src.path)}"
+    return f"import_id = {quote(report.import_id)} AND source = {quote(src.path)}"
 
 
 def _insert_new(
@@ -271,8 +269,8 @@ def _insert_new(
     nor too long) not in the hub yet, with text, hash, id, cleaned attributes and typed columns, are
     appended; later copies of a text in this file are then removed (`_dup`; they are rare, and
     deciding them before the insert cost a pass of its own)."""
-    text_path = sql_str(json_key_path(layout.text_field))
-    id_sql = f"rec->>{sql_str(json_key_path(layout.id_field))}" if layout.id_field else "NULL::VARCHAR"
+    text_path = quote(json_key_path(layout.text_field))
+    id_sql = f"rec->>{quote(json_key_path(layout.id_field))}" if layout.id_field else "NULL::VARCHAR"
     drop = [layout.text_field] + ([layout.id_field] if layout.id_field else [])
     is_empty, is_too_long = _text_checks("raw_text", options.max_chars)
     whitespace = " OR ".join(f"contains(lowered, chr({c}))" for c in (9, 10, 11, 12, 13))
@@ -338,8 +336,8 @@ def _insert_new(
     inserted = con.execute(
         f"""
         INSERT INTO personas ({names})
-        SELECT {persona_id}, text, attributes, text_hash, {sql_str(src.path)}, line, source_id,
-               {sql_str(layout.name)}, {sql_str(report.import_id)}, now(){values}
+        SELECT {persona_id}, text, attributes, text_hash, {quote(src.path)}, line, source_id,
+               {quote(layout.name)}, {quote(report.import_id)}, now(){values}
         FROM (SELECT *, {struct} AS {fields.TYPED} FROM ({new}))
         """
     ).fetchall()

@@ -23,7 +23,7 @@ from typing import Any
 import duckdb
 import pyarrow as pa
 
-from storage.migrations import json_key_path
+from storage.sql import json_key_path, quote
 
 UDF_NAME = "swarm_parse_list_strings"
 
@@ -99,8 +99,7 @@ def attributes_sql(rec: str, drop_keys: list[str]) -> str:
     json_remove, one key at a time: a quarter faster than json_merge_patch with nulls, same output."""
     sql = rec
     for key in drop_keys:
-        path = json_key_path(key).replace("'", "''")
-        sql = f"json_remove({sql}, '{path}')"
+        sql = f"json_remove({sql}, {quote(json_key_path(key))})"
     return f"CAST({sql} AS VARCHAR)"
 
 

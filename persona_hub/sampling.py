@@ -16,9 +16,9 @@ import duckdb
 
 from persona_hub.errors import BadFilter
 from persona_hub.fields import flat_columns, ident
-from persona_hub.sources import sql_str
 from storage import Database, check_read_only, where_clause
 from storage.errors import StorageError
+from storage.sql import fetch_dicts, quote
 
 _OUT = "persona_id, text, attributes, source, source_line, layout"
 
@@ -80,10 +80,8 @@ def count(db: Database, where: str | None = None) -> int:
 
 
 def _rows(cursor: duckdb.DuckDBPyConnection) -> list[dict[str, Any]]:
-    names = [d[0] for d in cursor.description or []]
     out = []
-    for values in cursor.fetchall():
-        row = dict(zip(names, values, strict=True))
+    for row in fetch_dicts(cursor):
         if isinstance(row.get("attributes"), str):
             row["attributes"] = json.loads(row["attributes"])
         out.append(row)
@@ -94,7 +92,7 @@ def sample(db: Database, n: int, where: str | None = None, seed: int = 0, strati
     """Draw `n` personas matching `where`, reproducibly for `seed`; see the module docstring."""
     if n < 0:
         raise BadFilter("-n must be zero or more")
-    key = f"md5_number(persona_id || ':' || {sql_str(str(seed))})"
+    key = f"md5_number(persona_id || ':' || {quote(str(seed))})"
     with db.read() as con:
         if not stratify_by:
             sql = f"SELECT {_OUT} FROM personas {_where(con, where)} ORDER BY {key} LIMIT {int(n)}"
@@ -103,7 +101,7 @@ def sample(db: Database, n: int, where: str | None = None, seed: int = 0, strati
         base = f"SELECT {_OUT}, {ident(column)} AS _stratum, {key} AS _k FROM personas {_where(con, where)}"
         ranked = (
             f"SELECT *, row_number() OVER (PARTITION BY _stratum ORDER BY _k) AS _rn, "
-            f"md5_number(coalesce(CAST(_stratum AS VARCHAR), '') || ':' || {sql_str(str(seed))}) AS _sk "
+            f"md5_number(coalesce(CAST(_stratum AS VARCHAR), '') || ':' || {quote(str(seed))}) AS _sk "
             f"FROM ({base})"
         )
         rows = _rows(_run(con, f"SELECT * FROM ({ranked}) ORDER BY _rn, _sk LIMIT {int(n)}", where))

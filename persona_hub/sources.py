@@ -22,7 +22,7 @@ import pyarrow as pa
 
 from persona_hub import encoding, layouts, nesting
 from persona_hub.errors import UnsupportedFile
-from storage.migrations import ident
+from storage.sql import ident, quote
 
 FORMATS = ("jsonl", "json", "csv", "tsv", "parquet", "txt", "tinytroupe")
 _LINE_DELIM = "\x1f\x1e\x1d\x1c"  # four control bytes no text line carries: each line is one field
@@ -45,10 +45,6 @@ class RawSource:
     format: str
     fixed_layout: str | None = None  # "text" for TXT; "tinytroupe" for agent specs
     converted_from: str | None = None
-
-
-def sql_str(value: str) -> str:
-    return "'" + value.replace("'", "''") + "'"
 
 
 def detect_format(path: Path, override: str | None = None) -> str:
@@ -191,8 +187,8 @@ def _load_lines(con: duckdb.DuckDBPyConnection, path: Path, *, as_text: bool) ->
         INSERT INTO _lines
         SELECT row_number() OVER () AS line,
                CASE WHEN ascii(value) > 32 OR trim(value) <> '' THEN {rec} END  -- trim only what starts blank
-        FROM read_csv({sql_str(str(path))}, columns={{'value': 'VARCHAR'}}, header=false,
-                      delim={sql_str(_LINE_DELIM)}, quote='', escape='', auto_detect=false,
+        FROM read_csv({quote(str(path))}, columns={{'value': 'VARCHAR'}}, header=false,
+                      delim={quote(_LINE_DELIM)}, quote='', escape='', auto_detect=false,
                       max_line_size=67108864, strict_mode=false,
                       store_rejects=true, rejects_table='_line_rejects', rejects_scan='_line_scans')
         """
@@ -207,7 +203,7 @@ def _load_lines(con: duckdb.DuckDBPyConnection, path: Path, *, as_text: bool) ->
 
 def _load_csv(con: duckdb.DuckDBPyConnection, path: Path, *, delim: str) -> None:
     src = (
-        f"read_csv({sql_str(str(path))}, header=true, all_varchar=true, delim={sql_str(delim)}, "
+        f"read_csv({quote(str(path))}, header=true, all_varchar=true, delim={quote(delim)}, "
         "store_rejects=true, rejects_table='_csv_rejects', rejects_scan='_csv_scans', "
         "max_line_size=67108864)"
     )
@@ -221,7 +217,7 @@ def _load_csv(con: duckdb.DuckDBPyConnection, path: Path, *, delim: str) -> None
     # this the record's row)
     _renumber(con, "_csv", "_row", [r[0] for r in rejects], first=2)
     _insert_rows(con, [(line, None, *_reject_reason(kind, message, raw)) for line, kind, message, raw in rejects])
-    typed = ", ".join(f"{sql_str(c)}: {_typed_column(con, c)}" for c in columns)
+    typed = ", ".join(f"{quote(c)}: {_typed_column(con, c)}" for c in columns)
     con.execute(f"INSERT INTO _pre SELECT _row + 1, to_json({{{typed}}}), NULL, NULL, NULL FROM _csv")
     con.execute("DROP TABLE _csv; DROP TABLE _csv_rejects; DROP TABLE _csv_scans")
 
@@ -244,12 +240,12 @@ def _typed_column(con: duckdb.DuckDBPyConnection, column: str) -> str:
 
 
 def _load_parquet(con: duckdb.DuckDBPyConnection, path: Path) -> None:
-    src = f"read_parquet({sql_str(str(path))}, file_row_number=true)"
+    src = f"read_parquet({quote(str(path))}, file_row_number=true)"
     try:
         columns = [r[0] for r in con.execute(f"DESCRIBE SELECT * FROM {src}").fetchall()]
     except duckdb.Error as exc:
         raise UnsupportedFile(f"{path}: not a readable Parquet file: {exc}") from exc
-    fields = ", ".join(f"{sql_str(c)}: {ident(c)}" for c in columns if c != "file_row_number")
+    fields = ", ".join(f"{quote(c)}: {ident(c)}" for c in columns if c != "file_row_number")
     con.execute(f"INSERT INTO _pre SELECT file_row_number + 1, to_json({{{fields}}}), NULL, NULL, NULL FROM {src}")
 
 

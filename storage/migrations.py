@@ -306,51 +306,36 @@ def m007_cache_scope(con: duckdb.DuckDBPyConnection) -> None:
         con.execute(f"COMMENT ON COLUMN {column} IS {_quote(text)}")
 
 
-def json_key_path(key: str) -> str:
-    """The JSON path of a top-level key; ensure_ascii=False, as DuckDB matches "país" as written. The
-    empty key has no $-path in DuckDB: it gets the JSON pointer "/"."""
+# Frozen copies of the helpers as they were when migration 8 shipped. The live ones (storage/sql.py,
+# persona_hub/fields.py) may change; an old database must upgrade the same way whatever they become.
+def _m008_key_path(key: str) -> str:
     return "$." + json.dumps(key, ensure_ascii=False) if key else "/"
 
 
-def ident(name: str) -> str:
+def _m008_ident(name: str) -> str:
     return '"' + name.replace('"', '""') + '"'
 
 
-def column_type(sql_type: str) -> str:
-    """The column type for a catalogue type: "NULL" (only nulls seen yet) is text until a value shows,
-    "NULL[]" (only empty lists yet) a list of text until an element shows."""
+def _m008_column_type(sql_type: str) -> str:
     return {"NULL": "VARCHAR", "NULL[]": "VARCHAR[]"}.get(sql_type, sql_type)
 
 
-def attribute_sql(field: str, sql_type: str, attributes: str = "attributes") -> str:
-    """SQL for attribute `field` of the JSON column `attributes` as a value of its column's type.
-
-    A value that does not fit the type (`"unknown"` in a BIGINT column) is NULL there and stays in
-    `attributes` as it was."""
-    path = _quote(json_key_path(field))
-    if sql_type == "JSON":  # a JSON null is NULL here, as json_transform makes it at import
-        return f"CASE WHEN json_type({attributes}, {path}) <> 'NULL' THEN {attributes}->{path} END"
+def _m008_attribute_sql(field: str, sql_type: str) -> str:
+    path = _quote(_m008_key_path(field))
+    if sql_type == "JSON":
+        return f"CASE WHEN json_type(attributes, {path}) <> 'NULL' THEN attributes->{path} END"
     if sql_type in ("VARCHAR", "NULL"):
-        return f"{attributes}->>{path}"
-    return f"TRY_CAST({attributes}->{path} AS {column_type(sql_type)})"
+        return f"attributes->>{path}"
+    return f"TRY_CAST(attributes->{path} AS {_m008_column_type(sql_type)})"
 
 
-def free_column_name(base: str, taken: set[str]) -> str:
-    """`base`, or `base_2`, `base_3`, … : the first name not in `taken` (lower-cased names; DuckDB's
-    identifiers ignore case, so "Age" next to "age" needs a name of its own). Adds it to `taken`."""
+def _m008_free_column_name(base: str, taken: set[str]) -> str:
     name, n = base, 1
     while name.lower() in taken:
         n += 1
         name = f"{base}_{n}"
     taken.add(name.lower())
     return name
-
-
-def comment_attribute_column(con: duckdb.DuckDBPyConnection, column: str, field: str) -> None:
-    con.execute(
-        f"COMMENT ON COLUMN personas.{ident(column)} IS "
-        f"{_quote(f'attribute {json.dumps(field, ensure_ascii=False)}, typed (its value is also in attributes)')}"
-    )
 
 
 def m008_typed_attributes(con: duckdb.DuckDBPyConnection) -> None:
@@ -360,12 +345,13 @@ def m008_typed_attributes(con: duckdb.DuckDBPyConnection) -> None:
     taken = {name.lower() for name, *_ in con.execute("DESCRIBE personas").fetchall()}
     for field, sql_type, old_name in fields:
         # the view allowed names a table does not: "Age" beside "age", two keys both attr_text, ""
-        column = free_column_name(old_name or "attr_", taken)
+        column = _m008_free_column_name(old_name or "attr_", taken)
         if column != old_name:
             con.execute("UPDATE persona_fields SET column_name = ? WHERE field = ?", [column, field])
-        con.execute(f"ALTER TABLE personas ADD COLUMN {ident(column)} {column_type(sql_type)}")
-        con.execute(f"UPDATE personas SET {ident(column)} = {attribute_sql(field, sql_type)}")
-        comment_attribute_column(con, column, field)
+        con.execute(f"ALTER TABLE personas ADD COLUMN {_m008_ident(column)} {_m008_column_type(sql_type)}")
+        con.execute(f"UPDATE personas SET {_m008_ident(column)} = {_m008_attribute_sql(field, sql_type)}")
+        text = f"attribute {json.dumps(field, ensure_ascii=False)}, typed (its value is also in attributes)"
+        con.execute(f"COMMENT ON COLUMN personas.{_m008_ident(column)} IS {_quote(text)}")
     con.execute("CREATE OR REPLACE VIEW personas_flat AS SELECT * FROM personas")
     con.execute(
         "COMMENT ON TABLE personas IS 'One row per persona in the hub, plus one typed column per attribute key "
@@ -406,6 +392,19 @@ def m009_hostile_input_reasons(con: duckdb.DuckDBPyConnection) -> None:
         con.execute(f"COMMENT ON COLUMN {column} IS {_quote(text)}")
 
 
+def m010_pages_run_id(con: duckdb.DuckDBPyConnection) -> None:
+    # pages.crawl_id held a run id whenever a swarm fetched the page: name it for that, as the other
+    # tables do, so `WHERE run_id = ?` reads the same everywhere
+    con.execute("ALTER TABLE pages RENAME COLUMN crawl_id TO run_id")
+    comments = {
+        "pages.run_id": "the swarm run (run_…) or swarm crawl (crawl_…) that fetched it",
+        "conversations.conversation_id": "cv_ + 16 hex digits of sha256(run, persona, cycle): the same unit "
+        "always gets the same id, so a resumed run cannot store it twice",
+    }
+    for column, text in comments.items():
+        con.execute(f"COMMENT ON COLUMN {column} IS {_quote(text)}")
+
+
 MIGRATIONS: list[Migration] = [
     Migration(1, "m001_personas", m001_personas),
     Migration(2, "m002_persona_fields", m002_persona_fields),
@@ -416,6 +415,7 @@ MIGRATIONS: list[Migration] = [
     Migration(7, "m007_cache_scope", m007_cache_scope),
     Migration(8, "m008_typed_attributes", m008_typed_attributes),
     Migration(9, "m009_hostile_input_reasons", m009_hostile_input_reasons),
+    Migration(10, "m010_pages_run_id", m010_pages_run_id),
 ]
 LATEST = MIGRATIONS[-1].version
 

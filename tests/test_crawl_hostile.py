@@ -192,7 +192,7 @@ async def test_search_hits_that_cannot_be_fetched_get_rows_in_a_run_reader(websi
     db = Database(isolated_db)
     search = SearXNG(website.base, rate=0)
     with BatchWriter(db, flush_interval=0.05) as writer:
-        reader = WebReader(fast(render="never"), writer, search=search, results_per_query=10, crawl_id="run_x")
+        reader = WebReader(fast(render="never"), writer, search=search, results_per_query=10, run_id="run_x")
         try:
             pages = await reader(["gardening"])
         finally:
@@ -200,7 +200,7 @@ async def test_search_hits_that_cannot_be_fetched_get_rows_in_a_run_reader(websi
             await reader.aclose()
     assert pages, "the good hits are still read"
     con = duckdb.connect(str(isolated_db), read_only=True)
-    bad = dict(con.execute("SELECT url, error FROM pages WHERE crawl_id = 'run_x' AND error IS NOT NULL").fetchall())
+    bad = dict(con.execute("SELECT url, error FROM pages WHERE run_id = 'run_x' AND error IS NOT NULL").fetchall())
     con.close()
     assert bad == {"http://127.0.0.1:99999/x": "bad_url", "http://0177.0.0.1/y": "bad_url"}
 

@@ -133,7 +133,7 @@ async def test_end_to_end_with_the_real_crawler_two_cycles_and_variations(
     search = SearXNG(website.base, rate=0)
     with BatchWriter(db, flush_interval=0.05) as writer:
         client = LLMClient(llm_settings, db, writer, run_id="run_e2e")
-        reader = WebReader(crawl_settings, writer, search=search, results_per_query=2, crawl_id="run_e2e")
+        reader = WebReader(crawl_settings, writer, search=search, results_per_query=2, run_id="run_e2e")
         try:
             conversations = await run_persona(
                 client, "p_1", PERSONA, reader, CycleConfig(turns=2, variations=2), cycles=2

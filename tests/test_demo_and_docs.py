@@ -48,7 +48,7 @@ def test_the_demo_runs_the_whole_job_offline_and_its_commands_work(isolated_db: 
         "AND json_array_length(metadata->'$.tags') BETWEEN 3 AND 5",
     )
     assert complete == [(conversations,)]
-    assert rows(isolated_db, "SELECT count(*) FROM pages WHERE crawl_id = ? AND error IS NULL", [run_id])[0][0] >= 3
+    assert rows(isolated_db, "SELECT count(*) FROM pages WHERE run_id = ? AND error IS NULL", [run_id])[0][0] >= 3
     commands = [line.strip() for line in out.splitlines() if line.strip().startswith("swarm ")]
     assert len(commands) == 5 and sum(c.startswith("swarm query") for c in commands) == 3
     for command in commands:

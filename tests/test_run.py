@@ -50,7 +50,7 @@ def test_a_run_writes_grounded_conversations_and_its_counts_match_the_tables(
     unresolved = rows(
         isolated_db,
         "SELECT count(*) FROM (SELECT unnest(json_extract_string(sources, '$[*].page_id')) AS page_id "
-        "FROM conversations) s WHERE page_id NOT IN (SELECT page_id FROM pages WHERE crawl_id = ? AND error IS NULL)",
+        "FROM conversations) s WHERE page_id NOT IN (SELECT page_id FROM pages WHERE run_id = ? AND error IS NULL)",
         [run_id],
     )
     assert unresolved == [(0,)]

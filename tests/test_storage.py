@@ -60,6 +60,21 @@ def test_an_older_hub_gets_typed_attribute_columns_on_upgrade(isolated_db: Path)
         assert con.execute("SELECT count(*) FROM personas_flat WHERE age > 40").fetchall() == [(1,)]
 
 
+def test_pages_crawl_id_is_run_id_after_upgrade_with_its_rows(isolated_db: Path) -> None:
+    con = duckdb.connect(str(isolated_db))
+    migrate(con, upto=9)
+    con.execute(
+        "INSERT INTO pages (page_id, crawl_id, url, fetched_at) VALUES ('pg_1', 'run_a', 'http://a.test/', now())"
+    )
+    con.close()
+    with Database(isolated_db).read() as con:
+        assert con.execute("SELECT page_id FROM pages WHERE run_id = 'run_a'").fetchall() == [("pg_1",)]
+        comment = con.execute(
+            "SELECT comment FROM duckdb_columns() WHERE table_name = 'pages' AND column_name = 'run_id'"
+        ).fetchone()
+        assert comment is not None and "swarm crawl" in comment[0]
+
+
 def test_a_database_from_a_newer_version_is_refused_with_advice(isolated_db: Path) -> None:
     db = Database(isolated_db)
     with db.write() as con:

@@ -147,8 +147,8 @@ def crawl(
             table.add_row(reason, str(n))
         console.print(table)
     console.print(
-        f"crawl {job.crawl_id} → {db.path}\n"
-        f"  swarm query \"SELECT url, status, error, title FROM pages WHERE crawl_id = '{job.crawl_id}'\"",
+        f"crawl {job.run_id} → {db.path}\n"
+        f"  swarm query \"SELECT url, status, error, title FROM pages WHERE run_id = '{job.run_id}'\"",
         soft_wrap=True,
         markup=False,
     )

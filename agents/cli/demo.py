@@ -69,7 +69,7 @@ def _show(db: Database, record: dict[str, Any]) -> None:
         f"FROM conversations WHERE run_id = '{run_id}'\"",
         f'swarm query "SELECT purpose, count(*) AS calls, round(avg(latency_ms)) AS avg_ms, sum(completion_tokens) '
         f"AS tokens FROM llm_calls WHERE run_id = '{run_id}' GROUP BY 1 ORDER BY 2 DESC\"",
-        f"swarm query \"SELECT coalesce(error, 'ok') AS outcome, count(*) AS pages FROM pages WHERE crawl_id = "
+        f"swarm query \"SELECT coalesce(error, 'ok') AS outcome, count(*) AS pages FROM pages WHERE run_id = "
         f"'{run_id}' GROUP BY 1\"",
         f"swarm export --run {run_id} --format openai -o demo.jsonl",
         f"swarm runs show {run_id}",

@@ -12,7 +12,6 @@ import asyncio
 import contextlib
 import datetime as dt
 import re
-import secrets
 import time
 from dataclasses import dataclass
 from typing import Any
@@ -33,6 +32,7 @@ from agents.llm.prices import cost_usd
 from agents.llm.settings import LLMSettings
 from crawler.retry import backoff, retry_after_seconds
 from storage import BatchWriter, Database
+from storage.sql import new_id
 
 
 @dataclass
@@ -419,7 +419,7 @@ class LLMClient:
         self.writer.submit(
             "llm_calls",
             {
-                "call_id": "llm_" + secrets.token_hex(8),
+                "call_id": new_id("llm"),
                 "run_id": self.run_id,
                 "purpose": purpose,
                 "model": self.settings.model,

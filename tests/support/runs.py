@@ -30,7 +30,7 @@ def assert_counts_match_tables(db: Path, run_id: str) -> dict[str, Any]:
     counts = record["counts"]
     assert counts["conversations"] == rows(db, "SELECT count(*) FROM conversations WHERE run_id = ?", [run_id])[0][0]
     assert counts["conversations"] == record["conversations"]
-    pages = dict(rows(db, "SELECT coalesce(error, 'ok'), count(*) FROM pages WHERE crawl_id = ? GROUP BY 1", [run_id]))
+    pages = dict(rows(db, "SELECT coalesce(error, 'ok'), count(*) FROM pages WHERE run_id = ? GROUP BY 1", [run_id]))
     assert counts["pages_ok"] == pages.pop("ok", 0) and counts["pages_failed_by_reason"] == pages
     calls = rows(
         db, "SELECT count(*), sum(prompt_tokens), sum(completion_tokens) FROM llm_calls WHERE run_id = ?", [run_id]
