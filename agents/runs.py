@@ -18,6 +18,8 @@ from typing import Any
 
 import pyarrow as pa
 
+from agents.llm.settings import LLMSettings
+from crawler.settings import CrawlSettings
 from storage import Database
 from storage.errors import DatabaseMissing
 from storage.sql import fetch_dicts, new_id
@@ -52,14 +54,15 @@ class RunConfig:
     search_rate: float = 1.0  # searches per second (0 = unlimited: your own SearXNG)
     search_concurrency: int = 1  # searches in flight at once
     urls: list[str] = field(default_factory=list)
-    depth: int = 0
-    allow_private: bool = False
-    host_rate: float = 1.0
-    host_concurrency: int = 2
-    render: str = "auto"
+    # the crawler's and the LLM layer's own defaults, named once there
+    depth: int = CrawlSettings.depth
+    allow_private: bool = CrawlSettings.allow_private
+    host_rate: float = CrawlSettings.host_rate
+    host_concurrency: int = CrawlSettings.host_concurrency
+    render: str = CrawlSettings.render
     base_url: str | None = None  # None: OPENAI_BASE_URL, or the embedded local model when that is unset too
     model: str | None = None
-    llm_concurrency: int = 8
+    llm_concurrency: int = LLMSettings.max_concurrency
     grace: float = 20.0  # seconds in-flight units get to finish after a first Ctrl-C
 
     def to_json(self) -> str:

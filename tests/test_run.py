@@ -389,3 +389,17 @@ def test_a_closed_stdout_does_not_stop_a_run_from_keeping_its_row_and_ending_pro
     (run_id, status), *_ = rows(isolated_db, "SELECT run_id, status FROM runs")
     assert status == "finished"
     assert assert_counts_match_tables(isolated_db, run_id)["conversations"] == 6
+
+
+def test_resume_names_every_flag_it_ignores_even_one_set_to_its_default(
+    cli: Cli, swarm_env: dict[str, str], isolated_db: Path
+) -> None:
+    code, out, err = cli(*RUN, "-n", "2", "--turns", "1", "--quiet")
+    assert code == 0, err
+    run_id = out.strip().splitlines()[-1]
+    # --turns 4 is the default: only the command line can tell it was asked for
+    code, _, err = cli("run", "--resume", run_id, "--turns", "4", "-n", "3", "--results", "2", "--quiet")
+    assert code == 0, err
+    assert "keeps its own config; ignoring -n, --turns, --results" in err
+    code, _, err = cli("run", "--resume", run_id, "--quiet")
+    assert code == 0 and "ignoring" not in err

@@ -60,16 +60,26 @@ def crawl(
     urls_file: Annotated[
         Path | None, typer.Option("--urls", help="File of seed URLs, one a line (# comments).")
     ] = None,
-    depth: Annotated[int, typer.Option(help="Follow links this many hops from the seeds (same site).")] = 0,
-    allow_private: Annotated[bool, typer.Option(help="Allow loopback/private addresses (local test sites).")] = False,
-    host_rate: Annotated[float, typer.Option(help="Requests per second per host; 0 = unlimited.")] = 1.0,
-    host_concurrency: Annotated[int, typer.Option(help="Connections at once per host.")] = 2,
-    concurrency: Annotated[int, typer.Option(help="Pages in flight across all hosts.")] = 64,
+    depth: Annotated[
+        int, typer.Option(help="Follow links this many hops from the seeds (same site).")
+    ] = CrawlSettings.depth,
+    allow_private: Annotated[
+        bool, typer.Option(help="Allow loopback/private addresses (local test sites).")
+    ] = CrawlSettings.allow_private,
+    host_rate: Annotated[
+        float, typer.Option(help="Requests per second per host; 0 = unlimited.")
+    ] = CrawlSettings.host_rate,
+    host_concurrency: Annotated[
+        int, typer.Option(help="Connections at once per host.")
+    ] = CrawlSettings.host_concurrency,
+    concurrency: Annotated[int, typer.Option(help="Pages in flight across all hosts.")] = CrawlSettings.concurrency,
     max_pages: Annotated[int | None, typer.Option(help="Stop after this many page attempts.")] = None,
     language: Annotated[
         list[str] | None, typer.Option(help="Keep only pages in this language (repeatable), e.g. en.")
     ] = None,
-    render: Annotated[str, typer.Option(help="auto (when the HTML yields too little text), never, always.")] = "auto",
+    render: Annotated[
+        str, typer.Option(help="auto (when the HTML yields too little text), never, always.")
+    ] = CrawlSettings.render,
     browser: Annotated[str | None, typer.Option(help="Chromium executable (default: found on PATH).")] = None,
     search: Annotated[
         str | None, typer.Option(help="Seed from a search backend: searxng, duckduckgo or brave.")

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-from dataclasses import asdict
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
@@ -15,6 +14,7 @@ from rich.text import Text
 from agents.cli.common import cli_errors, console, database, err_console, fail
 from agents.cli.crawl import _read_urls
 from agents.cli.output import literal
+from agents.runs import RunConfig
 
 if TYPE_CHECKING:  # the swarm is imported by the command that runs it (openai, the crawler: ~1 s)
     from agents.launch import Display
@@ -27,8 +27,15 @@ def exit_code(record: dict[str, Any]) -> int:
     return 143 if "SIGTERM" in str(record.get("error")) else 130
 
 
-# RunConfig fields whose flag is not simply --field-name
-_FLAGS = {"n": "-n", "results_per_query": "--results"}
+D = RunConfig  # its class attributes are the defaults: one place for each, read by the flags below
+_NOT_CONFIG = {"resume", "quiet", "json_lines"}  # flags about this session, not the run's config
+
+
+def _given(ctx: typer.Context, name: str | None) -> bool:
+    """Whether the user set this flag (on the command line or through its environment variable)."""
+    source = ctx.get_parameter_source(name) if name else None
+    # by name: typer vendors its own click, whose ParameterSource is not click's
+    return source is not None and source.name in ("COMMANDLINE", "ENVIRONMENT")
 
 
 def _finish(record: dict[str, Any], quiet: bool, json_lines: bool = False) -> None:
@@ -56,36 +63,45 @@ def _finish(record: dict[str, Any], quiet: bool, json_lines: bool = False) -> No
 
 @cli_errors
 def run(
+    ctx: typer.Context,
     where: Annotated[
         str | None, typer.Option(help='SQL filter over personas and their attribute columns, e.g. "age > 60".')
     ] = None,
-    n: Annotated[int, typer.Option("-n", help="Personas to sample.")] = 8,
-    seed: Annotated[int, typer.Option(help="Sample seed: the same seed gives the same personas.")] = 0,
+    n: Annotated[int, typer.Option("-n", help="Personas to sample.")] = D.n,
+    seed: Annotated[int, typer.Option(help="Sample seed: the same seed gives the same personas.")] = D.seed,
     stratify_by: Annotated[str | None, typer.Option(help="Draw evenly across this column's values.")] = None,
-    concurrency: Annotated[int, typer.Option(help="Agents (personas) worked on at once.")] = 16,
-    turns: Annotated[int, typer.Option(help="User turns per conversation at most.")] = 4,
-    cycles: Annotated[int, typer.Option(help="Cycles per persona; each follows the last one's next question.")] = 1,
-    pages: Annotated[int, typer.Option(help="Pages read per cycle.")] = 5,
-    variations: Annotated[int, typer.Option(help="Rephrased prompt/response pairs per conversation.")] = 0,
+    concurrency: Annotated[int, typer.Option(help="Agents (personas) worked on at once.")] = D.concurrency,
+    turns: Annotated[int, typer.Option(help="User turns per conversation at most.")] = D.turns,
+    cycles: Annotated[
+        int, typer.Option(help="Cycles per persona; each follows the last one's next question.")
+    ] = D.cycles,
+    pages: Annotated[int, typer.Option(help="Pages read per cycle.")] = D.pages,
+    variations: Annotated[int, typer.Option(help="Rephrased prompt/response pairs per conversation.")] = D.variations,
     search: Annotated[str | None, typer.Option(help="Discover pages by search: searxng, duckduckgo, brave.")] = None,
-    results: Annotated[int, typer.Option(help="Search hits read per query.")] = 5,
-    search_rate: Annotated[float, typer.Option(help="Searches per second (0 = unlimited, for your own).")] = 1.0,
-    search_concurrency: Annotated[int, typer.Option(help="Searches in flight at once.")] = 1,
+    results: Annotated[int, typer.Option(help="Search hits read per query.")] = D.results_per_query,
+    search_rate: Annotated[
+        float, typer.Option(help="Searches per second (0 = unlimited, for your own).")
+    ] = D.search_rate,
+    search_concurrency: Annotated[int, typer.Option(help="Searches in flight at once.")] = D.search_concurrency,
     urls_file: Annotated[
         Path | None, typer.Option("--urls", help="Seed URLs, one a line, read by every agent.")
     ] = None,
-    depth: Annotated[int, typer.Option(help="Follow links this many hops from the --urls seeds.")] = 0,
+    depth: Annotated[int, typer.Option(help="Follow links this many hops from the --urls seeds.")] = D.depth,
     base_url: Annotated[
         str | None,
         typer.Option(help="OpenAI-compatible endpoint (default OPENAI_BASE_URL, else the embedded local model)."),
     ] = None,
     model: Annotated[str | None, typer.Option(help="Model name (default SWARM_MODEL).")] = None,
-    llm_concurrency: Annotated[int, typer.Option(help="LLM requests in flight at most (shared by all agents).")] = 8,
-    allow_private: Annotated[bool, typer.Option(help="Allow loopback/private addresses (local sites).")] = False,
-    host_rate: Annotated[float, typer.Option(help="Requests per second per host; 0 = unlimited.")] = 1.0,
-    host_concurrency: Annotated[int, typer.Option(help="Connections at once per host.")] = 2,
-    render: Annotated[str, typer.Option(help="auto, never or always (JavaScript pages).")] = "auto",
-    grace: Annotated[float, typer.Option(help="Seconds units in flight get to finish after Ctrl-C.")] = 20.0,
+    llm_concurrency: Annotated[
+        int, typer.Option(help="LLM requests in flight at most (shared by all agents).")
+    ] = D.llm_concurrency,
+    allow_private: Annotated[
+        bool, typer.Option(help="Allow loopback/private addresses (local sites).")
+    ] = D.allow_private,
+    host_rate: Annotated[float, typer.Option(help="Requests per second per host; 0 = unlimited.")] = D.host_rate,
+    host_concurrency: Annotated[int, typer.Option(help="Connections at once per host.")] = D.host_concurrency,
+    render: Annotated[str, typer.Option(help="auto, never or always (JavaScript pages).")] = D.render,
+    grace: Annotated[float, typer.Option(help="Seconds units in flight get to finish after Ctrl-C.")] = D.grace,
     resume: Annotated[str | None, typer.Option(help="Continue this run with its own config.")] = None,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No live progress; the summary at the end.")] = False,
     json_lines: Annotated[bool, typer.Option("--json", help="Progress as JSON lines on stdout.")] = False,
@@ -105,7 +121,6 @@ def run(
     """
     from agents.cli.run_display import JsonLinesDisplay, LiveDisplay, QuietDisplay
     from agents.launch import execute
-    from agents.runs import RunConfig
 
     display: Display = JsonLinesDisplay() if json_lines else QuietDisplay() if quiet else LiveDisplay()
     if render not in ("auto", "never", "always"):
@@ -142,10 +157,9 @@ def run(
         grace=grace,
     )
     if resume:
-        defaults = RunConfig()
-        ignored = [name for name in asdict(config) if getattr(config, name) != getattr(defaults, name)]
-        if ignored:
-            flags = ", ".join(_FLAGS.get(name, "--" + name.replace("_", "-")) for name in ignored)
+        given = [p for p in ctx.command.params if p.name not in _NOT_CONFIG and _given(ctx, p.name)]
+        if given:
+            flags = ", ".join(p.opts[0] for p in given)
             err_console.print(f"note: a resumed run keeps its own config; ignoring {flags}", soft_wrap=True)
     record = asyncio.run(execute(database(), config, display, resume=resume))
     _finish(record, quiet or json_lines, json_lines)
