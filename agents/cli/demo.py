@@ -18,7 +18,7 @@ from agents.cli.personas import _print_report
 from agents.cli.run import exit_code
 
 if TYPE_CHECKING:  # the swarm, the model and the site are imported by the command (~1 s)
-    from agents.launch import Display
+    from agents.display import Display
 from storage import Database
 
 

@@ -17,7 +17,7 @@ from agents.cli.output import literal
 from agents.runs import RunConfig
 
 if TYPE_CHECKING:  # the swarm is imported by the command that runs it (openai, the crawler: ~1 s)
-    from agents.launch import Display
+    from agents.display import Display
 
 runs_app = typer.Typer(help="Runs: status, counts, tokens, cost and timings.", no_args_is_help=False)
 
