@@ -2,10 +2,11 @@
 
     report = export(db, Path("train.jsonl"), "openai", run_id="run_…", where="sentiment = 'positive'")
 
-Formats: `openai` (chat JSONL, `{"messages": [...]}`, what OpenAI's fine-tuning and most trainers take),
-`sharegpt` (`{"conversations": [{"from": "human"|"gpt"|"system", "value": …}]}`, what Axolotl, LLaMA-Factory
-and FastChat take) and `parquet` (one row per conversation with the metadata as typed columns and the
-persona beside it). All three load in Hugging Face `datasets` as they are.
+Formats (EXPORT_FORMATS; a package can add its own, docs/extending.md): `openai` (chat JSONL,
+`{"messages": [...]}`, what OpenAI's fine-tuning and most trainers take), `sharegpt` (`{"conversations":
+[{"from": "human"|"gpt"|"system", "value": …}]}`, what Axolotl, LLaMA-Factory and FastChat take) and
+`parquet` (one row per conversation with the metadata as typed columns and the persona beside it). All
+three load in Hugging Face `datasets` as they are.
 
 `--where` is SQL over the export's own columns (see EXPORT_COLUMNS): the conversation's, the persona's
 and the metadata's fields flattened, so filters read naturally: `sentiment = 'positive' AND turns >= 3`,
@@ -15,6 +16,7 @@ and the metadata's fields flattened, so filters read naturally: `sentiment = 'po
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -26,9 +28,9 @@ import pyarrow.parquet as pq
 from storage import Database, check_read_only, filter_expression, minhash
 from storage.errors import StorageError
 from storage.minhash import NearDuplicates
+from storage.registry import Registry, UnknownName
 from storage.sql import fetch_dicts
 
-FORMATS = ("openai", "sharegpt", "parquet")
 _LIST = "VARCHAR[]"
 _META_TEXT = ["summary", "tone", "user_intent", "assistant_style", "sentiment", "theme", "sub_theme",
               "inferred_persona", "next_question"]  # fmt: skip
@@ -116,6 +118,46 @@ def _near_duplicates(rows: list[dict[str, Any]], threshold: float) -> set[str]:
     return dropped
 
 
+@dataclass(frozen=True)
+class ExportOptions:
+    system: str | None = None  # a system message to prepend; "persona" describes the user from the persona text
+    variations: bool = False  # each stored variation as a one-turn example too (formats that take examples)
+
+
+# An export format writes the selected rows to `path` and returns how many examples it wrote. A row is
+# a dict of the export's columns (EXPORT_COLUMNS) plus messages_json, sources_json, queries_json,
+# variations_json and prompt_versions_json; `chats(row, options)` gives its examples as chat messages.
+Exporter = Callable[[list[dict[str, Any]], Path, ExportOptions], int]
+EXPORT_FORMATS: Registry[Exporter] = Registry("persona_swarm.exporters", "export format")
+
+
+def chats(row: dict[str, Any], options: ExportOptions) -> list[list[dict[str, str]]]:
+    """The conversation as messages, then (with options.variations) each variation as a one-turn chat."""
+    examples = [_chat(row, options.system)]
+    if options.variations:
+        examples += [
+            [{"role": "user", "content": v["prompt"]}, {"role": "assistant", "content": v["response"]}]
+            for v in json.loads(row["variations_json"] or "[]") or []
+        ]
+    return examples
+
+
+def write_jsonl(
+    rows: list[dict[str, Any]],
+    path: Path,
+    options: ExportOptions,
+    record: Callable[[list[dict[str, str]]], dict[str, Any]],
+) -> int:
+    """One JSON object a line, `record(chat)` for each example; returns how many."""
+    written = 0
+    with path.open("w", encoding="utf-8") as fh:
+        for row in rows:
+            for chat in chats(row, options):
+                fh.write(json.dumps(record(chat), ensure_ascii=False) + "\n")
+                written += 1
+    return written
+
+
 def _chat(row: dict[str, Any], system: str | None) -> list[dict[str, str]]:
     messages = [{"role": m["role"], "content": m["content"]} for m in json.loads(row["messages_json"] or "[]")]
     if system == "persona" and row.get("persona"):
@@ -125,14 +167,24 @@ def _chat(row: dict[str, Any], system: str | None) -> list[dict[str, str]]:
     return messages
 
 
-def _variation_chats(row: dict[str, Any]) -> list[list[dict[str, str]]]:
-    return [
-        [{"role": "user", "content": v["prompt"]}, {"role": "assistant", "content": v["response"]}]
-        for v in json.loads(row["variations_json"] or "[]") or []
-    ]
-
-
 _SHAREGPT_ROLE = {"user": "human", "assistant": "gpt", "system": "system"}
+
+
+@EXPORT_FORMATS.register("openai")
+def openai_chat(rows: list[dict[str, Any]], path: Path, options: ExportOptions) -> int:
+    """Chat JSONL, `{"messages": [...]}`: what OpenAI's fine-tuning and most trainers take."""
+    return write_jsonl(rows, path, options, lambda chat: {"messages": chat})
+
+
+@EXPORT_FORMATS.register("sharegpt")
+def sharegpt(rows: list[dict[str, Any]], path: Path, options: ExportOptions) -> int:
+    """`{"conversations": [{"from": "human"|"gpt"|"system", "value": …}]}`: Axolotl, LLaMA-Factory, FastChat."""
+    return write_jsonl(
+        rows,
+        path,
+        options,
+        lambda chat: {"conversations": [{"from": _SHAREGPT_ROLE[m["role"]], "value": m["content"]} for m in chat]},
+    )
 
 
 def export(
@@ -147,8 +199,10 @@ def export(
     variations: bool = False,
     system: str | None = None,
 ) -> ExportReport:
-    if fmt not in FORMATS:
-        raise ExportError(f"--format must be one of {', '.join(FORMATS)}, not {fmt!r}")
+    try:
+        writer = EXPORT_FORMATS.get(fmt)
+    except UnknownName as exc:
+        raise ExportError(f"--format: {exc}") from None
     if not 0.0 < threshold <= 1.0:
         raise ExportError(f"--threshold is a Jaccard similarity in (0, 1] (0.9 drops near copies), not {threshold}")
     rows = _select(db, run_id, where)
@@ -156,27 +210,19 @@ def export(
     dropped = _near_duplicates(rows, threshold) if dedup else set()
     rows = [r for r in rows if r["conversation_id"] not in dropped]
     path.parent.mkdir(parents=True, exist_ok=True)
-    extra = 0
-    if fmt == "parquet":
-        _parquet(rows, path, system)
-    else:
-        tmp = path.with_name(path.name + ".partial")
-        with tmp.open("w", encoding="utf-8") as fh:
-            for row in rows:
-                chats = [_chat(row, system)] + (_variation_chats(row) if variations else [])
-                extra += len(chats) - 1
-                for chat in chats:
-                    if fmt == "openai":
-                        record: dict[str, Any] = {"messages": chat}
-                    else:
-                        record = {"conversations": [{"from": _SHAREGPT_ROLE[m["role"]], "value": m["content"]}
-                                                    for m in chat]}  # fmt: skip
-                    fh.write(json.dumps(record, ensure_ascii=False) + "\n")
+    tmp = path.with_name(path.name + ".partial")
+    try:
+        written = writer(rows, tmp, ExportOptions(system=system, variations=variations))
         tmp.replace(path)  # a reader never sees half a file
-    return ExportReport(path, fmt, len(rows) + extra, matched, len(dropped), extra)
+    finally:
+        tmp.unlink(missing_ok=True)
+    return ExportReport(path, fmt.lower(), written, matched, len(dropped), max(0, written - len(rows)))
 
 
-def _parquet(rows: list[dict[str, Any]], path: Path, system: str | None) -> None:
+@EXPORT_FORMATS.register("parquet")
+def parquet(rows: list[dict[str, Any]], path: Path, options: ExportOptions) -> int:
+    """One row per conversation, the metadata as typed columns and the persona beside it."""
+    system = options.system
     message = pa.struct([("role", pa.string()), ("content", pa.string())])
     strings = pa.list_(pa.string())
     columns: dict[str, pa.Array] = {
@@ -203,6 +249,5 @@ def _parquet(rows: list[dict[str, Any]], path: Path, system: str | None) -> None
         columns[key] = pa.array([r[key] for r in rows], pa.string())
     for key in _META_LISTS:
         columns[key] = pa.array([r[key] or [] for r in rows], strings)
-    tmp = path.with_name(path.name + ".partial")
-    pq.write_table(pa.table(columns), tmp)
-    tmp.replace(path)
+    pq.write_table(pa.table(columns), path)
+    return len(rows)

@@ -22,7 +22,7 @@ from agents.llm.errors import LLMUnavailable
 from agents.llm.local import LocalModel
 from agents.runs import RunConfig, RunError, RunStore, new_run_id, status_of
 from agents.session import LOCAL, Prior, RunPlan, RunSession
-from crawler.search import SearchBackend
+from crawler.search import SEARCH_BACKENDS, SearchBackend
 from persona_hub import count, sample
 from storage import Database
 
@@ -65,7 +65,8 @@ async def execute(
 
 async def _new(db: Database, config: RunConfig, env: LLMSettings) -> RunPlan:
     if not config.search and not config.urls:
-        raise RunError("say where agents read: --search BACKEND (searxng, duckduckgo, brave) or --urls FILE")
+        backends = ", ".join(SEARCH_BACKENDS.names())
+        raise RunError(f"say where agents read: --search BACKEND ({backends}) or --urls FILE")
     config = resolve_llm(config, env)
     personas = await asyncio.to_thread(_select, db, config)
     return RunPlan(new_run_id(), config, personas)

@@ -9,11 +9,13 @@ from persona_hub.errors import (
     UnsupportedFile,
 )
 from persona_hub.importer import ImportOptions, ImportReport, SourceReport, import_files
+from persona_hub.layouts import LAYOUTS
 from persona_hub.sampling import Sample, count, sample, stats
-from persona_hub.sources import FORMATS
+from persona_hub.sources import INPUT_FORMATS
 
 __all__ = [
-    "FORMATS",
+    "INPUT_FORMATS",
+    "LAYOUTS",
     "BadFilter",
     "EmptySelection",
     "ImportOptions",

@@ -58,6 +58,7 @@ class ImportReport:
 class ImportOptions:
     text_field: str | None = None
     id_field: str | None = None
+    layout: str | None = None  # a name in layouts.LAYOUTS: that rule, not detection
     format: str | None = None
     dedup: DedupMode = "exact"
     strict: bool = False
@@ -157,7 +158,9 @@ def _layout(
         if row and row[0]:
             return layouts.Layout("unknown", "persona", None)  # every record is bad: report them all
         raise NoTextField(f"{source}: no persona records in the file")
-    return layouts.detect(keys, text_field=options.text_field, id_field=options.id_field, source=source)
+    return layouts.detect(
+        keys, text_field=options.text_field, id_field=options.id_field, layout=options.layout, source=source
+    )
 
 
 def _text_checks(text: str, max_chars: int) -> tuple[str, str]:

@@ -1,6 +1,8 @@
 """Which field holds the persona text, and which the source's id, for the public datasets' layouts.
 
-Recognised without flags (first match wins):
+Recognised without flags: the rules in LAYOUTS in order (these, then any an installed package adds through
+the entry-point group `persona_swarm.layouts`, docs/extending.md), then the generic `persona` layout;
+`--layout NAME` applies one rule and says so when the file does not fit it.
 
 | layout                  | text field      | id field | how it is recognised                               |
 |-------------------------|-----------------|----------|----------------------------------------------------|
@@ -15,11 +17,12 @@ Recognised without flags (first match wins):
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
 from persona_hub.errors import NoTextField
+from storage.registry import Registry, UnknownName
 
 NEMOTRON_MARKERS = {"professional_persona", "skills_and_expertise_list", "hobbies_and_interests_list"}
 ELITE_MARKER = "general domain (top 1 percent)"
@@ -33,8 +36,48 @@ class Layout:
     id_field: str | None
 
 
+# A layout rule: the Layout of records with these keys, or None when it does not recognise them.
+LayoutRule = Callable[[set[str]], "Layout | None"]
+LAYOUTS: Registry[LayoutRule] = Registry("persona_swarm.layouts", "persona layout")
+
+
+@LAYOUTS.register("personahub_synthesized")
+def personahub_synthesized(have: set[str]) -> Layout | None:
+    return Layout("personahub_synthesized", "input persona", None) if "input persona" in have else None
+
+
+@LAYOUTS.register("nemotron")
+def nemotron(have: set[str]) -> Layout | None:
+    if "persona" in have and have & NEMOTRON_MARKERS:
+        return Layout("nemotron", "persona", "uuid" if "uuid" in have else None)
+    return None
+
+
+@LAYOUTS.register("finepersonas")
+def finepersonas(have: set[str]) -> Layout | None:
+    return Layout("finepersonas", "persona", "id") if {"persona", "id", "labels"} <= have else None
+
+
+@LAYOUTS.register("personahub_elite")
+def personahub_elite(have: set[str]) -> Layout | None:
+    return Layout("personahub_elite", "persona", None) if {"persona", ELITE_MARKER} <= have else None
+
+
+@LAYOUTS.register("persona")
+def persona(have: set[str]) -> Layout | None:
+    """Any record with a `persona` field: the last resort, tried after every other rule."""
+    if "persona" not in have:
+        return None
+    return Layout("persona", "persona", next((f for f in GENERIC_ID_FIELDS if f in have), None))
+
+
 def detect(
-    keys: Iterable[str], *, text_field: str | None = None, id_field: str | None = None, source: str = "file"
+    keys: Iterable[str],
+    *,
+    text_field: str | None = None,
+    id_field: str | None = None,
+    layout: str | None = None,
+    source: str = "file",
 ) -> Layout:
     """Choose the layout for records with these keys; explicit fields override detection."""
     present = list(dict.fromkeys(keys))
@@ -45,29 +88,34 @@ def detect(
         if id_field is not None and id_field not in have:
             raise NoTextField(_missing(source, f"--id-field {id_field!r} is not a field", present))
         return Layout("custom", text_field, id_field)
-    layout = _detect(have)
-    if layout is None:
+    found = _named(layout, have, source, present) if layout else _detect(have)
+    if found is None:
         raise NoTextField(_missing(source, "no persona text field (persona / input persona)", present))
     if id_field is not None:
         if id_field not in have:
             raise NoTextField(_missing(source, f"--id-field {id_field!r} is not a field", present))
-        return Layout(layout.name, layout.text_field, id_field)
-    return layout
+        return Layout(found.name, found.text_field, id_field)
+    return found
+
+
+def _named(name: str, have: set[str], source: str, present: list[str]) -> Layout:
+    try:
+        rule = LAYOUTS.get(name)
+    except UnknownName as exc:
+        raise NoTextField(f"--layout: {exc}") from None
+    found = rule(have)
+    if found is None:
+        raise NoTextField(_missing(source, f"the records do not have the fields of the {name!r} layout", present))
+    return found
 
 
 def _detect(have: set[str]) -> Layout | None:
-    if "input persona" in have:
-        return Layout("personahub_synthesized", "input persona", None)
-    if "persona" not in have:
-        return None
-    if have & NEMOTRON_MARKERS:
-        return Layout("nemotron", "persona", "uuid" if "uuid" in have else None)
-    if {"id", "labels"} <= have:
-        return Layout("finepersonas", "persona", "id")
-    if ELITE_MARKER in have:
-        return Layout("personahub_elite", "persona", None)
-    id_field = next((f for f in GENERIC_ID_FIELDS if f in have), None)
-    return Layout("persona", "persona", id_field)
+    rules = [rule for name, rule in LAYOUTS.items() if name != "persona"]
+    for rule in [*rules, persona]:  # the generic layout last, so a package's own layout comes before it
+        found = rule(have)
+        if found is not None:
+            return found
+    return None
 
 
 def _missing(source: str, what: str, fields: list[str]) -> str:

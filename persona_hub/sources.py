@@ -24,7 +24,7 @@ from persona_hub import encoding, layouts, nesting
 from persona_hub.errors import UnsupportedFile
 from storage.sql import ident, quote
 
-FORMATS = ("jsonl", "json", "csv", "tsv", "parquet", "txt", "tinytroupe")
+INPUT_FORMATS = ("jsonl", "json", "csv", "tsv", "parquet", "txt", "tinytroupe")
 _LINE_DELIM = "\x1f\x1e\x1d\x1c"  # four control bytes no text line carries: each line is one field
 _EXTENSIONS = {
     ".jsonl": "jsonl",
@@ -50,8 +50,8 @@ class RawSource:
 def detect_format(path: Path, override: str | None = None) -> str:
     """The format named by `--format`, else by the extension (`.gz` is looked through)."""
     if override:
-        if override not in FORMATS:
-            raise UnsupportedFile(f"unknown --format {override!r}; use one of: {', '.join(FORMATS)}")
+        if override not in INPUT_FORMATS:
+            raise UnsupportedFile(f"unknown --format {override!r}; use one of: {', '.join(INPUT_FORMATS)}")
         return override
     name = path.name.lower()
     if name.endswith(".agent.json") or name.endswith(".fragment.json"):
@@ -61,7 +61,7 @@ def detect_format(path: Path, override: str | None = None) -> str:
     if ext not in _EXTENSIONS:
         raise UnsupportedFile(
             f"{path}: cannot tell the format from the extension {ext or '(none)'!r}; "
-            f"pass --format ({', '.join(FORMATS)})"
+            f"pass --format ({', '.join(INPUT_FORMATS)})"
         )
     return _EXTENSIONS[ext]
 

@@ -18,7 +18,7 @@ if TYPE_CHECKING:
 
 pytest_plugins = ["tests.support.site_server", "tests.support.llm_server"]  # website(s) and llm_server fixtures
 
-FORMATS = Path(__file__).resolve().parent / "data" / "formats"  # persona files in the public layouts
+FORMAT_EXAMPLES = Path(__file__).resolve().parent / "data" / "formats"  # persona files in the public layouts
 
 
 @pytest.fixture(autouse=True)
@@ -33,7 +33,7 @@ def isolated_db(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
 @pytest.fixture
 def formats() -> Path:
     """Small persona files (and search answers) in the public datasets' layouts: tests/data/README.md."""
-    return FORMATS
+    return FORMAT_EXAMPLES
 
 
 @pytest.fixture

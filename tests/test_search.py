@@ -132,4 +132,4 @@ def test_search_misconfiguration_is_one_clear_line(cli: Cli, monkeypatch: pytest
     code, _, err = cli("crawl", "--search", "brave", "--query", "x")
     assert code == 1 and "set BRAVE_API_KEY" in err
     code, _, err = cli("crawl", "--search", "altavista", "--query", "x")
-    assert code == 1 and "choose one of searxng, duckduckgo, brave" in err
+    assert code == 1 and "choose one of: searxng, duckduckgo, brave" in err

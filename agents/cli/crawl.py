@@ -13,6 +13,7 @@ from rich.text import Text
 
 from agents.cli.common import cli_errors, console, database, fail
 from agents.cli.output import literal
+from crawler.search_backends import SEARCH_BACKENDS
 from crawler.settings import CrawlSettings
 
 if TYPE_CHECKING:  # the crawler itself is imported by the command that runs it (httpx, trafilatura: ~0.5 s)
@@ -82,7 +83,7 @@ def crawl(
     ] = CrawlSettings.render,
     browser: Annotated[str | None, typer.Option(help="Chromium executable (default: found on PATH).")] = None,
     search: Annotated[
-        str | None, typer.Option(help="Seed from a search backend: searxng, duckduckgo or brave.")
+        str | None, typer.Option(help=f"Seed from a search backend: {', '.join(SEARCH_BACKENDS.names())}.")
     ] = None,
     query: Annotated[
         list[str] | None, typer.Option("--query", help="Search query (repeatable); also orders links.")

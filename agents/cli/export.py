@@ -8,12 +8,12 @@ from typing import Annotated
 import typer
 
 from agents.cli.common import cli_errors, console, database
-from agents.export import EXPORT_COLUMNS, export
+from agents.export import EXPORT_COLUMNS, EXPORT_FORMATS, export
 
 
 @cli_errors
 def export_command(
-    fmt: Annotated[str, typer.Option("--format", "-f", help="openai (chat JSONL), sharegpt or parquet.")],
+    fmt: Annotated[str, typer.Option("--format", "-f", help=f"One of: {', '.join(EXPORT_FORMATS.names())}.")],
     output: Annotated[Path, typer.Option("--output", "-o", help="File to write (replaced when done).")],
     run: Annotated[str | None, typer.Option("--run", help="Only this run's conversations.")] = None,
     where: Annotated[

@@ -16,7 +16,7 @@ from rich.console import Console
 from rich.table import Column, Table
 from rich.text import Text
 
-FORMATS = ("table", "csv", "json", "jsonl")
+OUTPUT_FORMATS = ("table", "csv", "json", "jsonl")
 TABLE_ROW_LIMIT = 1000  # a terminal table beyond this is unreadable; csv/json print everything
 
 # What a terminal would obey rather than show: C0 and C1 control characters (ESC starts colour, title and
@@ -144,4 +144,4 @@ def write_rows(
         if fmt == "json":
             out.write("\n]\n" if n else "]\n")
         return n
-    raise ValueError(f"unknown format {fmt!r}; use one of {', '.join(FORMATS)}")
+    raise ValueError(f"unknown format {fmt!r}; use one of {', '.join(OUTPUT_FORMATS)}")

@@ -12,7 +12,7 @@ from rich.text import Text
 
 from agents.cli.common import cli_errors, console, database, err_console, fail
 from agents.cli.output import dumps, literal, plain, terminal_safe
-from persona_hub import FORMATS, ImportOptions, StrictRefused, count, import_files, sample, stats
+from persona_hub import INPUT_FORMATS, LAYOUTS, ImportOptions, StrictRefused, count, import_files, sample, stats
 from persona_hub.importer import DEFAULT_MAX_CHARS, ImportReport
 
 app = typer.Typer(help="Import, filter, sample and describe the persona hub.", no_args_is_help=True)
@@ -29,7 +29,12 @@ def import_(
     paths: Annotated[list[Path], typer.Argument(help="Persona files: .jsonl .json .csv .tsv .parquet .txt (.gz too).")],
     text_field: Annotated[str | None, typer.Option(help="Field holding the persona text, when not recognised.")] = None,
     id_field: Annotated[str | None, typer.Option(help="Field holding the source's own persona id.")] = None,
-    format: Annotated[str | None, typer.Option("--format", help=f"Override the format: {', '.join(FORMATS)}.")] = None,
+    layout: Annotated[
+        str | None, typer.Option(help=f"Use this layout instead of recognising it: {', '.join(LAYOUTS.names())}.")
+    ] = None,
+    format: Annotated[
+        str | None, typer.Option("--format", help=f"Override the format: {', '.join(INPUT_FORMATS)}.")
+    ] = None,
     dedup: Annotated[str, typer.Option(help="exact (normalised text), near (+ MinHash 0.9), or none.")] = "exact",
     strict: Annotated[bool, typer.Option(help="Import nothing if any line is bad.")] = False,
     max_chars: Annotated[int, typer.Option(help="Longest persona text accepted.")] = DEFAULT_MAX_CHARS,
@@ -49,6 +54,7 @@ def import_(
     options = ImportOptions(
         text_field=text_field,
         id_field=id_field,
+        layout=layout,
         format=format,
         dedup=dedup,  # type: ignore[arg-type]  # checked just above
         strict=strict,

@@ -7,7 +7,7 @@ from typing import Annotated
 import typer
 
 from agents.cli.common import cli_errors, console, database, fail
-from agents.cli.output import FORMATS, write_rows
+from agents.cli.output import OUTPUT_FORMATS, write_rows
 from storage import QueryTimeout, run_query
 
 TIMEOUT_EXIT = 124  # what GNU timeout(1) exits with, so scripts can tell a stopped query from a bad one
@@ -44,8 +44,8 @@ def query(
 
       swarm query "SELECT url, length(text) FROM pages ORDER BY 2 DESC" --timeout 10
     """
-    if format not in FORMATS:
-        raise fail(f"--format must be one of {', '.join(FORMATS)}, not {format!r}", 2)
+    if format not in OUTPUT_FORMATS:
+        raise fail(f"--format must be one of {', '.join(OUTPUT_FORMATS)}, not {format!r}", 2)
     if timeout is not None and not timeout > 0:
         raise fail(f"--timeout must be more than 0 seconds, not {timeout:g}", 2)
     try:

@@ -15,6 +15,7 @@ from agents.cli.common import cli_errors, console, database, err_console, fail
 from agents.cli.crawl import _read_urls
 from agents.cli.output import literal
 from agents.runs import RunConfig
+from crawler.search_backends import SEARCH_BACKENDS
 
 if TYPE_CHECKING:  # the swarm is imported by the command that runs it (openai, the crawler: ~1 s)
     from agents.display import Display
@@ -77,7 +78,9 @@ def run(
     ] = D.cycles,
     pages: Annotated[int, typer.Option(help="Pages read per cycle.")] = D.pages,
     variations: Annotated[int, typer.Option(help="Rephrased prompt/response pairs per conversation.")] = D.variations,
-    search: Annotated[str | None, typer.Option(help="Discover pages by search: searxng, duckduckgo, brave.")] = None,
+    search: Annotated[
+        str | None, typer.Option(help=f"Discover pages by search: {', '.join(SEARCH_BACKENDS.names())}.")
+    ] = None,
     results: Annotated[int, typer.Option(help="Search hits read per query.")] = D.results_per_query,
     search_rate: Annotated[
         float, typer.Option(help="Searches per second (0 = unlimited, for your own).")

@@ -60,7 +60,8 @@ class SearchBackend(ABC):
         if self._owns_client:
             await self.client.aclose()
 
-    async def _send(self, request: httpx.Request) -> httpx.Response:
+    async def send(self, request: httpx.Request) -> httpx.Response:
+        """The request sent within the rate limit; a timeout or a connection failure is `unavailable`."""
         try:
             async with self.gate.slot():
                 return await self.client.send(request)

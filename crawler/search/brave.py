@@ -30,7 +30,7 @@ class Brave(SearchBackend):
             headers={"X-Subscription-Token": self.api_key or "", "Accept": "application/json"},
             params={"q": query[:400], "count": max(1, min(20, count))},
         )
-        response = await self._send(request)
+        response = await self.send(request)
         if response.status_code == 429:
             reset = response.headers.get("x-ratelimit-reset", "").split(",")[0].strip()
             raise SearchError(self.name, "rate_limited", f"rate limit reached; the window refills in {reset or '?'}s")

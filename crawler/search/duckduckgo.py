@@ -64,7 +64,7 @@ class DuckDuckGo(SearchBackend):
             data={"q": query[:499], "b": "", "kl": self.region},
             headers={"Referer": self.base_url},
         )
-        response = await self._send(request)
+        response = await self.send(request)
         text = response.text
         if response.status_code == 202 or any(marker in text for marker in _BLOCK_MARKERS):
             raise SearchError(

@@ -39,7 +39,7 @@ class SearXNG(SearchBackend):
             headers=headers,
             params={"q": query, "format": "json", "categories": "general", "language": self.language},
         )
-        response = await self._send(request)
+        response = await self.send(request)
         if response.status_code == 403:
             raise SearchError(
                 self.name,

@@ -1,0 +1,97 @@
+"""Named implementations of an extension point — search backends, export formats, persona layouts —
+filled by a decorator in this code and by an entry-point group of any installed package:
+
+    SEARCH_BACKENDS = Registry(
+        "persona_swarm.search_backends", "search backend", builtins={"searxng": "crawler.search.searxng:SearXNG"}
+    )
+
+    @SEARCH_BACKENDS.register("mine")           # in code that runs before the name is asked for
+    class Mine(SearchBackend): ...
+
+    # a package's pyproject.toml, found once it is installed:
+    [project.entry-points."persona_swarm.search_backends"]
+    kagi = "swarm_kagi:Kagi"
+
+Built-ins are declared as "module:attribute" references, as entry points are, so that the CLI can list
+every choice in its help (`names()`) without importing any of them; each is imported when first asked
+for. One that fails to import is a clear error naming its package, not a crash of every command. It
+lives in `storage` because that is the one package the other three may all import.
+"""
+
+from __future__ import annotations
+
+import importlib
+import importlib.metadata
+from collections.abc import Callable, Mapping
+from typing import Generic, TypeVar
+
+T = TypeVar("T")
+
+
+class UnknownName(LookupError):
+    """A name no implementation is registered under, or one whose package fails to load."""
+
+
+class Registry(Generic[T]):
+    def __init__(self, group: str, what: str, *, builtins: Mapping[str, str] | None = None):
+        self.group, self.what = group, what
+        self._refs = {name.lower(): ref for name, ref in (builtins or {}).items()}  # name → "module:attribute"
+        self._entries: dict[str, T] = {}
+
+    def register(self, name: str) -> Callable[[T], T]:
+        """Decorator: register the decorated object under `name` (lower-case)."""
+
+        def add(obj: T) -> T:
+            self.add(name, obj)
+            return obj
+
+        return add
+
+    def add(self, name: str, obj: T) -> None:
+        key = name.strip().lower()
+        if not key:
+            raise ValueError(f"a {self.what} needs a name")
+        self._entries[key] = obj
+
+    def unregister(self, name: str) -> None:
+        """Forget a name registered in code (a test's, say); built-ins and entry points stay."""
+        self._entries.pop(name.strip().lower(), None)
+
+    def names(self) -> list[str]:
+        """Built-in names in their order, then registered ones, then installed entry points' names."""
+        return list(dict.fromkeys([*self._refs, *self._entries, *(ep.name.lower() for ep in self._entry_points())]))
+
+    def items(self) -> list[tuple[str, T]]:
+        """Every implementation, entry points imported (those that fail to import are skipped)."""
+        found = []
+        for name in self.names():
+            try:
+                found.append((name, self.get(name)))
+            except UnknownName:
+                continue
+        return found
+
+    def get(self, name: str) -> T:
+        key = name.strip().lower()
+        if key in self._entries:
+            return self._entries[key]
+        if key in self._refs:
+            module, _, attribute = self._refs[key].partition(":")
+            self._entries[key] = getattr(importlib.import_module(module), attribute)
+            return self._entries[key]
+        for ep in self._entry_points():
+            if ep.name.lower() == key:
+                try:
+                    obj = ep.load()
+                except Exception as exc:  # a broken plugin: say which, and how it failed
+                    package = ep.dist.name if ep.dist is not None else ep.value
+                    raise UnknownName(
+                        f"the {self.what} {name!r} from the package {package} failed to load: "
+                        f"{type(exc).__name__}: {exc}"
+                    ) from exc
+                self._entries[key] = obj
+                return obj
+        raise UnknownName(f"unknown {self.what} {name!r}; choose one of: {', '.join(self.names())}")
+
+    def _entry_points(self) -> list[importlib.metadata.EntryPoint]:
+        return list(importlib.metadata.entry_points(group=self.group))
