@@ -21,7 +21,7 @@ import pyarrow as pa
 from agents.llm.settings import LLMSettings
 from crawler.settings import CrawlSettings
 from storage import Database
-from storage.errors import DatabaseMissing
+from storage.errors import DatabaseMissing, SwarmError
 from storage.sql import fetch_dicts, new_id
 
 HEARTBEAT_S = 5.0  # how often a running process updates its row
@@ -29,7 +29,7 @@ PREVIOUS_FAILED = "previous_cycle_failed"  # run_units.reason of a cycle held ba
 STALE_AFTER_S = 60.0  # a `running` row not updated for this long belongs to a dead process
 
 
-class RunError(Exception):
+class RunError(SwarmError):
     """A run cannot start or resume; the message says what to do."""
 
 

@@ -16,11 +16,12 @@ from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
-from crawler import discover, pages, reasons
+from crawler import discover, pages
 from crawler.charsets import decode_text
 from crawler.extract import Extracted, Extractor
 from crawler.fetch import Fetcher
 from crawler.guard import AddressPolicy
+from crawler.reasons import Reason
 from crawler.render import Renderer, RenderUnavailable
 from crawler.settings import CrawlSettings
 from crawler.urls import BadURL, canonicalise, host_key, redacted, same_host, same_site
@@ -157,7 +158,7 @@ class Crawl:
         try:
             await self._visit(fetcher, extractor, page, seed)
         except Exception as exc:  # a fault of ours on this page: its row says so and the crawl goes on
-            page.fail(reasons.INTERNAL_ERROR, f"{type(exc).__name__}: {exc}"[:2000])
+            page.fail(Reason.INTERNAL_ERROR, f"{type(exc).__name__}: {exc}"[:2000])
         self._record(page)
 
     async def _visit(self, fetcher: Fetcher, extractor: Extractor, page: pages.PageRow, seed: str) -> None:
@@ -175,7 +176,7 @@ class Crawl:
         if decoded.notes:
             page.metadata["charset_notes"] = decoded.notes
         if decoded.garbled:
-            page.fail(reasons.BAD_CHARSET, "; ".join(decoded.notes) or "unreadable text")
+            page.fail(Reason.BAD_CHARSET, "; ".join(decoded.notes) or "unreadable text")
             return
         if fetched.content_type == "text/plain":  # already text: nothing to extract
             extracted = Extracted(text=decoded.text.strip())
@@ -208,7 +209,7 @@ class Crawl:
             return
         self._seen.add(shown)
         page = pages.PageRow(url=shown, depth=depth, run_id=self.run_id)
-        page.fail(reasons.BAD_URL, why)
+        page.fail(Reason.BAD_URL, why)
         self._record(page)
 
     def _note_capped_delay(self, url: str, notes: dict[str, object]) -> None:
@@ -236,7 +237,7 @@ class Crawl:
             detail = f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"
             page.metadata["render_error"] = detail
             if self.settings.render == "always":
-                page.fail(reasons.RENDER_FAILED, detail)
+                page.fail(Reason.RENDER_FAILED, detail)
             return None
         if rendered.refused:  # what the page asked for and did not get (SSRF guard, budget), by the first few
             refused = {"render_refused": rendered.refused[:20], "render_refused_count": len(rendered.refused)}
@@ -247,7 +248,7 @@ class Crawl:
         """A sitemap or feed: its URLs join the frontier at the same depth (it lists pages, it is not one)."""
         kind, urls, sitemaps = discover.parse(url, body, self.settings.max_bytes)
         if kind == "unknown":
-            page.fail(reasons.NOT_HTML, "XML that is neither a sitemap nor a feed")
+            page.fail(Reason.NOT_HTML, "XML that is neither a sitemap nor a feed")
             return
         page.metadata.update(discovery=kind, urls=len(urls), sitemaps=len(sitemaps))
         page.links = sitemaps + urls

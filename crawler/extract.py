@@ -21,7 +21,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
-from crawler import reasons
+from crawler.reasons import Reason
 
 
 @dataclass
@@ -118,12 +118,12 @@ class Extractor:
             data = await asyncio.wait_for(loop.run_in_executor(pool, extract_html, html, url), self.timeout)
         except TimeoutError:
             await self._replace_pool(pool)
-            return Extracted(error=reasons.EXTRACT_TIMEOUT, detail=f"extraction took over {self.timeout:g}s")
+            return Extracted(error=Reason.EXTRACT_TIMEOUT, detail=f"extraction took over {self.timeout:g}s")
         except cf.BrokenExecutor as exc:
             await self._replace_pool(pool)
-            return Extracted(error=reasons.EXTRACT_FAILED, detail=f"the extraction process died: {exc}")
+            return Extracted(error=Reason.EXTRACT_FAILED, detail=f"the extraction process died: {exc}")
         except Exception as exc:  # trafilatura/lxml errors on odd markup: that page fails, not the crawl
-            return Extracted(error=reasons.EXTRACT_FAILED, detail=f"{type(exc).__name__}: {exc}")
+            return Extracted(error=Reason.EXTRACT_FAILED, detail=f"{type(exc).__name__}: {exc}")
         return Extracted(**data)
 
     async def _replace_pool(self, broken: cf.ProcessPoolExecutor) -> None:

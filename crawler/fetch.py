@@ -20,6 +20,7 @@ from crawler.decode import BadContentEncoding, TooLarge, read_body
 from crawler.discover import DISCOVERY_TYPES
 from crawler.guard import AddressPolicy, BlockedAddress, DNSFailure, GuardedTransport
 from crawler.hosts import HostGates
+from crawler.reasons import Reason
 from crawler.retry import backoff, retry_after_seconds
 from crawler.robots import RobotsCache
 from crawler.settings import CrawlSettings
@@ -71,13 +72,13 @@ class _Deadline:
     @contextlib.asynccontextmanager
     async def spend(self) -> AsyncIterator[None]:
         if self.left <= 0:
-            raise _Failure(reasons.TIMEOUT, f"the fetch used up its {self.total:g}s deadline")
+            raise _Failure(Reason.TIMEOUT, f"the fetch used up its {self.total:g}s deadline")
         started = time.monotonic()
         try:
             async with asyncio.timeout(self.left):
                 yield
         except TimeoutError as exc:
-            raise _Failure(reasons.TIMEOUT, f"the fetch used up its {self.total:g}s deadline") from exc
+            raise _Failure(Reason.TIMEOUT, f"the fetch used up its {self.total:g}s deadline") from exc
         finally:
             self.left -= time.monotonic() - started
 
@@ -155,7 +156,7 @@ class Fetcher:
             if failure.status is not None:
                 result.status = failure.status
         except Exception as exc:  # a fault of ours, or a library's, on this URL: its row says so, the crawl goes on
-            result.error, result.detail = reasons.INTERNAL_ERROR, f"{type(exc).__name__}: {exc}"
+            result.error, result.detail = Reason.INTERNAL_ERROR, f"{type(exc).__name__}: {exc}"
         result.elapsed = time.monotonic() - started
         return result
 
@@ -163,7 +164,7 @@ class Fetcher:
         try:
             current = canonicalise(url)
         except BadURL as exc:
-            raise _Failure(reasons.BAD_URL, str(exc)) from exc
+            raise _Failure(Reason.BAD_URL, str(exc)) from exc
         seen = {current}
         for _ in range(self.settings.max_redirects + 1):
             rules = await self.robots.rules_for(current)
@@ -171,7 +172,7 @@ class Fetcher:
                 reason, _, why = rules.unreachable.partition(":")
                 raise _Failure(reason, f"robots.txt of {host_key(current)}: {why or reason}")
             if not rules.allowed(current, self.settings.user_agent):
-                raise _Failure(reasons.ROBOTS_DISALLOWED, f"robots.txt disallows {current}")
+                raise _Failure(Reason.ROBOTS_DISALLOWED, f"robots.txt disallows {current}")
             self._obey_crawl_delay(current, rules.crawl_delay(self.settings.user_agent), result)
             response = await self._request_with_retries(current, result, deadline)
             try:
@@ -182,10 +183,10 @@ class Fetcher:
                         target = canonicalise(location, current)
                     except BadURL as exc:
                         raise _Failure(
-                            reasons.BAD_REDIRECT, f"redirect to {location[:300]!r}: {exc}", response.status_code
+                            Reason.BAD_REDIRECT, f"redirect to {location[:300]!r}: {exc}", response.status_code
                         ) from exc
                     if target in seen:
-                        raise _Failure(reasons.REDIRECT_LOOP, f"{current} → {target} was visited", response.status_code)
+                        raise _Failure(Reason.REDIRECT_LOOP, f"{current} → {target} was visited", response.status_code)
                     seen.add(target)
                     result.redirects.append(target)
                     current = target
@@ -194,7 +195,7 @@ class Fetcher:
                 return
             finally:
                 await response.aclose()
-        raise _Failure(reasons.TOO_MANY_REDIRECTS, f"more than {self.settings.max_redirects} redirects")
+        raise _Failure(Reason.TOO_MANY_REDIRECTS, f"more than {self.settings.max_redirects} redirects")
 
     def _obey_crawl_delay(self, url: str, asked: float, result: FetchResult) -> None:
         delay = min(asked, self.settings.max_crawl_delay) if asked == asked else 0.0  # NaN: no delay asked
@@ -210,26 +211,26 @@ class Fetcher:
         if response.status_code >= 400:
             body = await self._read_capped(response, min(self.settings.max_bytes, 200_000), deadline)
             if response.status_code in (403, 429, 503) and looks_like_challenge(body):
-                raise _Failure(reasons.BOT_CHALLENGE, "the site answered with a bot challenge", response.status_code)
+                raise _Failure(Reason.BOT_CHALLENGE, "the site answered with a bot challenge", response.status_code)
             raise _Failure(reasons.http(response.status_code), response.reason_phrase, response.status_code)
         if mime and mime not in self.settings.content_types and mime not in DISCOVERY_TYPES:
-            raise _Failure(reasons.NOT_HTML, f"content type {mime}")
+            raise _Failure(Reason.NOT_HTML, f"content type {mime}")
         result.body = await self._read_capped(response, self.settings.max_bytes, deadline)
         if not mime and b"<html" not in result.body[:2048].lower():
-            raise _Failure(reasons.NOT_HTML, "no content type and no HTML")
+            raise _Failure(Reason.NOT_HTML, "no content type and no HTML")
 
     async def _read_capped(self, response: httpx.Response, cap: int, deadline: _Deadline) -> bytes:
         try:
             async with deadline.spend():
                 return await read_body(response, cap)
         except TooLarge as exc:
-            raise _Failure(reasons.TOO_LARGE, str(exc), response.status_code) from exc
+            raise _Failure(Reason.TOO_LARGE, str(exc), response.status_code) from exc
         except BadContentEncoding as exc:
-            raise _Failure(reasons.BAD_ENCODING, str(exc), response.status_code) from exc
+            raise _Failure(Reason.BAD_ENCODING, str(exc), response.status_code) from exc
         except httpx.TimeoutException as exc:
-            raise _Failure(reasons.TIMEOUT, f"reading the body timed out: {exc!r}", response.status_code) from exc
+            raise _Failure(Reason.TIMEOUT, f"reading the body timed out: {exc!r}", response.status_code) from exc
         except httpx.TransportError as exc:
-            raise _Failure(reasons.CONNECTION_ERROR, f"reading the body failed: {exc!r}", response.status_code) from exc
+            raise _Failure(Reason.CONNECTION_ERROR, f"reading the body failed: {exc!r}", response.status_code) from exc
 
     # -- retries ---------------------------------------------------------------------------------------
     async def _request_with_retries(self, url: str, result: FetchResult, deadline: _Deadline) -> httpx.Response:
@@ -244,15 +245,15 @@ class Fetcher:
                     client = self.client(host_key(url))
                     response = await client.send(client.build_request("GET", url), stream=True)
             except (httpx.InvalidURL, httpx.UnsupportedProtocol) as exc:  # what canonicalise let through
-                raise _Failure(reasons.BAD_URL, f"{type(exc).__name__}: {exc}") from exc
+                raise _Failure(Reason.BAD_URL, f"{type(exc).__name__}: {exc}") from exc
             except BlockedAddress as exc:
-                raise _Failure(reasons.BLOCKED_PRIVATE, str(exc)) from exc
+                raise _Failure(Reason.BLOCKED_PRIVATE, str(exc)) from exc
             except DNSFailure as exc:
-                raise _Failure(reasons.DNS_ERROR, str(exc)) from exc
+                raise _Failure(Reason.DNS_ERROR, str(exc)) from exc
             except httpx.TimeoutException as exc:
-                last = _Failure(reasons.TIMEOUT, f"{type(exc).__name__} on {url}")
+                last = _Failure(Reason.TIMEOUT, f"{type(exc).__name__} on {url}")
             except httpx.TransportError as exc:
-                last = _Failure(reasons.CONNECTION_ERROR, f"{type(exc).__name__}: {exc}")
+                last = _Failure(Reason.CONNECTION_ERROR, f"{type(exc).__name__}: {exc}")
             else:
                 if response.status_code not in RETRY_STATUSES:
                     return response
@@ -267,7 +268,7 @@ class Fetcher:
                     await response.aclose()
                 if looks_like_challenge(body):  # retrying a challenge only annoys the site
                     raise _Failure(
-                        reasons.BOT_CHALLENGE, "the site answered with a bot challenge", response.status_code
+                        Reason.BOT_CHALLENGE, "the site answered with a bot challenge", response.status_code
                     )
                 if response.status_code == 429:
                     gate.slow_down(self.settings.slowdown_429, self.settings.max_host_interval)
@@ -304,18 +305,18 @@ class Fetcher:
                 finally:
                     await response.aclose()
                 return response.status_code, body.decode("utf-8", errors="replace"), None
-            return None, "", reasons.TOO_MANY_REDIRECTS
+            return None, "", Reason.TOO_MANY_REDIRECTS
         except BadURL:
-            return None, "", reasons.BAD_REDIRECT
+            return None, "", Reason.BAD_REDIRECT
         except _Failure as failure:
             return None, "", failure.reason
         except BadContentEncoding:
-            return None, "", reasons.BAD_ENCODING
+            return None, "", Reason.BAD_ENCODING
         except BlockedAddress:
-            return None, "", reasons.BLOCKED_PRIVATE
+            return None, "", Reason.BLOCKED_PRIVATE
         except DNSFailure:
-            return None, "", reasons.DNS_ERROR
+            return None, "", Reason.DNS_ERROR
         except httpx.TimeoutException:
-            return None, "", reasons.TIMEOUT
+            return None, "", Reason.TIMEOUT
         except httpx.HTTPError:
-            return None, "", reasons.CONNECTION_ERROR
+            return None, "", Reason.CONNECTION_ERROR

@@ -8,9 +8,9 @@ import re
 from dataclasses import dataclass, field, fields
 from typing import Any
 
-from crawler import reasons
 from crawler.extract import Extracted
 from crawler.fetch import FetchResult, looks_like_challenge
+from crawler.reasons import Reason
 from crawler.settings import CrawlSettings
 from crawler.urls import host_key
 from storage.minhash import NearDuplicates
@@ -78,11 +78,11 @@ def quality_gate(settings: CrawlSettings, html: bytes, extracted: Extracted) -> 
     if extracted.error:
         return extracted.error, extracted.detail or ""
     if looks_like_challenge(html):
-        return reasons.BOT_CHALLENGE, "the page is a bot challenge, not content"
+        return Reason.BOT_CHALLENGE, "the page is a bot challenge, not content"
     if len(extracted.text) < settings.min_text_chars:
-        return reasons.TOO_SHORT, f"{len(extracted.text)} characters of text (< {settings.min_text_chars})"
+        return Reason.TOO_SHORT, f"{len(extracted.text)} characters of text (< {settings.min_text_chars})"
     if settings.languages and extracted.language and extracted.language not in settings.languages:
-        return reasons.WRONG_LANGUAGE, f"language {extracted.language} not in {', '.join(settings.languages)}"
+        return Reason.WRONG_LANGUAGE, f"language {extracted.language} not in {', '.join(settings.languages)}"
     return None
 
 

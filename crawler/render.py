@@ -28,6 +28,7 @@ from crawler.render_network import (
     first_line,
     guarded_client,
 )
+from storage.errors import SwarmError
 
 if TYPE_CHECKING:
     import httpx
@@ -49,7 +50,7 @@ CHROMIUM_ARGS = [
 ]
 
 
-class RenderUnavailable(Exception):
+class RenderUnavailable(SwarmError):
     pass
 
 
@@ -200,4 +201,3 @@ class Renderer:
         if self._proxy is not None:
             self._proxy.close()
             self._proxy = None
-

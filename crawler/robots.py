@@ -17,6 +17,7 @@ import httpx
 from protego import Protego
 
 from crawler import reasons
+from crawler.reasons import Reason
 from crawler.urls import host_key
 
 # fetch(url) -> (status or None, body text, error reason or None)
@@ -62,11 +63,11 @@ class RobotsCache:
         robots_url = str(httpx.URL(url).copy_with(path="/robots.txt", query=None, fragment=None))
         status, body, error = await self._fetch(robots_url)
         now = time.monotonic()
-        if error == reasons.BLOCKED_PRIVATE:
+        if error == Reason.BLOCKED_PRIVATE:
             return RobotsRules(None, now + self.ttl, unreachable=error)
         if status is None or status == 429 or status >= 500:
             why = error or reasons.http(status or 0)
-            return RobotsRules(None, now + self.retry, unreachable=f"{reasons.ROBOTS_UNAVAILABLE}:{why}")
+            return RobotsRules(None, now + self.retry, unreachable=f"{Reason.ROBOTS_UNAVAILABLE}:{why}")
         if 400 <= status < 500:
             return RobotsRules(None, now + self.ttl)
         parser = Protego.parse(body)

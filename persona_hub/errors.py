@@ -10,8 +10,10 @@ PersonaHubError
 
 from __future__ import annotations
 
+from storage.errors import SwarmError
 
-class PersonaHubError(Exception):
+
+class PersonaHubError(SwarmError):
     pass
 
 

@@ -132,8 +132,8 @@ class Database:
         and locks the configuration so that no statement can turn them back on."""
         if not self.path.exists():
             raise DatabaseMissing(
-                f"no database at {self.path}: import personas first "
-                "(swarm personas import FILE) or point --db / SWARM_DB at an existing file."
+                f"no database at {self.path}",
+                hint="import personas first (swarm personas import FILE), or point --db or SWARM_DB at an existing file",
             )
         key = str(self.path.resolve())
         with _lock_for(key):

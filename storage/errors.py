@@ -1,6 +1,7 @@
-"""Errors raised by the storage layer.
+"""The base of every error a user can cause or meet, and the storage layer's own.
 
-    StorageError
+    SwarmError                the base in every package (PersonaHubError, SearchError, LLMError, RunError, …)
+     └── StorageError
      ├── DatabaseMissing      the database file does not exist (nothing imported yet)
      ├── DatabaseBusy         another process held the lock for longer than we were willing to wait
      ├── SchemaTooNew         the file was written by a newer persona-swarm
@@ -8,13 +9,31 @@
      ├── QueryError           DuckDB refused the SQL (syntax, unknown table, …)
      └── WriteFailed          a batch could not be written; its rows were saved to a dead-letter file
 
-The CLI turns these into one-line messages; nothing below the CLI prints.
+The CLI turns any SwarmError into its one-line message (and its hint, when it has one) and exit 1;
+anything else is a bug and shows its traceback. Nothing below the CLI prints.
 """
 
 from __future__ import annotations
 
+from typing import Any
 
-class StorageError(Exception):
+
+class SwarmError(Exception):
+    """An error a user can cause or meet: the message says what happened and what to do.
+
+    `reason` is a short stable code (a subclass's default, or given); `hint` an optional next step the
+    CLI prints on a line of its own."""
+
+    reason: str = "error"
+
+    def __init__(self, *args: Any, reason: str | None = None, hint: str | None = None):
+        super().__init__(*args)
+        if reason is not None:
+            self.reason = reason
+        self.hint = hint
+
+
+class StorageError(SwarmError):
     """Base class: every storage failure a user can cause or meet."""
 
 

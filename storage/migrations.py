@@ -400,6 +400,9 @@ def m010_pages_run_id(con: duckdb.DuckDBPyConnection) -> None:
         "pages.run_id": "the swarm run (run_…) or swarm crawl (crawl_…) that fetched it",
         "conversations.conversation_id": "cv_ + 16 hex digits of sha256(run, persona, cycle): the same unit "
         "always gets the same id, so a resumed run cannot store it twice",
+        "llm_calls.status": "ok, or a reason: rate_limited, server_error, bad_request, timeout, bad_response, "
+        "empty_answer, too_large, too_long, invalid_json, schema_invalid, length, auth, unavailable, cancelled "
+        "(the run was stopped mid-call)",
     }
     for column, text in comments.items():
         con.execute(f"COMMENT ON COLUMN {column} IS {_quote(text)}")

@@ -25,10 +25,12 @@ import importlib.metadata
 from collections.abc import Callable, Mapping
 from typing import Generic, TypeVar
 
+from storage.errors import SwarmError
+
 T = TypeVar("T")
 
 
-class UnknownName(LookupError):
+class UnknownName(SwarmError, LookupError):
     """A name no implementation is registered under, or one whose package fails to load."""
 
 

@@ -38,3 +38,23 @@ def test_the_cli_loads_the_llm_and_crawler_stacks_only_for_commands_that_use_the
     code = f"import sys, agents.cli; print(sorted(m for m in {heavy!r} if m in sys.modules))"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=REPO, check=True)
     assert out.stdout.strip() == "[]", out.stdout
+
+
+def test_every_error_a_user_meets_derives_from_one_base_with_a_reason() -> None:
+    # the CLI prints a SwarmError as one line (and its hint); anything else is a bug with a traceback
+    from agents.export import ExportError
+    from agents.llm.errors import LLMError, Status
+    from agents.llm.local import LocalModelUnavailable
+    from agents.runs import RunError
+    from crawler.render import RenderUnavailable
+    from crawler.search.base import SearchError, SearchReason
+    from persona_hub.errors import PersonaHubError
+    from storage.errors import StorageError, SwarmError
+    from storage.registry import UnknownName
+
+    roots = [ExportError, LLMError, LocalModelUnavailable, RunError, RenderUnavailable, SearchError,
+             PersonaHubError, StorageError, UnknownName]  # fmt: skip
+    assert [r.__name__ for r in roots if not issubclass(r, SwarmError)] == []
+    found = SearchError("brave", SearchReason.BAD_KEY, "the key was refused")
+    assert found.reason == "bad_key" and str(found) == "brave search: the key was refused"
+    assert LLMError("slow", Status.TIMEOUT).reason == "timeout" and RunError("x").reason == "error"

@@ -4,7 +4,6 @@ into one clear line on stderr and a non-zero exit code (only here, at the CLI's 
 from __future__ import annotations
 
 import functools
-import sys
 from collections.abc import Callable
 from typing import Any, TypeVar
 
@@ -14,6 +13,7 @@ from rich.text import Text
 
 from agents.cli.output import terminal_safe
 from storage import Database, is_interrupt, resolve_db_path
+from storage.errors import SwarmError
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -39,26 +39,6 @@ def fail(message: str, code: int = 1) -> typer.Exit:
     return typer.Exit(code)
 
 
-# Our errors, by module: a command imports only what it uses (the LLM and crawler stacks take ~1 s to
-# import), and an exception of one of these classes can only exist once its module is loaded.
-_OUR_ERRORS = (
-    ("storage.errors", "StorageError"),
-    ("persona_hub.errors", "PersonaHubError"),
-    ("crawler.render", "RenderUnavailable"),
-    ("crawler.search.base", "SearchError"),
-    ("agents.runs", "RunError"),
-    ("agents.llm.errors", "LLMUnavailable"),
-    ("agents.llm.errors", "LLMSettingError"),
-    ("agents.llm.local", "LocalModelUnavailable"),
-)
-
-
-def _ours(exc: BaseException) -> bool:
-    return any(
-        isinstance(exc, getattr(sys.modules[module], name)) for module, name in _OUR_ERRORS if module in sys.modules
-    )
-
-
 def cli_errors(func: F) -> F:
     """Print our own errors as one line and exit 1; let real bugs show their traceback."""
 
@@ -69,8 +49,11 @@ def cli_errors(func: F) -> F:
         except KeyboardInterrupt as exc:
             raise fail("interrupted", 130) from exc
         except Exception as exc:
-            if _ours(exc):
-                raise fail(str(exc)) from exc
+            if isinstance(exc, SwarmError):  # every package's errors derive from it
+                error = fail(str(exc))
+                if exc.hint:
+                    err_console.print(Text.assemble(("hint:", "bold"), " ", terminal_safe(exc.hint)), soft_wrap=True)
+                raise error from exc
             if is_interrupt(exc):  # Ctrl-C that DuckDB saw first, in any command
                 raise fail("interrupted", 130) from exc
             raise

@@ -26,7 +26,7 @@ except ImportError:  # pragma: no cover
 
 from agents.llm import completion, structured
 from agents.llm.cache import CachedAnswer, LLMCache, cache_key
-from agents.llm.errors import LLMError, LLMOutputError, LLMUnavailable
+from agents.llm.errors import LLMError, LLMOutputError, LLMUnavailable, Status
 from agents.llm.limiter import AdaptiveLimiter
 from agents.llm.prices import cost_usd
 from agents.llm.settings import LLMSettings
@@ -120,7 +120,7 @@ class LLMClient:
             raise LLMUnavailable(
                 f"the LLM endpoint {self.settings.endpoint} did not answer GET /models within the "
                 f"{self.settings.deadline:g} s deadline (SWARM_LLM_DEADLINE_S)",
-                "timeout",
+                Status.TIMEOUT,
             ) from exc
         except LLMOutputError as exc:  # a body over the cap
             raise LLMUnavailable(f"the LLM endpoint {self.settings.endpoint}: {exc}", exc.reason) from exc
@@ -131,23 +131,23 @@ class LLMClient:
                 f"the LLM endpoint {self.settings.endpoint} answered GET /models with something that is not a "
                 f"model list ({type(exc).__name__}): is it an OpenAI-compatible API? (OPENAI_BASE_URL usually "
                 "ends in /v1)",
-                "bad_response",
+                Status.BAD_RESPONSE,
             ) from exc
         except (openai.AuthenticationError, openai.PermissionDeniedError) as exc:
             raise LLMUnavailable(
-                f"{self.settings.endpoint} refused the API key ({exc.status_code}): check OPENAI_API_KEY", "auth"
+                f"{self.settings.endpoint} refused the API key ({exc.status_code}): check OPENAI_API_KEY", Status.AUTH
             ) from exc
         except (openai.APIConnectionError, openai.APITimeoutError) as exc:
             raise LLMUnavailable(
                 f"cannot reach the LLM endpoint {self.settings.endpoint} ({type(exc).__name__}): start the server "
                 "or fix --base-url / OPENAI_BASE_URL",
-                "unavailable",
+                Status.UNAVAILABLE,
             ) from exc
         except openai.APIStatusError as exc:
             if exc.status_code >= 500:
                 raise LLMUnavailable(
                     f"the LLM endpoint {self.settings.endpoint} answered {exc.status_code}: try again later",
-                    "unavailable",
+                    Status.UNAVAILABLE,
                 ) from exc
 
     async def aclose(self) -> None:
@@ -174,7 +174,7 @@ class LLMClient:
         complete sentence (when at least one is there): a shorter whole answer, never half a sentence.
         """
         if self._down:
-            raise LLMUnavailable(self._down, "unavailable")
+            raise LLMUnavailable(self._down, Status.UNAVAILABLE)
         params = {
             "temperature": self.settings.temperature if temperature is None else temperature,
             "max_tokens": max_tokens or self.settings.max_tokens,
@@ -190,7 +190,7 @@ class LLMClient:
         hit = await self.cache.get(key)
         if hit is not None:
             value = structured.parse(hit.content, schema) if schema else None
-            self._log(call, purpose, "ok", cached=True)
+            self._log(call, purpose, Status.OK, cached=True)
             return Reply(hit.content, value, hit.prompt_tokens, hit.completion_tokens, True, "cache")
         try:
             reply = await self._answer(messages, params, schema, call, trim_on_length)
@@ -200,11 +200,11 @@ class LLMClient:
         except asyncio.CancelledError:
             # the run abandoned this call (a second Ctrl-C): its row still says what was attempted
             with contextlib.suppress(Exception):  # a writer already closed must not mask the cancellation
-                self._log(call, purpose, "cancelled", error="cancelled before an answer (the run was stopped)")
+                self._log(call, purpose, Status.CANCELLED, error="cancelled before an answer (the run was stopped)")
             raise
         answer = CachedAnswer(reply.text, reply.prompt_tokens, reply.completion_tokens)
         self.cache.put(key, self.settings.model, answer, scoped=scope is not None)
-        self._log(call, purpose, "ok")
+        self._log(call, purpose, Status.OK)
         return reply
 
     # -- the answer, with one repair round for structured output -------------------------------------
@@ -221,7 +221,7 @@ class LLMClient:
             if finish == "length":
                 whole = _whole_sentences(structured.strip_reasoning(text)) if trim_on_length else ""
                 if not whole:
-                    raise LLMOutputError("the answer was cut off (finish_reason length)", "length")
+                    raise LLMOutputError("the answer was cut off (finish_reason length)", Status.LENGTH)
                 text = whole
             return Reply(
                 structured.strip_reasoning(text), None, call.prompt_tokens, call.completion_tokens, False, "text"
@@ -237,12 +237,12 @@ class LLMClient:
                 value = structured.parse(text, schema)
             except Exception as exc:  # ValueError or pydantic.ValidationError
                 reason = (
-                    "length"
+                    Status.LENGTH
                     if finish == "length"
                     else (
-                        "invalid_json"
+                        Status.INVALID_JSON
                         if isinstance(exc, ValueError) and not hasattr(exc, "errors")
-                        else "schema_invalid"
+                        else Status.SCHEMA_INVALID
                     )
                 )
                 if round_ == 1:
@@ -267,7 +267,7 @@ class LLMClient:
         self, messages: list[dict[str, Any]], params: dict[str, Any], schema: type[BaseModel] | None, call: _Call
     ) -> tuple[str, str | None]:
         last: Exception | None = None
-        reason = "unavailable"
+        reason = Status.UNAVAILABLE
         estimate = sum(len(str(m.get("content", ""))) for m in messages) // 4 + int(params["max_tokens"])
         attempt = -1
         asked_again = False  # after an empty answer
@@ -291,15 +291,15 @@ class LLMClient:
                 wait = _retry_after(exc) or self._backoff(attempt)
                 self.limiter.rate_limited(wait)
                 last = exc
-                reason = "rate_limited"
+                reason = Status.RATE_LIMITED
             except (openai.AuthenticationError, openai.PermissionDeniedError) as exc:
                 self._down = f"{self.settings.endpoint} refused the API key ({exc.status_code}): check OPENAI_API_KEY"
-                raise LLMUnavailable(self._down, "auth") from exc
+                raise LLMUnavailable(self._down, Status.AUTH) from exc
             except openai.NotFoundError as exc:
                 self._down = (
                     f"{self.settings.endpoint} has no model {self.settings.model!r} (404): check --model / SWARM_MODEL"
                 )
-                raise LLMUnavailable(self._down, "unavailable") from exc
+                raise LLMUnavailable(self._down, Status.UNAVAILABLE) from exc
             except openai.BadRequestError as exc:
                 message = str(exc).lower()
                 if (
@@ -309,27 +309,27 @@ class LLMClient:
                 ):
                     attempt -= 1
                     continue  # the endpoint does not take this way of asking for JSON: try the next way
-                raise LLMOutputError(f"the endpoint refused the request: {exc}", "bad_request") from exc
+                raise LLMOutputError(f"the endpoint refused the request: {exc}", Status.BAD_REQUEST) from exc
             except (openai.APITimeoutError, openai_httpx.TimeoutException) as exc:  # the latter: reading the body
-                last, reason = exc, "timeout"
+                last, reason = exc, Status.TIMEOUT
             except TimeoutError:
                 last = LLMOutputError(
                     f"no whole answer within the {self.settings.deadline:g} s deadline (SWARM_LLM_DEADLINE_S)",
-                    "timeout",
+                    Status.TIMEOUT,
                 )
-                reason = "timeout"
+                reason = Status.TIMEOUT
             except openai_httpx.DecodingError as exc:
-                last = LLMOutputError(f"the endpoint's answer could not be decompressed: {exc}", "bad_response")
-                reason = "bad_response"
+                last = LLMOutputError(f"the endpoint's answer could not be decompressed: {exc}", Status.BAD_RESPONSE)
+                reason = Status.BAD_RESPONSE
             except (openai.APIConnectionError, openai_httpx.RequestError) as exc:  # the latter: a body cut off
-                last, reason = exc, "unavailable"
+                last, reason = exc, Status.UNAVAILABLE
             except LLMOutputError as exc:
-                if exc.reason != "bad_response":
+                if exc.reason != Status.BAD_RESPONSE:
                     # too_large, too_long: the endpoint ignored max_tokens, and would again (asking again
                     # costs as much again), so the call fails at once; the breaker still counts it
                     self._failed(exc.reason, exc)
                     raise
-                last, reason = exc, "bad_response"  # a broken answer may be a passing fault: retried as a 5xx
+                last, reason = exc, Status.BAD_RESPONSE  # a broken answer may be a passing fault: retried as a 5xx
             except openai.APIStatusError as exc:
                 # llama-cpp-python's server answers an unsupported response_format with a 500 (its request
                 # validation error), not a 400: that too means "ask for JSON another way"
@@ -337,8 +337,8 @@ class LLMClient:
                     attempt -= 1
                     continue
                 if exc.status_code < 500:
-                    raise LLMOutputError(f"the endpoint answered {exc.status_code}: {exc}", "bad_request") from exc
-                last, reason = exc, "server_error"
+                    raise LLMOutputError(f"the endpoint answered {exc.status_code}: {exc}", Status.BAD_REQUEST) from exc
+                last, reason = exc, Status.SERVER_ERROR
                 wait = _retry_after(exc)
             else:
                 self._failures, self._failing_since = 0, None
@@ -350,12 +350,12 @@ class LLMClient:
                 # not the endpoint failing: the breaker does not count it. It is asked for once more, at
                 # once, since a sampled model can end its answer before it starts by chance; a second
                 # empty answer fails the call, as a model that keeps doing it will not change.
-                empty = LLMOutputError(_empty(answer), "empty_answer")
+                empty = LLMOutputError(_empty(answer), Status.EMPTY_ANSWER)
                 if asked_again or attempt >= self.settings.max_retries:
                     raise empty
-                asked_again, last, reason = True, empty, "empty_answer"
+                asked_again, last, reason = True, empty, Status.EMPTY_ANSWER
                 continue
-            if reason != "rate_limited":  # a 429 is the endpoint answering "later", not failing
+            if reason != Status.RATE_LIMITED:  # a 429 is the endpoint answering "later", not failing
                 self._failed(reason, last)
             if attempt < self.settings.max_retries:
                 if wait is not None and wait > self.settings.max_retry_after:
@@ -376,7 +376,7 @@ class LLMClient:
         completion.check_length(answer, int(request["max_tokens"]))
         return answer
 
-    def _failed(self, reason: str, last: BaseException | None) -> None:
+    def _failed(self, reason: Status, last: BaseException | None) -> None:
         """Count a failed request towards the breaker; raise LLMUnavailable once it trips."""
         now = time.monotonic()
         self._failures += 1
@@ -407,14 +407,16 @@ class LLMClient:
     def _backoff(self, attempt: int) -> float:
         return backoff(attempt, self.settings.backoff_base, self.settings.backoff_max)
 
-    def _log(self, call: _Call, purpose: str, status: str, *, cached: bool = False, error: str | None = None) -> None:
+    def _log(
+        self, call: _Call, purpose: str, status: Status, *, cached: bool = False, error: str | None = None
+    ) -> None:
         cost = 0.0 if cached else cost_usd(self.settings.model, call.prompt_tokens, call.completion_tokens)
         self.calls += 1
         self.cached_calls += cached
         self.prompt_tokens += 0 if cached else call.prompt_tokens
         self.completion_tokens += 0 if cached else call.completion_tokens
         self.cost_usd += cost
-        if status != "ok":
+        if status != Status.OK:
             self.failures[status] = self.failures.get(status, 0) + 1
         self.writer.submit(
             "llm_calls",

@@ -26,7 +26,7 @@ try:  # the openai client's own HTTP library: httpx2 from openai 3 on, httpx bef
 except ImportError:  # pragma: no cover
     import httpx as openai_httpx  # type: ignore[no-redef]
 
-from agents.llm.errors import LLMOutputError
+from agents.llm.errors import LLMOutputError, Status
 
 # An answer is refused as too long past these multiples of max_tokens. Far beyond what an endpoint that
 # honours max_tokens sends (at most max_tokens tokens, ~4 characters each in prose), so only one that
@@ -137,7 +137,7 @@ def parse(body: bytes, response: openai_httpx.Response) -> Completion:
     try:
         data = _Body.model_validate_json(body)
     except ValidationError as exc:
-        raise LLMOutputError(_what_is_wrong(body, response, exc), "bad_response") from None
+        raise LLMOutputError(_what_is_wrong(body, response, exc), Status.BAD_RESPONSE) from None
     choice, usage = data.choices[0], data.usage or _Usage()
     calls = tuple((c.function.name if c.function else None) or "?" for c in choice.message.tool_calls or ())
     return Completion(
@@ -157,20 +157,20 @@ def check_length(answer: Completion, max_tokens: int) -> None:
         raise LLMOutputError(
             f"the answer is {answer.completion_tokens:,} tokens long, more than {TOKENS_OVER} times "
             f"max_tokens ({max_tokens:,}): the endpoint ignores max_tokens",
-            "too_long",
+            Status.TOO_LONG,
         )
     if answer.content is not None and len(answer.content) > CHARACTERS_PER_TOKEN * max_tokens:
         raise LLMOutputError(
             f"the answer is {len(answer.content):,} characters long, more than {CHARACTERS_PER_TOKEN} for each "
             f"of max_tokens ({max_tokens:,}) tokens: the endpoint ignores max_tokens",
-            "too_long",
+            Status.TOO_LONG,
         )
 
 
 def _too_large(limit: int, detail: str) -> LLMOutputError:
     return LLMOutputError(
         f"the endpoint's answer is over the {limit:,}-byte cap ({detail}); SWARM_LLM_MAX_RESPONSE_MB raises the cap",
-        "too_large",
+        Status.TOO_LARGE,
     )
 
 

@@ -25,10 +25,12 @@ from typing import IO
 
 import httpx
 
+from storage.errors import SwarmError
+
 GGUF = "SmolLM2-135M-Instruct.Q4_1.gguf"
 
 
-class LocalModelUnavailable(Exception):
+class LocalModelUnavailable(SwarmError):
     pass
 
 

@@ -3,7 +3,7 @@ environment."""
 
 from __future__ import annotations
 
-from crawler.search.base import SearchBackend, SearchError, SearchHit
+from crawler.search.base import SearchBackend, SearchError, SearchHit, SearchReason
 from crawler.search.brave import Brave
 from crawler.search.duckduckgo import DuckDuckGo
 from crawler.search.searxng import SearXNG
@@ -16,7 +16,7 @@ def backend(name: str, *, rate: float = 1.0, concurrency: int = 1) -> SearchBack
     try:
         cls = SEARCH_BACKENDS.get(name)
     except UnknownName as exc:
-        raise SearchError(name, "not_configured", str(exc)) from None
+        raise SearchError(name, SearchReason.NOT_CONFIGURED, str(exc)) from None
     return cls(rate=rate, concurrency=concurrency)
 
 

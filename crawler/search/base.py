@@ -10,11 +10,13 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
+from enum import StrEnum
 
 import httpx
 
 from crawler.hosts import HostGate
 from crawler.settings import USER_AGENT
+from storage.errors import SwarmError
 
 
 @dataclass(frozen=True)
@@ -26,12 +28,19 @@ class SearchHit:
     engine: str
 
 
-class SearchError(Exception):
-    """reason: rate_limited, blocked, bad_key, not_configured, unavailable or bad_response."""
+class SearchReason(StrEnum):
+    RATE_LIMITED = "rate_limited"
+    BLOCKED = "blocked"  # a bot wall or a refusal
+    BAD_KEY = "bad_key"
+    NOT_CONFIGURED = "not_configured"  # a setting is missing, or no such backend
+    UNAVAILABLE = "unavailable"
+    BAD_RESPONSE = "bad_response"
 
-    def __init__(self, backend: str, reason: str, message: str):
-        super().__init__(f"{backend} search: {message}")
-        self.backend, self.reason = backend, reason
+
+class SearchError(SwarmError):
+    def __init__(self, backend: str, reason: SearchReason, message: str):
+        super().__init__(f"{backend} search: {message}", reason=reason)
+        self.backend = backend
 
 
 class SearchBackend(ABC):
@@ -66,6 +75,6 @@ class SearchBackend(ABC):
             async with self.gate.slot():
                 return await self.client.send(request)
         except httpx.TimeoutException as exc:
-            raise SearchError(self.name, "unavailable", f"{request.url.host} timed out") from exc
+            raise SearchError(self.name, SearchReason.UNAVAILABLE, f"{request.url.host} timed out") from exc
         except httpx.TransportError as exc:
-            raise SearchError(self.name, "unavailable", f"cannot reach {request.url.host}: {exc}") from exc
+            raise SearchError(self.name, SearchReason.UNAVAILABLE, f"cannot reach {request.url.host}: {exc}") from exc

@@ -8,7 +8,7 @@ from __future__ import annotations
 import os
 import re
 
-from crawler.search.base import SearchBackend, SearchError, SearchHit
+from crawler.search.base import SearchBackend, SearchError, SearchHit, SearchReason
 
 _TAGS = re.compile(r"</?strong>")
 
@@ -20,7 +20,7 @@ class Brave(SearchBackend):
         super().__init__(**kwargs)  # type: ignore[arg-type]
         self.api_key = api_key or os.environ.get("BRAVE_API_KEY")
         if not self.api_key:
-            raise SearchError(self.name, "not_configured", "set BRAVE_API_KEY to your Brave Search API key")
+            raise SearchError(self.name, SearchReason.NOT_CONFIGURED, "set BRAVE_API_KEY to your Brave Search API key")
         self.base_url = (base_url or os.environ.get("BRAVE_API_URL", "https://api.search.brave.com")).rstrip("/")
 
     async def search(self, query: str, count: int = 10) -> list[SearchHit]:
@@ -33,18 +33,20 @@ class Brave(SearchBackend):
         response = await self.send(request)
         if response.status_code == 429:
             reset = response.headers.get("x-ratelimit-reset", "").split(",")[0].strip()
-            raise SearchError(self.name, "rate_limited", f"rate limit reached; the window refills in {reset or '?'}s")
+            raise SearchError(
+                self.name, SearchReason.RATE_LIMITED, f"rate limit reached; the window refills in {reset or '?'}s"
+            )
         if response.status_code in (401, 403, 422):
             code = _error_code(response)
             if code == "SUBSCRIPTION_TOKEN_INVALID" or response.status_code in (401, 403):
-                raise SearchError(self.name, "bad_key", "BRAVE_API_KEY was refused; check the key")
-            raise SearchError(self.name, "bad_response", f"request refused ({code or response.status_code})")
+                raise SearchError(self.name, SearchReason.BAD_KEY, "BRAVE_API_KEY was refused; check the key")
+            raise SearchError(self.name, SearchReason.BAD_RESPONSE, f"request refused ({code or response.status_code})")
         if response.status_code != 200:
-            raise SearchError(self.name, "unavailable", f"HTTP {response.status_code}")
+            raise SearchError(self.name, SearchReason.UNAVAILABLE, f"HTTP {response.status_code}")
         try:
             results = (response.json().get("web") or {}).get("results", [])
         except ValueError as exc:
-            raise SearchError(self.name, "bad_response", "the answer was not JSON") from exc
+            raise SearchError(self.name, SearchReason.BAD_RESPONSE, "the answer was not JSON") from exc
         hits: list[SearchHit] = []
         for item in results:
             if isinstance(item, dict) and item.get("url"):

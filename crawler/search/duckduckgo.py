@@ -12,7 +12,7 @@ from urllib.parse import parse_qs, urlsplit
 
 import lxml.html
 
-from crawler.search.base import SearchBackend, SearchError, SearchHit
+from crawler.search.base import SearchBackend, SearchError, SearchHit, SearchReason
 
 _BLOCK_MARKERS = ("anomaly-modal", "anomaly.js", "error-lite@duckduckgo.com", 'id="challenge-form"')
 
@@ -69,14 +69,14 @@ class DuckDuckGo(SearchBackend):
         if response.status_code == 202 or any(marker in text for marker in _BLOCK_MARKERS):
             raise SearchError(
                 self.name,
-                "blocked",
+                SearchReason.BLOCKED,
                 "DuckDuckGo answered with its bot challenge; wait a while, "
                 "slow down, or use SearXNG (--search searxng)",
             )
         if response.status_code in (403, 418, 429):
-            raise SearchError(self.name, "rate_limited", f"DuckDuckGo answered HTTP {response.status_code}")
+            raise SearchError(self.name, SearchReason.RATE_LIMITED, f"DuckDuckGo answered HTTP {response.status_code}")
         if response.status_code != 200:
-            raise SearchError(self.name, "unavailable", f"HTTP {response.status_code}")
+            raise SearchError(self.name, SearchReason.UNAVAILABLE, f"HTTP {response.status_code}")
         seen: set[str] = set()
         hits: list[SearchHit] = []
         for url, title, snippet in parse_results(text):

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import os
 
-from crawler.search.base import SearchBackend, SearchError, SearchHit
+from crawler.search.base import SearchBackend, SearchError, SearchHit, SearchReason
 
 
 class SearXNG(SearchBackend):
@@ -22,7 +22,7 @@ class SearXNG(SearchBackend):
         if not base_url:
             raise SearchError(
                 self.name,
-                "not_configured",
+                SearchReason.NOT_CONFIGURED,
                 "set SEARXNG_URL to your instance, e.g. export SEARXNG_URL=http://localhost:8888",
             )
         self.base_url = base_url.rstrip("/")
@@ -43,21 +43,23 @@ class SearXNG(SearchBackend):
         if response.status_code == 403:
             raise SearchError(
                 self.name,
-                "not_configured",
+                SearchReason.NOT_CONFIGURED,
                 f"{self.base_url} refuses format=json: add json to search.formats in its settings.yml",
             )
         if response.status_code == 429:
             raise SearchError(
                 self.name,
-                "rate_limited",
+                SearchReason.RATE_LIMITED,
                 f"{self.base_url} is rate limiting (its limiter is on); use your own instance or slow down",
             )
         if response.status_code != 200:
-            raise SearchError(self.name, "unavailable", f"{self.base_url} answered HTTP {response.status_code}")
+            raise SearchError(
+                self.name, SearchReason.UNAVAILABLE, f"{self.base_url} answered HTTP {response.status_code}"
+            )
         try:
             results = response.json().get("results", [])
         except ValueError as exc:
-            raise SearchError(self.name, "bad_response", f"{self.base_url} did not answer JSON") from exc
+            raise SearchError(self.name, SearchReason.BAD_RESPONSE, f"{self.base_url} did not answer JSON") from exc
         hits: list[SearchHit] = []
         seen: set[str] = set()
         for item in results:
