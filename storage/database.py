@@ -133,7 +133,7 @@ class Database:
         if not self.path.exists():
             raise DatabaseMissing(
                 f"no database at {self.path}",
-                hint="import personas first (swarm personas import FILE), or point --db or SWARM_DB at an existing file",
+                hint="import personas first (swarm personas import FILE), or point --db or SWARM_DB at a file",
             )
         key = str(self.path.resolve())
         with _lock_for(key):

@@ -19,11 +19,11 @@ from urllib.parse import parse_qs, urlsplit
 
 import pytest
 
+from agents.sample_site.loopback import LoopbackServer, OwnedHandler
 from crawler.extract import extract_html
 from crawler.guard import AddressPolicy
 from crawler.render import Renderer, RenderUnavailable, find_chromium
 from crawler.render_network import Budget
-from tests.support.servers import LoopbackServer, OwnedHandler
 
 ONLY_THE_PAGE = AddressPolicy(allowed_networks=("127.0.0.1/32",))
 ARTICLE = (

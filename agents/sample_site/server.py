@@ -5,17 +5,16 @@ from __future__ import annotations
 import datetime as dt
 import json
 import re
-import threading
 from dataclasses import dataclass
 from email.utils import format_datetime
 from html import escape
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from importlib import resources
-from typing import Any, Self
+from typing import Any
 from urllib.parse import parse_qs, urlsplit
 from xml.sax.saxutils import escape as xml_escape
 
 from agents.reading import bm25, words
+from agents.sample_site.loopback import LoopbackServer, OwnedHandler
 
 
 @dataclass(frozen=True)
@@ -54,39 +53,18 @@ def topic_slug(topic: str) -> str:
 _STYLE = "body{font-family:sans-serif;max-width:42rem;margin:2rem auto;line-height:1.5}nav a{margin-right:1rem}"
 
 
-class SampleSite:
+class SampleSite(LoopbackServer):
     def __init__(self, host: str = "127.0.0.1", port: int = 0):
         self.articles = load_articles()
         self.by_slug = {a.slug: a for a in self.articles}
         self.topics = sorted({a.topic for a in self.articles})
         self._index = [words(a.text) for a in self.articles]
-        self.host, self.port = host, port
-        self._server: ThreadingHTTPServer | None = None
+        super().__init__(host, port)
         self.requests = 0
 
     @property
     def base(self) -> str:
         return f"http://{self.host}:{self.port}"
-
-    def start(self) -> Self:
-        handler = type("SampleSiteHandler", (_Handler,), {"site": self})
-        self._server = ThreadingHTTPServer((self.host, self.port), handler)
-        self._server.daemon_threads = True
-        self.port = self._server.server_address[1]
-        threading.Thread(target=self._server.serve_forever, kwargs={"poll_interval": 0.1}, daemon=True).start()
-        return self
-
-    def stop(self) -> None:
-        if self._server is not None:
-            self._server.shutdown()
-            self._server.server_close()
-            self._server = None
-
-    def __enter__(self) -> Self:
-        return self.start()
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop()
 
     # -- search -----------------------------------------------------------------------------------------
     def search(self, query: str, count: int = 10) -> list[Article]:
@@ -200,27 +178,14 @@ class SampleSite:
         return f"User-agent: *\nAllow: /\nDisallow: /search\nSitemap: {self.base}/sitemap.xml\n"
 
 
-class _Handler(BaseHTTPRequestHandler):
-    site: SampleSite
-    protocol_version = "HTTP/1.1"
-
-    def log_message(self, format: str, *args: object) -> None:
-        pass
-
-    def _send(self, status: int, content_type: str, body: str) -> None:
-        data = body.encode("utf-8")
-        self.send_response(status)
-        self.send_header("Content-Type", f"{content_type}; charset=utf-8")
-        self.send_header("Content-Length", str(len(data)))
-        self.end_headers()
-        if self.command != "HEAD":
-            self.wfile.write(data)
+class _Handler(OwnedHandler):
+    owner: SampleSite
 
     def do_HEAD(self) -> None:
         self.do_GET()
 
     def do_GET(self) -> None:
-        site = self.site
+        site = self.owner
         site.requests += 1
         parts = urlsplit(self.path)
         path = parts.path
@@ -232,22 +197,24 @@ class _Handler(BaseHTTPRequestHandler):
         elif path.startswith("/articles/") and path.endswith(".html"):
             page = site.article(path[len("/articles/") : -len(".html")])
         elif path == "/robots.txt":
-            self._send(200, "text/plain", site.robots())
+            self.reply(200, site.robots(), "text/plain; charset=utf-8")
             return
         elif path == "/sitemap.xml":
-            self._send(200, "application/xml", site.sitemap())
+            self.reply(200, site.sitemap(), "application/xml; charset=utf-8")
             return
         elif path == "/feed.xml":
-            self._send(200, "application/rss+xml", site.feed())
+            self.reply(200, site.feed(), "application/rss+xml; charset=utf-8")
             return
         elif path == "/search":
             query = {k: v[0] for k, v in parse_qs(parts.query).items()}
             if query.get("format") != "json":
-                self._send(403, "text/html", "<h1>Forbidden</h1><p>Ask for format=json.</p>")
+                self.reply(403, "<h1>Forbidden</h1><p>Ask for format=json.</p>", "text/html; charset=utf-8")
             else:
-                self._send(200, "application/json", json.dumps(site.searxng(query.get("q", ""))))
+                self.reply(200, json.dumps(site.searxng(query.get("q", ""))), "application/json; charset=utf-8")
             return
         if page is None:
-            self._send(404, "text/html", site._page("Not found", "<h1>Not found</h1>"))
+            self.reply(404, site._page("Not found", "<h1>Not found</h1>"), "text/html; charset=utf-8")
         else:
-            self._send(200, "text/html", page)
+            self.reply(200, page, "text/html; charset=utf-8")
+
+SampleSite.handler = _Handler

@@ -32,7 +32,7 @@ from typing import Any
 
 import pytest
 
-from tests.support.servers import LoopbackServer, OwnedHandler
+from agents.sample_site.loopback import LoopbackServer, OwnedHandler
 
 
 def fake_value(schema: dict[str, Any], defs: dict[str, Any], key: str = "x") -> Any:

@@ -24,12 +24,11 @@ import time
 import zlib
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from email.utils import formatdate
 from urllib.parse import parse_qs, quote, urlsplit
 
 import pytest
 
-from tests.support.servers import LoopbackServer, OwnedHandler
+from agents.sample_site.loopback import LoopbackServer, OwnedHandler
 
 TOPICS = [
     "gardening",
@@ -213,24 +212,6 @@ class Site(LoopbackServer):
 class _Handler(OwnedHandler):
     owner: Site
 
-    def send(
-        self,
-        status: int,
-        body: bytes | str,
-        ctype: str = "text/html; charset=utf-8",
-        headers: dict[str, str] | None = None,
-    ) -> None:
-        data = body.encode("utf-8") if isinstance(body, str) else body
-        self.send_response(status)
-        self.send_header("Content-Type", ctype)
-        self.send_header("Content-Length", str(len(data)))
-        self.send_header("Date", formatdate(usegmt=True))
-        for key, value in (headers or {}).items():
-            self.send_header(key, value)
-        self.end_headers()
-        if self.command != "HEAD":
-            self.wfile.write(data)
-
     def do_HEAD(self) -> None:
         self.do_GET()
 
@@ -241,82 +222,82 @@ class _Handler(OwnedHandler):
         path, query = parts.path, {k: v[0] for k, v in parse_qs(parts.query).items()}
         if path in site.fixed:
             status, ctype, body = site.fixed[path]
-            self.send(status, body, ctype)
+            self.reply(status, body, ctype)
         elif path == "/robots.txt":
             if site.robots.startswith("status:"):
-                self.send(int(site.robots[7:]), "no robots here")
+                self.reply(int(site.robots[7:]), "no robots here")
             else:
-                self.send(200, site.robots, "text/plain; charset=utf-8")
+                self.reply(200, site.robots, "text/plain; charset=utf-8")
         elif path == "/":
             links = "".join(
                 f'<li><a href="/articles/{n}.html">{TOPICS[n % len(TOPICS)].title()} notes #{n}</a></li>'
                 for n in range(1, site.articles + 1)
             )
-            self.send(
+            self.reply(
                 200, f'<html lang="en"><head><title>{site.name}</title></head><body><ul>{links}</ul></body></html>'
             )
         elif path.startswith("/articles/") and path.endswith(".html"):
             number = path[len("/articles/") : -5]
             if number.isdigit() and 1 <= int(number) <= site.articles:
-                self.send(200, site.article(int(number)))
+                self.reply(200, site.article(int(number)))
             else:
-                self.send(404, "<html><body>not found</body></html>")
+                self.reply(404, "<html><body>not found</body></html>")
         elif path == "/near-copy":  # article 1 with its last sentence changed: a near-duplicate
             page = site.article(1)
             cut = page.rindex("</p>")
-            self.send(200, page[:cut] + " One more sentence was added here." + page[cut:])
+            self.reply(200, page[:cut] + " One more sentence was added here." + page[cut:])
         elif path == "/private/secret.html":
-            self.send(200, site.article(1))
+            self.reply(200, site.article(1))
         elif path == "/sitemap.xml":
-            self.send(200, site.sitemap(list(range(1, site.articles + 1))), "application/xml")
+            self.reply(200, site.sitemap(list(range(1, site.articles + 1))), "application/xml")
         elif path == "/sitemap_index.xml":
             index = (
                 f'<?xml version="1.0"?><sitemapindex xmlns="http://www.sitemaps.org/schemas/sitemap/0.9">'
                 f"<sitemap><loc>{site.base}/sitemap-a.xml</loc></sitemap>"
                 f"<sitemap><loc>{site.base}/sitemap-b.xml.gz</loc></sitemap></sitemapindex>"
             )
-            self.send(200, index, "application/xml")
+            self.reply(200, index, "application/xml")
         elif path == "/sitemap-a.xml":
-            self.send(200, site.sitemap(list(range(1, site.articles // 2 + 1))), "application/xml")
+            self.reply(200, site.sitemap(list(range(1, site.articles // 2 + 1))), "application/xml")
         elif path == "/sitemap-b.xml.gz":
             xml = site.sitemap(list(range(site.articles // 2 + 1, site.articles + 1)))
-            self.send(200, gzip.compress(xml.encode()), "application/gzip")
+            self.reply(200, gzip.compress(xml.encode()), "application/gzip")
         elif path in ("/feed.xml", "/atom.xml"):
-            self.send(
+            self.reply(
                 200,
                 self._feed(path == "/atom.xml"),
                 "application/rss+xml" if path == "/feed.xml" else "application/atom+xml",
             )
         elif path.startswith("/redirect/"):
             k = int(path.rsplit("/", 1)[1])
-            self.send(302, "", headers={"Location": f"/redirect/{k - 1}" if k > 0 else "/articles/1.html"})
+            self.reply(302, "", headers={"Location": f"/redirect/{k - 1}" if k > 0 else "/articles/1.html"})
         elif path in ("/loop/a", "/loop/b"):
-            self.send(302, "", headers={"Location": "/loop/b" if path == "/loop/a" else "/loop/a"})
+            self.reply(302, "", headers={"Location": "/loop/b" if path == "/loop/a" else "/loop/a"})
         elif path == "/redirect-to":
-            self.send(302, "", headers={"Location": query["url"]})
+            self.reply(302, "", headers={"Location": query["url"]})
         elif path.startswith("/flaky/"):
             code = int(path.rsplit("/", 1)[1])
             if hits <= int(query.get("fail", "1")):
                 extra = {"Retry-After": query["retry_after"]} if "retry_after" in query else {}
-                self.send(code, f"<html><body>fault {code}</body></html>", headers=extra)
+                self.reply(code, f"<html><body>fault {code}</body></html>", headers=extra)
             else:
-                self.send(200, site.article(2))
+                self.reply(200, site.article(2))
         elif path.startswith("/status/"):
-            self.send(int(path.rsplit("/", 1)[1]), "<html><body>status</body></html>")
+            self.reply(int(path.rsplit("/", 1)[1]), "<html><body>status</body></html>")
         elif path == "/slow":
             time.sleep(float(query.get("delay", "3")))
-            self.send(200, site.article(3))
+            self.reply(200, site.article(3))
         elif path == "/drop":
             self.close_connection = True
             self.connection.shutdown(socket.SHUT_RDWR)
         elif path in ("/big", "/big-chunked"):
             self._big(int(query.get("mb", "10")), chunked=path == "/big-chunked")
         elif path == "/bomb":
-            self.send(200, bomb(), headers={"Content-Encoding": "gzip"})
+            self.reply(200, bomb(), headers={"Content-Encoding": "gzip"})
         elif path == "/binary":
-            self.send(200, random.Random(7).randbytes(65536), "application/octet-stream")
+            self.reply(200, random.Random(7).randbytes(65536), "application/octet-stream")
         elif path == "/image.png":
-            self.send(
+            self.reply(
                 200,
                 bytes.fromhex(
                     "89504e470d0a1a0a0000000d49484452000000010000000108060000001f15c489"
@@ -330,27 +311,27 @@ class _Handler(OwnedHandler):
                 + "Le café crème et la crème brûlée à Nîmes, chez Müller et le señor. " * 8
                 + "</p></article></body></html>"
             )
-            self.send(200, text.encode("latin-1"))
+            self.reply(200, text.encode("latin-1"))
         elif path == "/cp1252-undeclared":
             text = (
                 "<html><head><title>Prices</title></head><body><article><h1>Prices</h1><p>"
                 + "The \u201cbest\u201d coffee costs 3 \u20ac \u2014 it\u2019s worth it. " * 8
                 + "</p></article></body></html>"
             )
-            self.send(200, text.encode("cp1252"), "text/html")
+            self.reply(200, text.encode("cp1252"), "text/html")
         elif path == "/js-only":
             paragraphs = "".join(f"'<p>{p}</p>'+" for p in prose(99, 5))
             script = (
                 "document.getElementById('app').innerHTML="
                 f"'<article><h1>Rendered article</h1>'+{paragraphs}'</article>';"
             )
-            self.send(
+            self.reply(
                 200,
                 f'<html lang="en"><head><title>App</title></head><body><div id="app"></div>'
                 f"<script>{script}</script></body></html>",
             )
         elif path == "/challenge":
-            self.send(
+            self.reply(
                 503,
                 "<html><head><title>Just a moment...</title></head><body><h1>Checking your browser before "
                 "accessing the site.</h1><p>Enable JavaScript and cookies to continue.</p>"
@@ -361,26 +342,26 @@ class _Handler(OwnedHandler):
         elif path == "/res/v1/web/search":
             self._brave(query)
         elif path == "/text.txt":
-            self.send(200, "\n\n".join(prose(5, 4)), "text/plain; charset=utf-8")
+            self.reply(200, "\n\n".join(prose(5, 4)), "text/plain; charset=utf-8")
         elif path == "/charset":  # an article whose header names a charset Python should not use
-            self.send(200, site.ascii_article(4), f"text/html; charset={query['label']}")
+            self.reply(200, site.ascii_article(4), f"text/html; charset={query['label']}")
         elif path == "/meta-charset":
-            self.send(200, f'<meta charset="{query["label"]}">' + site.ascii_article(5), "text/html")
+            self.reply(200, f'<meta charset="{query["label"]}">' + site.ascii_article(5), "text/html")
         elif path == "/utf16":  # UTF-16LE with no byte-order mark and no label anywhere
-            self.send(200, site.ascii_article(6).encode("utf-16-le"), "text/html")
+            self.reply(200, site.ascii_article(6).encode("utf-16-le"), "text/html")
         elif path == "/sjis-as-latin1":
-            self.send(200, japanese_page().encode("shift_jis"), "text/html; charset=ISO-8859-1")
+            self.reply(200, japanese_page().encode("shift_jis"), "text/html; charset=ISO-8859-1")
         elif path == "/drip":  # headers at once, then the body a byte every `every` seconds
             self._drip(site.article(7).encode(), float(query.get("every", "1")), headers_too=False)
         elif path == "/drip-headers":  # even the status line and headers come a byte at a time
             self._drip(site.article(7).encode(), float(query.get("every", "1")), headers_too=True)
         elif path == "/r":  # a query key without `=`: /r?a and /r?b are two pages, and /r?a redirects to /r?b
             if parts.query == "a":
-                self.send(302, "", headers={"Location": "/r?b"})
+                self.reply(302, "", headers={"Location": "/r?b"})
             else:
-                self.send(200, site.article(8) if parts.query == "b" else "<html><body>which?</body></html>")
+                self.reply(200, site.article(8) if parts.query == "b" else "<html><body>which?</body></html>")
         else:
-            self.send(404, "<html><body>not found</body></html>")
+            self.reply(404, "<html><body>not found</body></html>")
 
     # -- search backends' formats, answering from this site's own articles ------------------------------
     def _matches(self, query: str) -> list[int]:
@@ -392,7 +373,7 @@ class _Handler(OwnedHandler):
 
     def _searxng(self, query: dict[str, str]) -> None:
         if query.get("format") != "json":
-            self.send(403, "<html><body><h1>Forbidden</h1></body></html>")
+            self.reply(403, "<html><body><h1>Forbidden</h1></body></html>")
             return
         site = self.owner
         results = [
@@ -421,17 +402,17 @@ class _Handler(OwnedHandler):
             "suggestions": [],
             "unresponsive_engines": [],
         }
-        self.send(200, json.dumps(body), "application/json")
+        self.reply(200, json.dumps(body), "application/json")
 
     def _brave(self, query: dict[str, str]) -> None:
         site = self.owner
         if self.headers.get("X-Subscription-Token") != "test-key":
             error = {"id": "x", "status": 422, "code": "SUBSCRIPTION_TOKEN_INVALID", "detail": "bad token", "meta": {}}
-            self.send(422, json.dumps({"type": "ErrorResponse", "error": error, "time": 0}), "application/json")
+            self.reply(422, json.dumps({"type": "ErrorResponse", "error": error, "time": 0}), "application/json")
             return
         if "ratelimit" in query.get("q", ""):
             error = {"id": "y", "status": 429, "code": "RATE_LIMITED", "detail": "Rate limit reached.", "meta": {}}
-            self.send(
+            self.reply(
                 429,
                 json.dumps({"type": "ErrorResponse", "error": error, "time": 0}),
                 "application/json",
@@ -453,7 +434,7 @@ class _Handler(OwnedHandler):
             "type": "search",
             "web": {"type": "search", "results": results, "family_friendly": True},
         }
-        self.send(200, json.dumps(body), "application/json")
+        self.reply(200, json.dumps(body), "application/json")
 
     def do_POST(self) -> None:
         site = self.owner
@@ -461,10 +442,10 @@ class _Handler(OwnedHandler):
         form = {k: v[0] for k, v in parse_qs(self.rfile.read(length).decode()).items()}
         site._record(Request(time.monotonic(), "POST", self.path, dict(self.headers.items())))
         if urlsplit(self.path).path != "/html/":
-            self.send(404, "<html><body>not found</body></html>")
+            self.reply(404, "<html><body>not found</body></html>")
             return
         if "anomaly" in form.get("q", ""):
-            self.send(
+            self.reply(
                 202,
                 '<html><body><form id="challenge-form" action="//duckduckgo.com/anomaly.js?sv=html">'
                 '<div class="anomaly-modal__modal"></div></form>error-lite@duckduckgo.com</body></html>',
@@ -479,7 +460,7 @@ class _Handler(OwnedHandler):
                 f'<h2 class="result__title"><a rel="nofollow" class="result__a" href="{href}">Notes #{n}</a></h2>'
                 f'<a class="result__snippet" href="{href}">{prose(n)[0][:120]}</a></div></div>'
             )
-        self.send(200, f'<html><body><div id="links" class="results">{"".join(items)}</div></body></html>')
+        self.reply(200, f'<html><body><div id="links" class="results">{"".join(items)}</div></body></html>')
 
     def _feed(self, atom: bool) -> str:
         site = self.owner

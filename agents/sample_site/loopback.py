@@ -1,10 +1,12 @@
-"""What the local test servers share: a threaded HTTP server on 127.0.0.1:0 in a daemon thread, whose
-handler class reaches its owner through `owner`, with Nagle off and client hang-ups kept quiet."""
+"""A threaded HTTP server on loopback in a daemon thread, whose handler reaches its owner through
+`owner`, with Nagle off and client hang-ups kept quiet: the demo's sample site, and the test suite's
+servers (a fault-injecting website, an OpenAI-compatible endpoint) are built on it."""
 
 from __future__ import annotations
 
 import socket
 import threading
+from email.utils import formatdate
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, Self
 
@@ -29,17 +31,35 @@ class OwnedHandler(BaseHTTPRequestHandler):
     def log_message(self, format: str, *args: object) -> None:
         pass
 
+    def reply(
+        self,
+        status: int,
+        body: bytes | str,
+        content_type: str = "text/html; charset=utf-8",
+        headers: dict[str, str] | None = None,
+    ) -> None:
+        data = body.encode("utf-8") if isinstance(body, str) else body
+        self.send_response(status)
+        self.send_header("Content-Type", content_type)
+        self.send_header("Content-Length", str(len(data)))
+        self.send_header("Date", formatdate(usegmt=True))
+        for key, value in (headers or {}).items():
+            self.send_header(key, value)
+        self.end_headers()
+        if self.command != "HEAD":
+            self.wfile.write(data)
+
 
 class LoopbackServer:
     handler: type[OwnedHandler]
 
-    def __init__(self) -> None:
-        self.host, self.port = "127.0.0.1", 0
+    def __init__(self, host: str = "127.0.0.1", port: int = 0) -> None:
+        self.host, self.port = host, port
         self._server: QuietServer | None = None
 
     def start(self) -> Self:
         handler = type(f"{type(self).__name__}Handler", (self.handler,), {"owner": self})
-        self._server = QuietServer((self.host, 0), handler)
+        self._server = QuietServer((self.host, self.port), handler)
         self.port = self._server.server_address[1]
         threading.Thread(target=self._server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True).start()
         return self
