@@ -73,8 +73,8 @@ class ExportReport:
 def _bad_where(where: str, exc: Exception) -> ExportError:
     first = str(exc).strip().splitlines()[0]
     return ExportError(
-        f"bad --where ({where!r}): {first}. You can filter on: {', '.join(EXPORT_COLUMNS)}; for example "
-        "--where \"sentiment = 'positive' AND turns >= 2\""
+        f"bad {{--where}} ({where!r}): {first}. You can filter on: {', '.join(EXPORT_COLUMNS)}; for example "
+        "{--where} \"sentiment = 'positive' AND turns >= 2\""
     )
 
 
@@ -202,9 +202,9 @@ def export(
     try:
         writer = EXPORT_FORMATS.get(fmt)
     except UnknownName as exc:
-        raise ExportError(f"--format: {exc}") from None
+        raise ExportError(f"{{--format}}: {exc}") from None
     if not 0.0 < threshold <= 1.0:
-        raise ExportError(f"--threshold is a Jaccard similarity in (0, 1] (0.9 drops near copies), not {threshold}")
+        raise ExportError(f"{{--threshold}} is a Jaccard similarity in (0, 1] (0.9 drops near copies), not {threshold}")
     rows = _select(db, run_id, where)
     matched = len(rows)
     dropped = _near_duplicates(rows, threshold) if dedup else set()

@@ -66,7 +66,7 @@ async def execute(
 async def _new(db: Database, config: RunConfig, env: LLMSettings) -> RunPlan:
     if not config.search and not config.urls:
         backends = ", ".join(SEARCH_BACKENDS.names())
-        raise RunError(f"say where agents read: --search BACKEND ({backends}) or --urls FILE")
+        raise RunError(f"say where agents read: {{--search}} BACKEND ({backends}) or {{--urls}} FILE")
     config = resolve_llm(config, env)
     personas = await asyncio.to_thread(_select, db, config)
     return RunPlan(new_run_id(), config, personas)
@@ -108,7 +108,7 @@ def _select(db: Database, config: RunConfig) -> list[tuple[str, str]]:
         if not total:
             raise RunError("the persona hub is empty: import personas first (swarm personas import FILE)")
         raise RunError(
-            f"no persona matches --where {config.where!r} (the hub has {total}); "
+            f"no persona matches {{--where}} {config.where!r} (the hub has {total}); "
             'check it with swarm personas count --where "…"'
         )
     # one unit per persona and cycle: a persona listed twice would be the same units twice

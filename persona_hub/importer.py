@@ -95,7 +95,7 @@ def import_files(db: Database, paths: Sequence[str | Path], options: ImportOptio
                     s.imported = s.duplicates = s.near_duplicates = 0
                 _record_refusal(con, report, options, started)
                 raise StrictRefused(
-                    f"--strict: {report.rejects_total} bad line(s), nothing was imported",
+                    f"{{--strict}}: {report.rejects_total} bad line(s), nothing was imported",
                     [(p, n, r) for p, n, r, _ in report.rejects],
                 )
             _record_import(con, report, options, started)

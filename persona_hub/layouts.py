@@ -84,16 +84,16 @@ def detect(
     have = set(present)
     if text_field is not None:
         if text_field not in have:
-            raise NoTextField(_missing(source, f"--text-field {text_field!r} is not a field", present))
+            raise NoTextField(_missing(source, f"{{--text_field}} {text_field!r} is not a field", present))
         if id_field is not None and id_field not in have:
-            raise NoTextField(_missing(source, f"--id-field {id_field!r} is not a field", present))
+            raise NoTextField(_missing(source, f"{{--id_field}} {id_field!r} is not a field", present))
         return Layout("custom", text_field, id_field)
     found = _named(layout, have, source, present) if layout else _detect(have)
     if found is None:
         raise NoTextField(_missing(source, "no persona text field (persona / input persona)", present))
     if id_field is not None:
         if id_field not in have:
-            raise NoTextField(_missing(source, f"--id-field {id_field!r} is not a field", present))
+            raise NoTextField(_missing(source, f"{{--id_field}} {id_field!r} is not a field", present))
         return Layout(found.name, found.text_field, id_field)
     return found
 
@@ -102,7 +102,7 @@ def _named(name: str, have: set[str], source: str, present: list[str]) -> Layout
     try:
         rule = LAYOUTS.get(name)
     except UnknownName as exc:
-        raise NoTextField(f"--layout: {exc}") from None
+        raise NoTextField(f"{{--layout}}: {exc}") from None
     found = rule(have)
     if found is None:
         raise NoTextField(_missing(source, f"the records do not have the fields of the {name!r} layout", present))
@@ -122,7 +122,7 @@ def _missing(source: str, what: str, fields: list[str]) -> str:
     listed = ", ".join(repr(f) for f in fields[:40]) or "none"
     return (
         f"{source}: {what}. Fields found: {listed}. "
-        "Name the text column with --text-field (and the id column with --id-field)."
+        "Name the text column with {--text_field} (and the id column with {--id_field})."
     )
 
 

@@ -59,8 +59,8 @@ def _bad_filter(con: duckdb.DuckDBPyConnection, where: str | None, exc: Exceptio
     message = str(exc).strip().splitlines()[0]
     columns = ", ".join(ident(c) if not c.isidentifier() else c for c, _ in flat_columns(con))
     return BadFilter(
-        f"bad --where ({where!r}): {message}. You can filter on: {columns}; "
-        "for example --where \"occupation = 'nurse' AND age > 40\"."
+        f"bad {{--where}} ({where!r}): {message}. You can filter on: {columns}; "
+        "for example {--where} \"occupation = 'nurse' AND age > 40\"."
     )
 
 
@@ -121,7 +121,7 @@ def _column(con: duckdb.DuckDBPyConnection, name: str) -> str:
     columns = {c.lower(): c for c, _ in flat_columns(con)}
     if name.lower() in columns:
         return columns[name.lower()]
-    raise BadFilter(f"--stratify-by {name!r} is not a column; choose one of: {', '.join(columns.values())}")
+    raise BadFilter(f"{{--stratify_by}} {name!r} is not a column; choose one of: {', '.join(columns.values())}")
 
 
 @dataclass

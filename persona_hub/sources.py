@@ -51,7 +51,7 @@ def detect_format(path: Path, override: str | None = None) -> str:
     """The format named by `--format`, else by the extension (`.gz` is looked through)."""
     if override:
         if override not in INPUT_FORMATS:
-            raise UnsupportedFile(f"unknown --format {override!r}; use one of: {', '.join(INPUT_FORMATS)}")
+            raise UnsupportedFile(f"unknown {{--format}} {override!r}; use one of: {', '.join(INPUT_FORMATS)}")
         return override
     name = path.name.lower()
     if name.endswith(".agent.json") or name.endswith(".fragment.json"):
@@ -61,7 +61,7 @@ def detect_format(path: Path, override: str | None = None) -> str:
     if ext not in _EXTENSIONS:
         raise UnsupportedFile(
             f"{path}: cannot tell the format from the extension {ext or '(none)'!r}; "
-            f"pass --format ({', '.join(INPUT_FORMATS)})"
+            f"pass {{--format}} ({', '.join(INPUT_FORMATS)})"
         )
     return _EXTENSIONS[ext]
 

@@ -105,7 +105,7 @@ class Database:
                 if time.monotonic() >= deadline:
                     raise DatabaseBusy(
                         f"{self.path} is held by {_holder(exc)} and was not released within "
-                        f"{self.lock_timeout:g}s; wait for it to finish or raise --wait."
+                        f"{self.lock_timeout:g}s; wait for it to finish or raise {{--wait}}."
                     ) from exc
                 time.sleep(delay)
                 delay = min(delay * 1.5, 0.1)
@@ -133,7 +133,7 @@ class Database:
         if not self.path.exists():
             raise DatabaseMissing(
                 f"no database at {self.path}",
-                hint="import personas first (swarm personas import FILE), or point --db or SWARM_DB at a file",
+                hint="import personas first (swarm personas import FILE), or point {--db} or SWARM_DB at a file",
             )
         key = str(self.path.resolve())
         with _lock_for(key):

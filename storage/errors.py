@@ -15,14 +15,20 @@ anything else is a bug and shows its traceback. Nothing below the CLI prints.
 
 from __future__ import annotations
 
+import re
+from collections.abc import Callable
 from typing import Any
+
+# `{--where}` in a message stands for the setting `where`: the CLI writes its flag there (`--where`),
+# anyone else its name, so that the library never assumes how it was called
+_SETTING = re.compile(r"\{--([a-z_]+)\}")
 
 
 class SwarmError(Exception):
     """An error a user can cause or meet: the message says what happened and what to do.
 
     `reason` is a short stable code (a subclass's default, or given); `hint` an optional next step the
-    CLI prints on a line of its own."""
+    CLI prints on a line of its own. Both may name settings as `{--name}`."""
 
     reason: str = "error"
 
@@ -31,6 +37,16 @@ class SwarmError(Exception):
         if reason is not None:
             self.reason = reason
         self.hint = hint
+
+    def __str__(self) -> str:
+        return self.render(lambda name: f"`{name}`")
+
+    def render(self, setting: Callable[[str], str]) -> str:
+        """The message with each `{--name}` written as `setting(name)` (the CLI passes its flags)."""
+        return _SETTING.sub(lambda m: setting(m.group(1)), super().__str__())
+
+    def render_hint(self, setting: Callable[[str], str]) -> str | None:
+        return _SETTING.sub(lambda m: setting(m.group(1)), self.hint) if self.hint else None
 
 
 class StorageError(SwarmError):

@@ -46,7 +46,7 @@ class QueryWatch:
 
     def __init__(self, con: duckdb.DuckDBPyConnection, timeout: float | None = None) -> None:
         if timeout is not None and timeout <= 0:
-            raise QueryError(f"--timeout must be more than 0 seconds, not {timeout:g}")
+            raise QueryError(f"{{--timeout}} must be more than 0 seconds, not {timeout:g}")
         self.con = con
         self.timeout = timeout
         self._waiting = timeout is not None  # off once the time limit has fired
@@ -104,6 +104,6 @@ class QueryWatch:
             raise KeyboardInterrupt
         if self.reason == "timeout":
             raise QueryTimeout(
-                f"the query ran longer than --timeout {self.timeout:g}s and was stopped; nothing was changed. "
-                "Narrow it (WHERE, LIMIT) or raise --timeout."
+                f"the query ran longer than {{--timeout}} {self.timeout:g}s and was stopped; nothing was changed. "
+                "Narrow it (WHERE, LIMIT) or raise {--timeout}."
             )

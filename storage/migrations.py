@@ -436,7 +436,7 @@ def check_not_newer(versions: set[int], path: str) -> None:
     if versions and max(versions) > LATEST:
         raise SchemaTooNew(
             f"{path} has schema version {max(versions)}, but this persona-swarm knows only up to {LATEST}: "
-            "upgrade persona-swarm (pip install -U persona-swarm) or use another --db."
+            "upgrade persona-swarm (pip install -U persona-swarm) or use another {--db}."
         )
 
 

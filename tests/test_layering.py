@@ -6,7 +6,7 @@ import ast
 import subprocess
 import sys
 
-from tests.support.cli import REPO
+from tests.support.cli import REPO, Cli
 
 FORBIDDEN = {
     "storage": {"persona_hub", "crawler", "agents"},
@@ -58,3 +58,17 @@ def test_every_error_a_user_meets_derives_from_one_base_with_a_reason() -> None:
     found = SearchError("brave", SearchReason.BAD_KEY, "the key was refused")
     assert found.reason == "bad_key" and str(found) == "brave search: the key was refused"
     assert LLMError("slow", Status.TIMEOUT).reason == "timeout" and RunError("x").reason == "error"
+
+
+def test_library_errors_name_settings_and_the_cli_names_its_flags(cli: Cli) -> None:
+    from persona_hub import BadFilter
+
+    error = BadFilter("bad {--where} ('x'); try {--stratify_by}")
+    assert str(error) == "bad `where` ('x'); try `stratify_by`"  # what a Python caller sees
+    from agents.cli.demo import sample_personas_path
+
+    assert cli("personas", "import", str(sample_personas_path()))[0] == 0
+    code, _, err = cli("personas", "sample", "--stratify-by", "nope")  # the same kind of error, from the CLI
+    assert code == 1 and "--stratify-by 'nope' is not a column" in err and "{--" not in err and "`" not in err
+    code, _, err = cli("personas", "import", "nothing.weird")
+    assert code == 1 and "pass --format (jsonl" in err

@@ -4,6 +4,7 @@ into one clear line on stderr and a non-zero exit code (only here, at the CLI's 
 from __future__ import annotations
 
 import functools
+import typing
 from collections.abc import Callable
 from typing import Any, TypeVar
 
@@ -39,6 +40,25 @@ def fail(message: str, code: int = 1) -> typer.Exit:
     return typer.Exit(code)
 
 
+def _flag(command: Callable[..., Any], name: str) -> str:
+    """The flag of `command` that sets `name` (`--stratify-by`, `-n` has `--n`…); library errors name
+    settings, the CLI says how to set them."""
+    try:
+        annotation = typing.get_type_hints(command, include_extras=True).get(name)
+    except Exception:  # an annotation that does not resolve: the plain spelling will do
+        annotation = None
+    for meta in getattr(annotation, "__metadata__", ()):
+        decls = [d for d in getattr(meta, "param_decls", None) or () if d.startswith("--")]
+        if decls:
+            return str(decls[0]).split("/")[0]
+    return "--" + name.replace("_", "-")
+
+
+def described(exc: SwarmError, command: Callable[..., Any]) -> str:
+    """The error's message with the flags of `command` where it names settings."""
+    return exc.render(functools.partial(_flag, command))
+
+
 def cli_errors(func: F) -> F:
     """Print our own errors as one line and exit 1; let real bugs show their traceback."""
 
@@ -50,9 +70,10 @@ def cli_errors(func: F) -> F:
             raise fail("interrupted", 130) from exc
         except Exception as exc:
             if isinstance(exc, SwarmError):  # every package's errors derive from it
-                error = fail(str(exc))
-                if exc.hint:
-                    err_console.print(Text.assemble(("hint:", "bold"), " ", terminal_safe(exc.hint)), soft_wrap=True)
+                flag = functools.partial(_flag, func)
+                error = fail(exc.render(flag))
+                if hint := exc.render_hint(flag):
+                    err_console.print(Text.assemble(("hint:", "bold"), " ", terminal_safe(hint)), soft_wrap=True)
                 raise error from exc
             if is_interrupt(exc):  # Ctrl-C that DuckDB saw first, in any command
                 raise fail("interrupted", 130) from exc

@@ -10,7 +10,7 @@ import typer
 from rich.table import Column, Table
 from rich.text import Text
 
-from agents.cli.common import cli_errors, console, database, err_console, fail
+from agents.cli.common import cli_errors, console, database, described, err_console, fail
 from agents.cli.output import dumps, literal, plain, terminal_safe
 from persona_hub import INPUT_FORMATS, LAYOUTS, ImportOptions, StrictRefused, count, import_files, sample, stats
 from persona_hub.importer import DEFAULT_MAX_CHARS, ImportReport
@@ -65,7 +65,7 @@ def import_(
         report = import_files(db, paths, options)
     except StrictRefused as exc:
         _print_rejects(exc.rejects, None, len(exc.rejects))
-        raise fail(f"{exc}. The bad lines are listed above and stored in import_rejects.") from exc
+        raise fail(f"{described(exc, import_)}. The bad lines are listed above and stored in import_rejects.") from exc
     _print_report(report, str(db.path))
 
 

@@ -6,7 +6,7 @@ from typing import Annotated
 
 import typer
 
-from agents.cli.common import cli_errors, console, database, fail
+from agents.cli.common import cli_errors, console, database, described, fail
 from agents.cli.output import OUTPUT_FORMATS, write_rows
 from storage import QueryTimeout, run_query
 
@@ -54,4 +54,4 @@ def query(
                 format, result.columns, result.batches(), result.types, console=console if format == "table" else None
             )
     except QueryTimeout as exc:
-        raise fail(str(exc), TIMEOUT_EXIT) from exc
+        raise fail(described(exc, query), TIMEOUT_EXIT) from exc
