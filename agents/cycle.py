@@ -16,6 +16,7 @@ from typing import Any
 
 from agents import fence, prompts, reading
 from agents.llm import LLMClient
+from agents.runs import UnitReason
 from agents.schemas import Interests, Metadata, UserTurn, Variation, variations_of
 from storage.sql import new_id
 
@@ -115,7 +116,7 @@ async def run_cycle(
     conversation = Conversation(persona_id, cycle, list(queries))
     pages = await read(conversation.queries)
     if not pages:
-        raise CycleFailed("no_pages", f"no readable pages for {conversation.queries}")
+        raise CycleFailed(UnitReason.NO_PAGES, f"no readable pages for {conversation.queries}")
     chosen = reading.chunks(reading.select(pages, topics + conversation.queries, config.pages), config.source_chars)
     sources = fence.fence("SOURCES", reading.render_sources(chosen))
     digest = fence.fence("WEB PAGES", reading.render_digest(chosen))

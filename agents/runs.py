@@ -14,6 +14,7 @@ import json
 import os
 import socket
 from dataclasses import asdict, dataclass, field
+from enum import StrEnum
 from typing import Any
 
 import pyarrow as pa
@@ -25,7 +26,19 @@ from storage.errors import DatabaseMissing, SwarmError
 from storage.sql import fetch_dicts, new_id
 
 HEARTBEAT_S = 5.0  # how often a running process updates its row
-PREVIOUS_FAILED = "previous_cycle_failed"  # run_units.reason of a cycle held back: the one before failed
+
+
+class UnitReason(StrEnum):
+    """`run_units.reason` of a unit that did not make a conversation, besides an LLM call's status
+    (agents.llm.errors.Status) and `search_<reason>` (crawler.search.base.SearchReason)."""
+
+    NO_PAGES = "no_pages"  # nothing readable was found for the persona's queries
+    PREVIOUS_CYCLE_FAILED = "previous_cycle_failed"  # held back: the cycle before it failed
+    INTERRUPTED = "interrupted"  # stopped by Ctrl-C or SIGTERM before it finished (status abandoned)
+    INTERNAL_ERROR = "internal_error"  # a fault of ours; the detail has the exception
+
+
+PREVIOUS_FAILED = UnitReason.PREVIOUS_CYCLE_FAILED
 STALE_AFTER_S = 60.0  # a `running` row not updated for this long belongs to a dead process
 
 

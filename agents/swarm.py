@@ -27,7 +27,7 @@ from typing import Any
 from agents.cycle import CycleConfig, CycleFailed, Reader, run_cycle
 from agents.llm import LLMClient
 from agents.llm.errors import LLMOutputError, LLMUnavailable
-from agents.runs import PREVIOUS_FAILED
+from agents.runs import PREVIOUS_FAILED, UnitReason
 from storage import BatchWriter
 
 log = logging.getLogger(__name__)
@@ -200,12 +200,12 @@ class Swarm:
             return False, None
         except asyncio.CancelledError:
             self._cut = True
-            self._record(persona_id, cycle, started, "abandoned", "interrupted", "stopped before it finished")
+            self._record(persona_id, cycle, started, "abandoned", UnitReason.INTERRUPTED, "stopped before it finished")
             raise
         except Exception as exc:  # a bug must not take the swarm down: the unit fails with the traceback kept
             log.exception("unit %s/%s failed", persona_id, cycle)
             detail = "".join(traceback.format_exception_only(exc)).strip()
-            self._record(persona_id, cycle, started, "failed", "internal_error", detail)
+            self._record(persona_id, cycle, started, "failed", UnitReason.INTERNAL_ERROR, detail)
             return False, None
         conversation.conversation_id = conversation_id(self.run_id, persona_id, cycle)
         self.writer.submit("conversations", conversation.row(self.run_id))
