@@ -97,7 +97,7 @@ seconds = time.perf_counter() - t
 print(json.dumps({"seconds": seconds, "peak_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}))
 """
 
-# The least work the issue asks of an import, with nothing else: every line numbered, the text read,
+# The least work an import with provenance and exact dedup must do: every line numbered, the text read,
 # its lower-cased text hashed (exact dedup), the other fields kept as JSON and typed into columns (the
 # types this generator writes, given rather than found). No validation, cleaning, dedup, ids or
 # provenance. Its ratio to the bound is what remains of the 2x budget for those.
@@ -184,7 +184,7 @@ def main() -> None:
         print("\n== import 1 file into the hub ==")
         print(f"bound  DuckDB read_json → table : {bound['seconds']:6.2f} s   peak {bound['peak_mb']:7.0f} MB")
         print(
-            f"floor  the least the issue asks : {floor:6.2f} s   ({floor / bound['seconds']:.2f}x the bound; "
+            f"floor  the least an import does: {floor:6.2f} s   ({floor / bound['seconds']:.2f}x the bound; "
             "numbered lines, text, hash, attributes JSON, typed columns, nothing else)"
         )
         print(

@@ -19,12 +19,16 @@ from typing import Any
 import httpcore
 import httpx
 
+from storage.errors import SwarmError
 
-class BlockedAddress(Exception):
+
+class BlockedAddress(SwarmError):
     """The host resolves to an address the crawl may not reach."""
 
+    reason = "blocked_private_address"
+
     def __init__(self, host: str, address: str, kind: str):
-        super().__init__(f"{host} resolves to {kind} address {address}; pass --allow-private to reach it")
+        super().__init__(f"{host} resolves to {kind} address {address}; {{--allow_private}} lets the crawl reach it")
         self.host, self.address, self.kind = host, address, kind
 
 

@@ -66,7 +66,7 @@ def find_chromium(configured: str | None = None) -> str:
         if path:
             return path
     raise RenderUnavailable(
-        "no Chromium found for --render: install Debian's (apt-get install chromium) or pass --browser PATH"
+        "no Chromium found for {--render}: install Debian's (apt-get install chromium) or pass {--browser} PATH"
     )
 
 

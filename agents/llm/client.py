@@ -140,7 +140,7 @@ class LLMClient:
         except (openai.APIConnectionError, openai.APITimeoutError) as exc:
             raise LLMUnavailable(
                 f"cannot reach the LLM endpoint {self.settings.endpoint} ({type(exc).__name__}): start the server "
-                "or fix --base-url / OPENAI_BASE_URL",
+                "or fix {--base_url} / OPENAI_BASE_URL",
                 Status.UNAVAILABLE,
             ) from exc
         except openai.APIStatusError as exc:
@@ -297,7 +297,8 @@ class LLMClient:
                 raise LLMUnavailable(self._down, Status.AUTH) from exc
             except openai.NotFoundError as exc:
                 self._down = (
-                    f"{self.settings.endpoint} has no model {self.settings.model!r} (404): check --model / SWARM_MODEL"
+                    f"{self.settings.endpoint} has no model {self.settings.model!r} (404): "
+                    "check {--model} / SWARM_MODEL"
                 )
                 raise LLMUnavailable(self._down, Status.UNAVAILABLE) from exc
             except openai.BadRequestError as exc:

@@ -71,7 +71,7 @@ class DuckDuckGo(SearchBackend):
                 self.name,
                 SearchReason.BLOCKED,
                 "DuckDuckGo answered with its bot challenge; wait a while, "
-                "slow down, or use SearXNG (--search searxng)",
+                "slow down, or use SearXNG ({--search} searxng)",
             )
         if response.status_code in (403, 418, 429):
             raise SearchError(self.name, SearchReason.RATE_LIMITED, f"DuckDuckGo answered HTTP {response.status_code}")
