@@ -22,12 +22,14 @@ from __future__ import annotations
 
 import importlib
 import importlib.metadata
+import logging
 from collections.abc import Callable, Mapping
 from typing import Generic, TypeVar
 
 from storage.errors import SwarmError
 
 T = TypeVar("T")
+log = logging.getLogger(__name__)
 
 
 class UnknownName(SwarmError, LookupError):
@@ -56,7 +58,7 @@ class Registry(Generic[T]):
         self._entries[key] = obj
 
     def unregister(self, name: str) -> None:
-        """Forget a name registered in code (a test's, say); built-ins and entry points stay."""
+        """Forget a name registered with `register` or `add` (a test's, say); entry points stay."""
         self._entries.pop(name.strip().lower(), None)
 
     def names(self) -> list[str]:
@@ -64,13 +66,14 @@ class Registry(Generic[T]):
         return list(dict.fromkeys([*self._refs, *self._entries, *(ep.name.lower() for ep in self._entry_points())]))
 
     def items(self) -> list[tuple[str, T]]:
-        """Every implementation, entry points imported (those that fail to import are skipped)."""
+        """Every implementation, entry points imported; one that fails to import is skipped with a warning
+        (asked for by name, it is an error)."""
         found = []
         for name in self.names():
             try:
                 found.append((name, self.get(name)))
-            except UnknownName:
-                continue
+            except UnknownName as exc:
+                log.warning("%s", exc)
         return found
 
     def get(self, name: str) -> T:
