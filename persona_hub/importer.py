@@ -20,7 +20,7 @@ from typing import Literal
 import duckdb
 
 from persona_hub import fields, layouts, near_dedup, nesting, normalise, sources
-from persona_hub.errors import NoTextField, StrictRefused
+from persona_hub.errors import NoTextField, RejectReason, StrictRefused
 from storage import Database
 from storage.sql import attribute_sql, json_key_path, new_id, quote
 
@@ -196,12 +196,13 @@ def _find_rejects(
         SELECT line, reason, detail, coalesce(raw, rec) AS raw FROM (
             SELECT line, rec, raw,
                    coalesce(reason, CASE
-                        WHEN too_deep THEN 'bad_json'
-                        WHEN NOT is_object THEN (CASE WHEN json_valid(rec) THEN 'not_an_object' ELSE 'bad_json' END)
-                        WHEN text_type IS NULL OR text_type = 'NULL' THEN 'no_text'
-                        WHEN text_type <> 'VARCHAR' THEN 'text_not_string'
-                        WHEN {is_empty} THEN 'empty_text'
-                        WHEN {is_too_long} THEN 'too_long'
+                        WHEN too_deep THEN {quote(RejectReason.BAD_JSON)}
+                        WHEN NOT is_object THEN (CASE WHEN json_valid(rec) THEN {quote(RejectReason.NOT_AN_OBJECT)}
+                             ELSE {quote(RejectReason.BAD_JSON)} END)
+                        WHEN text_type IS NULL OR text_type = 'NULL' THEN {quote(RejectReason.NO_TEXT)}
+                        WHEN text_type <> 'VARCHAR' THEN {quote(RejectReason.TEXT_NOT_STRING)}
+                        WHEN {is_empty} THEN {quote(RejectReason.EMPTY_TEXT)}
+                        WHEN {is_too_long} THEN {quote(RejectReason.TOO_LONG)}
                    END) AS reason,
                    coalesce(detail, CASE
                         WHEN too_deep THEN 'nested ' || {nesting.depth_sql("rec")} || {over_depth}

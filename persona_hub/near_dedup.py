@@ -11,6 +11,7 @@ from __future__ import annotations
 import duckdb
 import pyarrow as pa
 
+from persona_hub.errors import RejectReason
 from storage import minhash
 from storage.minhash import NearDuplicates
 
@@ -34,13 +35,13 @@ def remove_near_duplicates(con: duckdb.DuckDBPyConnection, import_id: str, sourc
         con.execute(
             """
             INSERT INTO import_rejects
-            SELECT ?, ?, n.line, 'near_duplicate',
+            SELECT ?, ?, n.line, ?,
                    'near-duplicate of ' || CASE WHEN starts_with(n.match, 'line:')
                         THEN 'line ' || substr(n.match, 6) || ' of this file' ELSE n.match END,
                    left(x.text, 500)
             FROM _near n JOIN _new x USING (line)
             """,
-            [import_id, source],
+            [import_id, source, str(RejectReason.NEAR_DUPLICATE)],
         )
         con.execute("DELETE FROM _new WHERE line IN (SELECT line FROM _near)")
         con.unregister("_near")

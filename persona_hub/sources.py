@@ -21,7 +21,7 @@ import duckdb
 import pyarrow as pa
 
 from persona_hub import encoding, layouts, nesting
-from persona_hub.errors import UnsupportedFile
+from persona_hub.errors import RejectReason, UnsupportedFile
 from storage.sql import ident, quote
 
 INPUT_FORMATS = ("jsonl", "json", "csv", "tsv", "parquet", "txt", "tinytroupe")
@@ -121,9 +121,9 @@ def _reject_reason(kind: str, message: str, raw: str | None) -> tuple[str, str]:
     """(reason, detail) for a line DuckDB's reader refused."""
     line = (raw or "").strip("\r\n")[:200]
     if kind == "INVALID ENCODING":
-        return "bad_encoding", f"not UTF-8: {line}"
+        return RejectReason.BAD_ENCODING, f"not UTF-8: {line}"
     if kind == "LINE SIZE OVER MAXIMUM":
-        return "too_long", "a line of over 64 MB"
+        return RejectReason.TOO_LONG, "a line of over 64 MB"
     return "csv_" + kind.lower().replace(" ", "_"), f"{message}: {line}"
 
 
@@ -269,7 +269,10 @@ def _load_json_document(con: duckdb.DuckDBPyConnection, path: Path, fmt: str) ->
         document = json.loads(text)
         rows, source = _document_rows(document, path, fmt)
     except json.JSONDecodeError as exc:
-        rows, source = [(exc.lineno, None, "bad_json", f"{exc.msg} (column {exc.colno})")], RawSource(path, fmt)
+        rows, source = (
+            [(exc.lineno, None, RejectReason.BAD_JSON, f"{exc.msg} (column {exc.colno})")],
+            RawSource(path, fmt),
+        )
     except RecursionError:  # Python reads and writes JSON by recursion: a document too deep for it
         rows, source = [_too_deep(text)], RawSource(path, fmt)
     _insert_rows(con, rows)
@@ -283,7 +286,7 @@ def _document_rows(document: Any, path: Path, fmt: str) -> tuple[list[tuple[Any,
         source = RawSource(path, "tinytroupe", fixed_layout="tinytroupe")
         if document.get("type") == "Fragment":
             detail = "a TinyTroupe Fragment is a partial persona; merge it into an agent spec"
-            return [(1, None, "tinytroupe_fragment", detail)], source
+            return [(1, None, RejectReason.TINYTROUPE_FRAGMENT, detail)], source
         return [(1, json.dumps(layouts.tinytroupe_record(document), ensure_ascii=False), None, None)], source
     records = _records_of(document)
     if records is None:
@@ -292,7 +295,7 @@ def _document_rows(document: Any, path: Path, fmt: str) -> tuple[list[tuple[Any,
     rows = [
         (i, json.dumps(r, ensure_ascii=False), None, None)
         if isinstance(r, dict)
-        else (i, None, "not_an_object", f"element is {type(r).__name__}: {json.dumps(r)[:200]}")
+        else (i, None, RejectReason.NOT_AN_OBJECT, f"element is {type(r).__name__}: {json.dumps(r)[:200]}")
         for i, r in enumerate(records, start=1)
     ]
     return rows, RawSource(path, fmt)
@@ -307,7 +310,7 @@ def _too_deep(text: str) -> tuple[int, None, str, str]:
         why = nesting.detail(deepest)
     else:  # Python's limit counts its own calls too: rare, and only just under ours
         why = f"nested {deepest} levels deep, more than Python's JSON reader takes"
-    return line, None, "bad_json", f"{why}: the document cannot be read"
+    return line, None, RejectReason.BAD_JSON, f"{why}: the document cannot be read"
 
 
 def _looks_like_jsonl(text: str) -> bool:
