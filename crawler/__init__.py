@@ -6,8 +6,9 @@ The names below are loaded on first use, not on `import crawler`: an extraction 
 
 from __future__ import annotations
 
-import importlib
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
+
+from storage.lazy import lazy_names
 
 if TYPE_CHECKING:
     from crawler.crawl import Crawl, CrawlStats, new_crawl_id
@@ -24,12 +25,7 @@ _WHERE = {
     "CrawlSettings": "crawler.settings",
 }
 
-
-def __getattr__(name: str) -> Any:
-    module = _WHERE.get(name)
-    if module is None:
-        raise AttributeError(f"module 'crawler' has no attribute {name!r}")
-    return getattr(importlib.import_module(module), name)
+__getattr__ = lazy_names("crawler", _WHERE)
 
 
 __all__ = ["USER_AGENT", "Crawl", "CrawlSettings", "CrawlStats", "FetchResult", "Fetcher", "new_crawl_id"]

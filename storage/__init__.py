@@ -7,8 +7,9 @@ The names below are loaded on first use, not on `import storage`: an extraction 
 
 from __future__ import annotations
 
-import importlib
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
+
+from storage.lazy import lazy_names
 
 if TYPE_CHECKING:
     from storage.database import DEFAULT_DB, Database, resolve_db_path
@@ -48,12 +49,7 @@ _WHERE = {
     "BatchWriter": "storage.writer",
 }
 
-
-def __getattr__(name: str) -> Any:
-    module = _WHERE.get(name)
-    if module is None:
-        raise AttributeError(f"module 'storage' has no attribute {name!r}")
-    return getattr(importlib.import_module(module), name)
+__getattr__ = lazy_names("storage", _WHERE)
 
 
 __all__ = [

@@ -7,8 +7,9 @@ import, which every `swarm` command (`swarm query`, `swarm personas sample`) wou
 
 from __future__ import annotations
 
-import importlib
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
+
+from storage.lazy import lazy_names
 
 if TYPE_CHECKING:
     from agents.llm.client import LLMClient, Reply
@@ -24,12 +25,7 @@ _WHERE = {
     "LLMSettings": "agents.llm.settings",
 }
 
-
-def __getattr__(name: str) -> Any:
-    module = _WHERE.get(name)
-    if module is None:
-        raise AttributeError(f"module 'agents.llm' has no attribute {name!r}")
-    return getattr(importlib.import_module(module), name)
+__getattr__ = lazy_names("agents.llm", _WHERE)
 
 
 __all__ = ["LLMClient", "LLMError", "LLMOutputError", "LLMSettings", "LLMUnavailable", "Reply"]
