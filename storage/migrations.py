@@ -408,6 +408,16 @@ def m010_pages_run_id(con: duckdb.DuckDBPyConnection) -> None:
         con.execute(f"COMMENT ON COLUMN {column} IS {_quote(text)}")
 
 
+def m011_invalid_answers(con: duckdb.DuckDBPyConnection) -> None:
+    # a structured answer that failed validation twice was lost with its call: keep it, to read
+    con.execute("ALTER TABLE llm_calls ADD COLUMN answer VARCHAR")
+    text = (
+        "what the model answered when the answer could not be used (invalid JSON, a schema miss after the "
+        "repair round, …), its first 20,000 characters; NULL otherwise"
+    )
+    con.execute(f"COMMENT ON COLUMN llm_calls.answer IS {_quote(text)}")
+
+
 MIGRATIONS: list[Migration] = [
     Migration(1, "m001_personas", m001_personas),
     Migration(2, "m002_persona_fields", m002_persona_fields),
@@ -419,6 +429,7 @@ MIGRATIONS: list[Migration] = [
     Migration(8, "m008_typed_attributes", m008_typed_attributes),
     Migration(9, "m009_hostile_input_reasons", m009_hostile_input_reasons),
     Migration(10, "m010_pages_run_id", m010_pages_run_id),
+    Migration(11, "m011_invalid_answers", m011_invalid_answers),
 ]
 LATEST = MIGRATIONS[-1].version
 

@@ -83,6 +83,7 @@ async def test_a_bad_answer_is_retried_once_with_the_error_shown(
     repair = llm_server.requests[1]["body"]["messages"][-1]["content"]
     assert "could not be used" in repair
     assert rows[0]["status"] == "ok" and rows[0]["attempts"] == 2
+    assert rows[0]["answer"] is None, "a usable answer is in the cache and the conversation, not kept twice"
 
 
 async def test_twice_invalid_is_a_recorded_failure_not_a_success(llm_server: LLMServer, isolated_db: Path) -> None:
@@ -92,6 +93,8 @@ async def test_twice_invalid_is_a_recorded_failure_not_a_success(llm_server: LLM
     )
     assert isinstance(error, LLMOutputError) and error.reason == "schema_invalid"
     assert rows[0]["status"] == "schema_invalid" and "topics" in rows[0]["error"]
+    # what the model said is kept to read: the second answer, the one the repair round could not fix
+    assert rows[0]["answer"] == '{"unexpected": true}' and error.answer == rows[0]["answer"]
     con = duckdb.connect(str(isolated_db), read_only=True)
     assert con.execute("SELECT count(*) FROM llm_cache").fetchone() == (0,), "a failure is not cached"
     con.close()

@@ -195,7 +195,7 @@ class LLMClient:
         try:
             reply = await self._answer(messages, params, schema, call, trim_on_length)
         except (LLMOutputError, LLMUnavailable) as exc:
-            self._log(call, purpose, exc.reason, error=str(exc))
+            self._log(call, purpose, exc.reason, error=str(exc), answer=getattr(exc, "answer", None))
             raise
         except asyncio.CancelledError:
             # the run abandoned this call (a second Ctrl-C): its row still says what was attempted
@@ -246,7 +246,7 @@ class LLMClient:
                     )
                 )
                 if round_ == 1:
-                    raise LLMOutputError(f"{reason}: {structured.describe(exc)}", reason) from exc
+                    raise LLMOutputError(f"{reason}: {structured.describe(exc)}", reason, answer=text) from exc
                 conversation = [
                     *conversation,
                     {"role": "assistant", "content": text},
@@ -409,7 +409,14 @@ class LLMClient:
         return backoff(attempt, self.settings.backoff_base, self.settings.backoff_max)
 
     def _log(
-        self, call: _Call, purpose: str, status: Status, *, cached: bool = False, error: str | None = None
+        self,
+        call: _Call,
+        purpose: str,
+        status: Status,
+        *,
+        cached: bool = False,
+        error: str | None = None,
+        answer: str | None = None,
     ) -> None:
         cost = 0.0 if cached else cost_usd(self.settings.model, call.prompt_tokens, call.completion_tokens)
         self.calls += 1
@@ -437,6 +444,7 @@ class LLMClient:
                 "cost_usd": cost,
                 "cache_key": call.key,
                 "error": error,
+                "answer": answer,  # what the model said when it could not be used, for a user to read
                 "created_at": dt.datetime.now(dt.UTC),
             },
         )

@@ -48,7 +48,11 @@ class LLMUnavailable(LLMError):
 
 
 class LLMOutputError(LLMError):
-    pass
+    """One call's answer could not be used; `answer` keeps what the model said, when it said something."""
+
+    def __init__(self, message: str, reason: Status, answer: str | None = None):
+        super().__init__(message, reason)
+        self.answer = answer[:MESSAGE_CHARS * 10] if answer else None
 
 
 class LLMSettingError(LLMError):
