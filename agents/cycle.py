@@ -9,6 +9,7 @@ is described with validated metadata, whose predicted next question seeds the ne
 from __future__ import annotations
 
 import datetime as dt
+import json
 import re
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
@@ -16,6 +17,7 @@ from typing import Any
 
 from agents import fence, prompts, reading
 from agents.llm import LLMClient
+from agents.llm.errors import LLMOutputError
 from agents.runs import UnitReason
 from agents.schemas import Interests, Metadata, UserTurn, Variation, variations_of
 from storage.sql import new_id
@@ -56,6 +58,33 @@ class Conversation:
     variations: list[dict[str, Any]] = field(default_factory=list)
     prompt_versions: list[str] = field(default_factory=list)
     conversation_id: str = field(default_factory=lambda: new_id("cv"))
+    failed_steps: dict[str, dict[str, str]] = field(default_factory=dict)  # step → {reason, detail}
+
+    @property
+    def status(self) -> str:
+        """complete, or partial: the turns exist and a later step (metadata, variations) failed."""
+        return "partial" if self.failed_steps else "complete"
+
+    @classmethod
+    def from_row(cls, row: dict[str, Any]) -> Conversation:
+        """A stored `conversations` row (JSON columns as DuckDB returns them: text)."""
+
+        def parsed(value: Any, empty: Any) -> Any:
+            return json.loads(value) if isinstance(value, str) else (value if value is not None else empty)
+
+        return cls(
+            persona_id=row["persona_id"],
+            cycle=int(row["cycle"]),
+            queries=parsed(row["queries"], []),
+            messages=parsed(row["messages"], []),
+            sources=parsed(row["sources"], []),
+            metadata=parsed(row["metadata"], None),
+            termination_reason=row["termination_reason"] or "",
+            variations=parsed(row["variations"], []),
+            prompt_versions=parsed(row["prompt_versions"], []),
+            conversation_id=row["conversation_id"],
+            failed_steps=parsed(row["failed_steps"], {}),
+        )
 
     @property
     def next_queries(self) -> list[str]:
@@ -74,6 +103,8 @@ class Conversation:
             "termination_reason": self.termination_reason,
             "variations": self.variations or None,
             "prompt_versions": self.prompt_versions,
+            "status": self.status,
+            "failed_steps": self.failed_steps or None,
             "created_at": dt.datetime.now(dt.UTC),
         }
 
@@ -122,34 +153,69 @@ async def run_cycle(
     digest = fence.fence("WEB PAGES", reading.render_digest(chosen))
     await _converse(llm, conversation, persona, sources, digest, config, used, scope)
     conversation.sources = _cited(conversation.messages, chosen)
-    prompt = prompts.load("metadata")
-    used.append(prompt)
-    # the turns quote the pages: the transcript is web text too
-    transcript = fence.fence("CONVERSATION", fence.transcript(conversation.messages))
-    reply = await llm.chat(
-        [{"role": "user", "content": prompt.render(persona=persona, conversation=transcript)}],
-        purpose="metadata",
-        max_tokens=MAX_TOKENS["metadata"],
-        schema=Metadata,
-        scope=scope,
-    )
-    assert isinstance(reply.value, Metadata)
-    conversation.metadata = reply.value.model_dump()
-    if config.variations:
-        prompt = prompts.load("variations")
-        used.append(prompt)
-        reply = await llm.chat(
-            [{"role": "user", "content": prompt.render(n=str(config.variations), conversation=transcript)}],
-            purpose="variations",
-            max_tokens=MAX_TOKENS["variations"],
-            schema=variations_of(config.variations),
-            scope=scope,
-        )
-        assert reply.value is not None
-        items: list[Variation] = reply.value.variations  # type: ignore[attr-defined]
-        conversation.variations = [v.model_dump() for v in items]
+    await _late_steps(llm, conversation, persona, config, used, scope, ("metadata", "variations"))
     conversation.prompt_versions = sorted({p.id for p in used})
     return conversation
+
+
+async def complete(
+    llm: LLMClient, conversation: Conversation, persona: str, config: CycleConfig, *, attempt: int = 0
+) -> Conversation:
+    """Run again only the steps a partial conversation failed (what `swarm run --resume` does with it);
+    the turns, sources and the steps that worked are kept as they are."""
+    failed = tuple(conversation.failed_steps)
+    conversation.failed_steps = {}
+    used = [prompts.load(step) for step in failed]
+    scope = unit_scope(conversation.persona_id, conversation.cycle, attempt)
+    await _late_steps(llm, conversation, persona, config, used, scope, failed)
+    conversation.prompt_versions = sorted({*conversation.prompt_versions, *(p.id for p in used)})
+    return conversation
+
+
+async def _late_steps(
+    llm: LLMClient,
+    conversation: Conversation,
+    persona: str,
+    config: CycleConfig,
+    used: list[prompts.Prompt],
+    scope: str,
+    steps: tuple[str, ...],
+) -> None:
+    """The steps over the finished turns. One whose answer cannot be used (after its repair round) does not
+    cost the conversation: the failure is recorded in `failed_steps` and the conversation kept, partial.
+    An endpoint that is down (LLMUnavailable) still stops the unit, and the run."""
+    # the turns quote the pages: the transcript is web text too
+    transcript = fence.fence("CONVERSATION", fence.transcript(conversation.messages))
+    for step in steps:
+        if step == "variations" and not config.variations:
+            continue
+        prompt = prompts.load(step)
+        if prompt not in used:
+            used.append(prompt)
+        try:
+            if step == "metadata":
+                reply = await llm.chat(
+                    [{"role": "user", "content": prompt.render(persona=persona, conversation=transcript)}],
+                    purpose="metadata",
+                    max_tokens=MAX_TOKENS["metadata"],
+                    schema=Metadata,
+                    scope=scope,
+                )
+                assert isinstance(reply.value, Metadata)
+                conversation.metadata = reply.value.model_dump()
+            else:
+                reply = await llm.chat(
+                    [{"role": "user", "content": prompt.render(n=str(config.variations), conversation=transcript)}],
+                    purpose="variations",
+                    max_tokens=MAX_TOKENS["variations"],
+                    schema=variations_of(config.variations),
+                    scope=scope,
+                )
+                assert reply.value is not None
+                items: list[Variation] = reply.value.variations  # type: ignore[attr-defined]
+                conversation.variations = [v.model_dump() for v in items]
+        except LLMOutputError as exc:
+            conversation.failed_steps[step] = {"reason": str(exc.reason), "detail": str(exc)}
 
 
 async def run_persona(

@@ -42,7 +42,8 @@ SELECT c.conversation_id, c.run_id, c.persona_id, c.cycle,
        CAST(c.messages AS VARCHAR) AS messages_json,
        json_array_length(c.messages) AS messages_count,
        CAST(json_array_length(c.messages) // 2 AS INTEGER) AS turns,
-       c.termination_reason, CAST(c.sources AS VARCHAR) AS sources_json,
+       c.termination_reason, coalesce(c.status, 'complete') AS status,
+       CAST(c.failed_steps AS VARCHAR) AS failed_steps_json, CAST(c.sources AS VARCHAR) AS sources_json,
        CAST(c.queries AS VARCHAR) AS queries_json, CAST(c.variations AS VARCHAR) AS variations_json,
        CAST(c.prompt_versions AS VARCHAR) AS prompt_versions_json, c.created_at,
        p.text AS persona, p.attributes AS persona_attributes,
@@ -51,7 +52,7 @@ SELECT c.conversation_id, c.run_id, c.persona_id, c.cycle,
 FROM conversations c LEFT JOIN personas p USING (persona_id)
 """
 EXPORT_COLUMNS = [
-    "conversation_id", "run_id", "persona_id", "cycle", "turns", "messages_count", "termination_reason",
+    "conversation_id", "run_id", "persona_id", "cycle", "turns", "messages_count", "termination_reason", "status",
     "created_at", "persona", "persona_attributes", *_META_TEXT, *_META_LISTS,
 ]  # fmt: skip
 
@@ -78,8 +79,8 @@ def _bad_where(where: str, exc: Exception) -> ExportError:
     )
 
 
-def _select(db: Database, run_id: str | None, where: str | None) -> list[dict[str, Any]]:
-    clauses, params = [], []
+def _select(db: Database, run_id: str | None, where: str | None, partial: bool) -> list[dict[str, Any]]:
+    clauses, params = [] if partial else ["status = 'complete'"], []
     if run_id:
         clauses.append("run_id = ?")
         params.append(run_id)
@@ -198,6 +199,7 @@ def export(
     threshold: float = 0.9,
     variations: bool = False,
     system: str | None = None,
+    include_partial: bool = False,
 ) -> ExportReport:
     try:
         writer = EXPORT_FORMATS.get(fmt)
@@ -205,7 +207,7 @@ def export(
         raise ExportError(f"{{--format}}: {exc}") from None
     if not 0.0 < threshold <= 1.0:
         raise ExportError(f"{{--threshold}} is a Jaccard similarity in (0, 1] (0.9 drops near copies), not {threshold}")
-    rows = _select(db, run_id, where)
+    rows = _select(db, run_id, where, include_partial)
     matched = len(rows)
     dropped = _near_duplicates(rows, threshold) if dedup else set()
     rows = [r for r in rows if r["conversation_id"] not in dropped]
@@ -235,6 +237,7 @@ def parquet(rows: list[dict[str, Any]], path: Path, options: ExportOptions) -> i
         "messages": pa.array([_chat(r, system) for r in rows], pa.list_(message)),
         "turns": pa.array([r["turns"] for r in rows], pa.int32()),
         "termination_reason": pa.array([r["termination_reason"] for r in rows], pa.string()),
+        "status": pa.array([r["status"] for r in rows], pa.string()),
         "sources": pa.array([r["sources_json"] for r in rows], pa.string()),
         "queries": pa.array([json.loads(r["queries_json"] or "[]") for r in rows], strings),
         "prompt_versions": pa.array([json.loads(r["prompt_versions_json"] or "[]") for r in rows], strings),

@@ -252,14 +252,22 @@ class RunStore:
         return {(str(pid), int(cycle)): int(n) for pid, cycle, n in rows}
 
     def finished_units(self, run_id: str) -> dict[tuple[str, int], str | None]:
-        """(persona_id, cycle) → the next question it predicted, for every unit with a stored conversation."""
+        """(persona_id, cycle) → the next question it predicted, for every unit with a complete conversation
+        (a partial one is not finished: see partial_units)."""
         with self.db.read() as con:
             rows = con.execute(
                 "SELECT persona_id, cycle, json_extract_string(metadata, '$.next_question') FROM conversations "
-                "WHERE run_id = ?",
+                "WHERE run_id = ? AND coalesce(status, 'complete') = 'complete'",
                 [run_id],
             ).fetchall()
         return {(str(pid), int(cycle)): question for pid, cycle, question in rows}
+
+    def partial_units(self, run_id: str) -> list[dict[str, Any]]:
+        """The stored conversations of this run whose late steps failed, each as its row."""
+        with self.db.read() as con:
+            return fetch_dicts(
+                con.execute("SELECT * FROM conversations WHERE run_id = ? AND status = 'partial'", [run_id])
+            )
 
 
 def count_tables(con: Any, run_id: str) -> dict[str, Any]:
@@ -270,8 +278,9 @@ def count_tables(con: Any, run_id: str) -> dict[str, Any]:
         return tuple(row) if row else ()
 
     personas = one("SELECT count(*) FROM run_personas WHERE run_id = ?")[0]
-    conversations, personas_with = one(
-        "SELECT count(*), count(DISTINCT persona_id) FROM conversations WHERE run_id = ?"
+    conversations, personas_with, partial = one(
+        "SELECT count(*), count(DISTINCT persona_id), count(*) FILTER (WHERE status = 'partial') "
+        "FROM conversations WHERE run_id = ?"
     )
     failed_by = dict(
         con.execute(
@@ -305,6 +314,7 @@ def count_tables(con: Any, run_id: str) -> dict[str, Any]:
         "personas": int(personas),
         "personas_with_conversations": int(personas_with),
         "conversations": int(conversations),
+        "conversations_partial": int(partial),  # kept with a failed late step; --resume completes them
         "units_failed": int(sum(failed_by.values())),
         "units_failed_by_reason": {str(k): int(v) for k, v in failed_by.items()},
         "pages_ok": int(pages_ok),

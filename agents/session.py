@@ -15,7 +15,7 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 
 from agents import heartbeat, run_signals
-from agents.cycle import CycleConfig
+from agents.cycle import Conversation, CycleConfig
 from agents.display import Display
 from agents.llm import LLMClient, LLMSettings
 from agents.llm.local import LocalModel
@@ -34,11 +34,13 @@ LOCAL = "local"  # runs.config.base_url for the embedded model
 
 @dataclass
 class Prior:
-    """What a resumed run's earlier sessions did: the units with a conversation (→ the next question
-    each predicted) and how often each failed unit failed."""
+    """What a resumed run's earlier sessions did: the units with a complete conversation (→ the next
+    question each predicted), how often each failed unit failed, and the partial conversations (whose
+    failed steps are all that runs again)."""
 
     finished: dict[tuple[str, int], str | None] = field(default_factory=dict)
     attempts: dict[tuple[str, int], int] = field(default_factory=dict)
+    partial: dict[tuple[str, int], Conversation] = field(default_factory=dict)
 
 
 @dataclass
@@ -92,7 +94,9 @@ class RunSession:
         if self.search is None and config.search is not None:
             self.search = search_backend(config.search, rate=config.search_rate, concurrency=config.search_concurrency)
             stack.push_async_callback(self.search.aclose)
-        self.writer = BatchWriter(self.db, on_conflict={"conversations": "ignore"})
+        # a unit's conversation id is derived from run, persona and cycle: a partial one completed on
+        # --resume takes its own place
+        self.writer = BatchWriter(self.db, on_conflict={"conversations": "replace"})
         stack.push_async_callback(asyncio.to_thread, self.writer.close)
         # built before the run's row: a --render always without Chromium stops here, leaving no trace
         self.reader = WebReader(
@@ -202,6 +206,7 @@ class RunSession:
             cycles=config.cycles,
             finished=self.plan.prior.finished,
             attempts=self.plan.prior.attempts,
+            partial=self.plan.prior.partial,
             grace=config.grace,
         )
 

@@ -24,7 +24,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
-from agents.cycle import CycleConfig, CycleFailed, Reader, run_cycle
+from agents.cycle import Conversation, CycleConfig, CycleFailed, Reader, complete, run_cycle
 from agents.llm import LLMClient
 from agents.llm.errors import LLMOutputError, LLMUnavailable
 from agents.runs import PREVIOUS_FAILED, UnitReason
@@ -85,12 +85,14 @@ class Swarm:
         cycles: int,
         finished: dict[tuple[str, int], str | None] | None = None,
         attempts: dict[tuple[str, int], int] | None = None,
+        partial: dict[tuple[str, int], Conversation] | None = None,
         grace: float = 20.0,
     ):
         self.run_id, self.session, self.llm, self.read, self.writer = run_id, session, llm, read, writer
         self.personas, self.config, self.concurrency, self.cycles = personas, config, concurrency, cycles
         self.finished = finished or {}
         self.attempts = attempts or {}  # earlier failed attempts of a unit (a resumed run's retries)
+        self.partial = partial or {}  # stored conversations whose late steps failed: only those run again
         self.grace = grace
         self.progress = Progress(len(personas), cycles)
         self.failure: str | None = None  # set when the endpoint is declared down: the run fails
@@ -180,17 +182,15 @@ class Swarm:
     ) -> tuple[bool, list[str] | None]:
         """(whether the unit made its conversation, the queries its next cycle follows)"""
         started = dt.datetime.now(dt.UTC)
+        attempt = self.attempts.get((persona_id, cycle), 0)
         try:
-            conversation = await run_cycle(
-                self.llm,
-                persona_id,
-                text,
-                self.read,
-                self.config,
-                cycle=cycle,
-                queries=queries,
-                attempt=self.attempts.get((persona_id, cycle), 0),
-            )
+            kept = self.partial.pop((persona_id, cycle), None)
+            if kept is not None:
+                conversation = await complete(self.llm, kept, text, self.config, attempt=attempt)
+            else:
+                conversation = await run_cycle(
+                    self.llm, persona_id, text, self.read, self.config, cycle=cycle, queries=queries, attempt=attempt
+                )
         except (CycleFailed, LLMOutputError) as exc:
             self._record(persona_id, cycle, started, "failed", exc.reason, str(exc))
             return False, None
@@ -208,8 +208,13 @@ class Swarm:
             self._record(persona_id, cycle, started, "failed", UnitReason.INTERNAL_ERROR, detail)
             return False, None
         conversation.conversation_id = conversation_id(self.run_id, persona_id, cycle)
-        self.writer.submit("conversations", conversation.row(self.run_id))
-        self._record(persona_id, cycle, started, "ok", None, None, conversation.conversation_id)
+        self.writer.submit("conversations", conversation.row(self.run_id))  # a completed one replaces its partial
+        if conversation.failed_steps:  # kept, and what failed said: --resume runs only those steps
+            step, failure = next(iter(conversation.failed_steps.items()))
+            detail = f"{step}: {failure['detail']}"
+            self._record(persona_id, cycle, started, "partial", failure["reason"], detail, conversation.conversation_id)
+        else:
+            self._record(persona_id, cycle, started, "ok", None, None, conversation.conversation_id)
         return True, conversation.next_queries or None
 
     def _record(
@@ -222,7 +227,7 @@ class Swarm:
         error: str | None,
         conversation: str | None = None,
     ) -> None:
-        if status == "ok":
+        if status in ("ok", "partial"):
             self.progress.units_ok += 1
         elif status == "failed":
             self.progress.units_failed[reason or "error"] += 1

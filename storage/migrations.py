@@ -418,6 +418,21 @@ def m011_invalid_answers(con: duckdb.DuckDBPyConnection) -> None:
     con.execute(f"COMMENT ON COLUMN llm_calls.answer IS {_quote(text)}")
 
 
+def m012_partial_conversations(con: duckdb.DuckDBPyConnection) -> None:
+    # a conversation whose late step failed (its metadata, its variations) is kept, marked partial
+    con.execute("ALTER TABLE conversations ADD COLUMN status VARCHAR DEFAULT 'complete'")
+    con.execute("ALTER TABLE conversations ADD COLUMN failed_steps JSON")
+    comments = {
+        "conversations.status": "complete, or partial: a step after the conversation failed (see failed_steps); "
+        "swarm run --resume runs only those steps, and swarm export leaves partial ones out unless asked",
+        "conversations.failed_steps": "step name → {reason, detail} for each step that failed; NULL when complete",
+        "run_units.status": "ok, partial (its conversation is kept, a later step failed), failed or abandoned "
+        "(stopped by an interruption)",
+    }
+    for column, text in comments.items():
+        con.execute(f"COMMENT ON COLUMN {column} IS {_quote(text)}")
+
+
 MIGRATIONS: list[Migration] = [
     Migration(1, "m001_personas", m001_personas),
     Migration(2, "m002_persona_fields", m002_persona_fields),
@@ -430,6 +445,7 @@ MIGRATIONS: list[Migration] = [
     Migration(9, "m009_hostile_input_reasons", m009_hostile_input_reasons),
     Migration(10, "m010_pages_run_id", m010_pages_run_id),
     Migration(11, "m011_invalid_answers", m011_invalid_answers),
+    Migration(12, "m012_partial_conversations", m012_partial_conversations),
 ]
 LATEST = MIGRATIONS[-1].version
 

@@ -42,8 +42,9 @@ class BatchWriter:
         writer.close()
 
     Dicts and lists are stored as JSON text, so JSON columns take them as they are. `on_conflict`
-    maps a table to "ignore" to make re-submitted rows with an existing key a no-op (idempotent writes;
-    the table needs a PRIMARY KEY or UNIQUE constraint for that).
+    maps a table to "ignore" to make re-submitted rows with an existing key a no-op (idempotent writes),
+    or to "replace" to let them take the old row's place (the table needs a PRIMARY KEY or UNIQUE
+    constraint for either).
     """
 
     def __init__(
@@ -217,7 +218,9 @@ class BatchWriter:
                     columns = list(dict.fromkeys(key for row in rows for key in row))
                     arrow = pa.table({c: pa.array([row.get(c) for row in rows]) for c in columns})
                     con.register("_swarm_batch", arrow)
-                    verb = "INSERT OR IGNORE" if self.on_conflict.get(table) == "ignore" else "INSERT"
+                    verb = {"ignore": "INSERT OR IGNORE", "replace": "INSERT OR REPLACE"}.get(
+                        self.on_conflict.get(table, ""), "INSERT"
+                    )
                     con.execute(f'{verb} INTO "{table}" BY NAME SELECT * FROM _swarm_batch')
                     con.unregister("_swarm_batch")
                 con.execute("COMMIT")

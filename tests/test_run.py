@@ -403,3 +403,38 @@ def test_resume_names_every_flag_it_ignores_even_one_set_to_its_default(
     assert "keeps its own config; ignoring -n, --turns, --results" in err
     code, _, err = cli("run", "--resume", run_id, "--quiet")
     assert code == 0 and "ignoring" not in err
+
+
+def test_a_failed_metadata_step_keeps_the_conversation_and_resume_runs_only_that_step(
+    cli: Cli, swarm_env: dict[str, str], isolated_db: Path, llm_server: LLMServer, tmp_path: Path
+) -> None:
+    llm_server.schema_faults["Metadata"] = 4  # both units' metadata answers miss the schema, and so do the repairs
+    code, out, err = cli(*RUN, "-n", "2", "--turns", "1", "--quiet")
+    assert code == 0, err
+    run_id = out.strip().splitlines()[-1]
+    sql = "SELECT persona_id, status, json_extract_string(failed_steps, '$.metadata.reason'), CAST(messages AS VARCHAR)"
+    kept = rows(isolated_db, f"{sql} FROM conversations ORDER BY 1")
+    assert [k[1:3] for k in kept] == [("partial", "schema_invalid")] * 2, "the turns are kept, the failure said"
+    record = assert_counts_match_tables(isolated_db, run_id)
+    assert record["conversations"] == 2 and record["counts"]["conversations_partial"] == 2
+    units = rows(isolated_db, "SELECT status, reason FROM run_units WHERE run_id = ?", [run_id])
+    assert units == [("partial", "schema_invalid")] * 2
+    said = rows(isolated_db, "SELECT DISTINCT answer FROM llm_calls WHERE purpose = 'metadata'")
+    assert said == [('{"unexpected": true}',)], "what the model answered is kept to read"
+
+    out_file = tmp_path / "train.jsonl"
+    code, out, _ = cli("export", "--format", "openai", "-o", str(out_file))
+    assert code == 0 and out.startswith("0 examples"), "partial conversations stay out of training files"
+    code, out, _ = cli("export", "--format", "openai", "-o", str(out_file), "--include-partial")
+    assert code == 0 and out.startswith("2 examples")
+
+    before = dict(rows(isolated_db, "SELECT purpose, count(*) FROM llm_calls GROUP BY 1"))
+    code, _, err = cli("run", "--resume", run_id, "--quiet")
+    assert code == 0, err
+    after = dict(rows(isolated_db, "SELECT purpose, count(*) FROM llm_calls GROUP BY 1"))
+    assert {p: after[p] - before.get(p, 0) for p in after if after[p] != before.get(p, 0)} == {"metadata": 2}
+    done = rows(isolated_db, f"{sql}, metadata IS NOT NULL FROM conversations ORDER BY 1")
+    assert [d[1:3] + d[4:] for d in done] == [("complete", None, True)] * 2
+    assert [d[3] for d in done] == [k[3] for k in kept], "the turns are the ones made before, not made again"
+    code, out, _ = cli("export", "--format", "openai", "-o", str(out_file))
+    assert code == 0 and out.startswith("2 examples")

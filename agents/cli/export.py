@@ -30,6 +30,12 @@ def export_command(
         str | None,
         typer.Option(help="A system message to prepend; 'persona' describes the user from the persona text."),
     ] = None,
+    include_partial: Annotated[
+        bool,
+        typer.Option(
+            "--include-partial", help="Also conversations whose metadata or variations step failed (status partial)."
+        ),
+    ] = False,
 ) -> None:
     """Write conversations for fine-tuning: OpenAI chat JSONL, ShareGPT JSONL, or Parquet with metadata.
 
@@ -51,6 +57,7 @@ def export_command(
         threshold=threshold,
         variations=variations,
         system=system,
+        include_partial=include_partial,
     )
     parts = [f"{report.written} examples → {report.path} ({report.fmt})", f"{report.matched} conversations matched"]
     if dedup:

@@ -73,6 +73,8 @@ class LLMServer(LoopbackServer):
         self.body_bytes_sent = 0
         self.models_fault: str | None = None  # "not_json" or "huge": how GET /models is answered
         self.faults: deque[str] = deque()
+        # schema name → how many more structured answers of that schema violate it ({"Metadata": 4})
+        self.schema_faults: dict[str, int] = {}
         self.overrides: dict[str, Any] = {}  # merged into every structured answer (e.g. {"done": True})
         self.requests: list[dict[str, Any]] = []
         self._lock = threading.Lock()
@@ -105,6 +107,11 @@ class LLMServer(LoopbackServer):
             value = fake_value(schema, schema.get("$defs", {}))
             if isinstance(value, dict):
                 value.update({k: v for k, v in self.overrides.items() if k in value})
+            name = (fmt.get("json_schema") or {}).get("name", "")
+            with self._lock:
+                if self.schema_faults.get(name, 0) > 0:
+                    self.schema_faults[name] -= 1
+                    fault = "schema_violation"
             if fault == "schema_violation":
                 value = {"unexpected": True}
             content = json.dumps(value)
