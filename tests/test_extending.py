@@ -103,6 +103,7 @@ def test_a_packages_layout_is_recognised_and_a_broken_one_is_named(
     assert done.returncode == 1 and "do not have the fields of the 'nemotron' layout" in done.stderr
 
 
+@pytest.mark.slow  # a whole swarm run in a subprocess
 def test_a_packages_export_format_writes_a_runs_conversations(
     plugin: dict[str, str], swarm_env: dict[str, str], isolated_db: Path
 ) -> None:

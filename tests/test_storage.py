@@ -137,6 +137,7 @@ async def test_submit_never_blocks_the_event_loop_even_while_the_file_is_locked(
         assert con.execute("SELECT count(*) FROM import_rejects").fetchone() == (300,)
 
 
+@pytest.mark.slow  # waits out a lock on purpose
 def test_a_reader_holding_the_file_past_the_lock_timeout_is_waited_out_not_a_failed_write(
     isolated_db: Path,
 ) -> None:
