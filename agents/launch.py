@@ -87,7 +87,8 @@ async def _resumed(db: Database, run_id: str) -> RunPlan | dict[str, Any]:
     config = RunConfig.from_dict(record["config"])
     personas = await asyncio.to_thread(store.personas, run_id)
     finished = await asyncio.to_thread(store.finished_units, run_id)
-    partial = {(c.persona_id, c.cycle): c for c in map(Conversation.from_row, store.partial_units(run_id))}
+    stored = await asyncio.to_thread(store.partial_units, run_id)
+    partial = {(c.persona_id, c.cycle): c for c in map(Conversation.from_row, stored)}
     prior = Prior(finished, await asyncio.to_thread(store.failed_attempts, run_id), partial)
     done = sum(1 for pid, _ in personas for cycle in range(config.cycles) if (pid, cycle) in prior.finished)
     if shown == "finished" and done == len(personas) * config.cycles:
