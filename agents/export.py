@@ -69,6 +69,7 @@ class ExportReport:
     matched: int
     near_duplicates: int
     variations: int
+    partial_left_out: int = 0  # partial conversations that matched and were left out (no --include-partial)
 
 
 def _bad_where(where: str, exc: Exception) -> ExportError:
@@ -79,8 +80,8 @@ def _bad_where(where: str, exc: Exception) -> ExportError:
     )
 
 
-def _select(db: Database, run_id: str | None, where: str | None, partial: bool) -> list[dict[str, Any]]:
-    clauses, params = [] if partial else ["status = 'complete'"], []
+def _select(db: Database, run_id: str | None, where: str | None) -> list[dict[str, Any]]:
+    clauses, params = [], []
     if run_id:
         clauses.append("run_id = ?")
         params.append(run_id)
@@ -207,18 +208,29 @@ def export(
         raise ExportError(f"{{--format}}: {exc}") from None
     if not 0.0 < threshold <= 1.0:
         raise ExportError(f"{{--threshold}} is a Jaccard similarity in (0, 1] (0.9 drops near copies), not {threshold}")
-    rows = _select(db, run_id, where, include_partial)
+    rows = _select(db, run_id, where)
+    left_out = 0 if include_partial else sum(r["status"] == "partial" for r in rows)
+    rows = rows if include_partial else [r for r in rows if r["status"] != "partial"]
     matched = len(rows)
     dropped = _near_duplicates(rows, threshold) if dedup else set()
     rows = [r for r in rows if r["conversation_id"] not in dropped]
-    path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(path.name + ".partial")
     try:
-        written = writer(rows, tmp, ExportOptions(system=system, variations=variations))
+        path.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            written = writer(rows, tmp, ExportOptions(system=system, variations=variations))
+        except OSError:
+            raise
+        except Exception as exc:  # a format a package added: its failure is one line, and no file is touched
+            raise ExportError(f"the {fmt!r} export format failed: {type(exc).__name__}: {exc}") from exc
+        if not isinstance(written, int) or isinstance(written, bool):
+            raise ExportError(f"the {fmt!r} export format returned {written!r}, not how many examples it wrote")
         tmp.replace(path)  # a reader never sees half a file
+    except OSError as exc:
+        raise ExportError(f"cannot write {path} ({{--output}}): {exc.strerror or exc}") from exc
     finally:
         tmp.unlink(missing_ok=True)
-    return ExportReport(path, fmt.lower(), written, matched, len(dropped), max(0, written - len(rows)))
+    return ExportReport(path, fmt.lower(), written, matched, len(dropped), max(0, written - len(rows)), left_out)
 
 
 @EXPORT_FORMATS.register("parquet")

@@ -285,9 +285,10 @@ def count_tables(con: Any, run_id: str) -> dict[str, Any]:
     failed_by = dict(
         con.execute(
             "SELECT reason, count(*) FROM (SELECT persona_id, cycle, arg_max(status, finished_at) AS status, "
-            "arg_max(reason, finished_at) AS reason FROM run_units WHERE run_id = ? GROUP BY persona_id, cycle) "
-            "WHERE status = 'failed' GROUP BY reason ORDER BY 2 DESC",
-            [run_id],
+            "arg_max(reason, finished_at) AS reason FROM run_units WHERE run_id = ? GROUP BY persona_id, cycle) u "
+            "WHERE status = 'failed' AND NOT EXISTS (SELECT 1 FROM conversations c WHERE c.run_id = ? "
+            "AND c.persona_id = u.persona_id AND c.cycle = u.cycle) GROUP BY reason ORDER BY 2 DESC",
+            [run_id, run_id],
         ).fetchall()
     )
     pages_ok, pages_failed = one(

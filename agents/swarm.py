@@ -173,7 +173,7 @@ class Swarm:
                 # get a row each, and --resume retries the failed cycle and then goes on from it
                 now = dt.datetime.now(dt.UTC)
                 for later in range(cycle + 1, self.cycles):
-                    if (persona_id, later) not in self.finished:
+                    if (persona_id, later) not in self.finished and (persona_id, later) not in self.partial:
                         self._record(persona_id, later, now, "failed", PREVIOUS_FAILED, f"cycle {cycle} failed")
                 return
 
@@ -183,8 +183,10 @@ class Swarm:
         """(whether the unit made its conversation, the queries its next cycle follows)"""
         started = dt.datetime.now(dt.UTC)
         attempt = self.attempts.get((persona_id, cycle), 0)
+        kept = self.partial.pop((persona_id, cycle), None)
+        # a kept (partial) conversation stays stored whatever happens now: the unit stays partial, not failed
+        failed, made = ("partial", True) if kept is not None else ("failed", False)
         try:
-            kept = self.partial.pop((persona_id, cycle), None)
             if kept is not None:
                 conversation = await complete(self.llm, kept, text, self.config, attempt=attempt)
             else:
@@ -192,21 +194,24 @@ class Swarm:
                     self.llm, persona_id, text, self.read, self.config, cycle=cycle, queries=queries, attempt=attempt
                 )
         except (CycleFailed, LLMOutputError) as exc:
-            self._record(persona_id, cycle, started, "failed", exc.reason, str(exc))
-            return False, None
+            self._record(persona_id, cycle, started, failed, exc.reason, str(exc), self._kept_id(kept, cycle))
+            return made, None
         except LLMUnavailable as exc:
-            self._record(persona_id, cycle, started, "failed", exc.reason, str(exc))
+            self._record(persona_id, cycle, started, failed, exc.reason, str(exc), self._kept_id(kept, cycle))
             self.fail(str(exc))
-            return False, None
+            return made, None
         except asyncio.CancelledError:
             self._cut = True
-            self._record(persona_id, cycle, started, "abandoned", UnitReason.INTERRUPTED, "stopped before it finished")
+            status = "partial" if kept is not None else "abandoned"
+            self._record(persona_id, cycle, started, status, UnitReason.INTERRUPTED, "stopped before it finished")
             raise
         except Exception as exc:  # a bug must not take the swarm down: the unit fails with the traceback kept
             log.exception("unit %s/%s failed", persona_id, cycle)
             detail = "".join(traceback.format_exception_only(exc)).strip()
-            self._record(persona_id, cycle, started, "failed", UnitReason.INTERNAL_ERROR, detail)
-            return False, None
+            self._record(
+                persona_id, cycle, started, failed, UnitReason.INTERNAL_ERROR, detail, self._kept_id(kept, cycle)
+            )
+            return made, None
         conversation.conversation_id = conversation_id(self.run_id, persona_id, cycle)
         self.writer.submit("conversations", conversation.row(self.run_id))  # a completed one replaces its partial
         if conversation.failed_steps:  # kept, and what failed said: --resume runs only those steps
@@ -216,6 +221,9 @@ class Swarm:
         else:
             self._record(persona_id, cycle, started, "ok", None, None, conversation.conversation_id)
         return True, conversation.next_queries or None
+
+    def _kept_id(self, kept: Conversation | None, cycle: int) -> str | None:
+        return conversation_id(self.run_id, kept.persona_id, cycle) if kept is not None else None
 
     def _record(
         self,

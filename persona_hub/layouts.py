@@ -17,12 +17,15 @@ the entry-point group `persona_swarm.layouts`, docs/extending.md), then the gene
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
 from persona_hub.errors import NoTextField
 from storage.registry import Registry, UnknownName
+
+log = logging.getLogger(__name__)
 
 NEMOTRON_MARKERS = {"professional_persona", "skills_and_expertise_list", "hobbies_and_interests_list"}
 ELITE_MARKER = "general domain (top 1 percent)"
@@ -103,16 +106,34 @@ def _named(name: str, have: set[str], source: str, present: list[str]) -> Layout
         rule = LAYOUTS.get(name)
     except UnknownName as exc:
         raise NoTextField(f"{{--layout}}: {exc}") from None
-    found = rule(have)
+    try:
+        found = _checked(name, rule, have)
+    except ValueError as exc:
+        raise NoTextField(f"{{--layout}}: {exc}") from None
     if found is None:
         raise NoTextField(_missing(source, f"the records do not have the fields of the {name!r} layout", present))
     return found
 
 
-def _detect(have: set[str]) -> Layout | None:
-    rules = [rule for name, rule in LAYOUTS.items() if name != "persona"]
-    for rule in [*rules, persona]:  # the generic layout last, so a package's own layout comes before it
+def _checked(name: str, rule: LayoutRule, have: set[str]) -> Layout | None:
+    """The rule's answer, or ValueError saying how a (plugin's) rule failed."""
+    try:
         found = rule(have)
+    except Exception as exc:
+        raise ValueError(f"the layout rule {name!r} failed: {type(exc).__name__}: {exc}") from exc
+    if found is not None and not isinstance(found, Layout):
+        raise ValueError(f"the layout rule {name!r} answered {type(found).__name__}, not a Layout or None")
+    return found
+
+
+def _detect(have: set[str]) -> Layout | None:
+    rules = [(name, rule) for name, rule in LAYOUTS.items() if name != "persona"]
+    for name, rule in [*rules, ("persona", persona)]:  # the generic layout last: a package's comes before it
+        try:
+            found = _checked(name, rule, have)
+        except ValueError as exc:  # a broken rule (a package's) must not stop every import: skipped, said
+            log.warning("%s; skipped", exc)
+            continue
         if found is not None:
             return found
     return None

@@ -63,7 +63,8 @@ class Registry(Generic[T]):
 
     def names(self) -> list[str]:
         """Built-in names in their order, then registered ones, then installed entry points' names."""
-        return list(dict.fromkeys([*self._refs, *self._entries, *(ep.name.lower() for ep in self._entry_points())]))
+        found = [ep.name.strip().lower() for ep in self._entry_points()]
+        return list(dict.fromkeys([*self._refs, *self._entries, *found]))
 
     def items(self) -> list[tuple[str, T]]:
         """Every implementation, entry points imported; one that fails to import is skipped with a warning
@@ -77,26 +78,46 @@ class Registry(Generic[T]):
         return found
 
     def get(self, name: str) -> T:
+        """The implementation called `name`. Built-ins and names registered in code come first: an
+        entry point of the same name is shadowed, with a warning. UnknownName for anything else, and for
+        one that fails to load or is not callable (naming its package)."""
         key = name.strip().lower()
+        if key in self._entries or key in self._refs:
+            shadowing = [ep for ep in self._entry_points() if ep.name.strip().lower() == key]
+            for ep in shadowing:
+                log.warning(
+                    "the %s %r of the package %s is shadowed by persona-swarm's own", self.what, key, _package(ep)
+                )
         if key in self._entries:
             return self._entries[key]
         if key in self._refs:
             module, _, attribute = self._refs[key].partition(":")
-            self._entries[key] = getattr(importlib.import_module(module), attribute)
+            self._entries[key] = self._loaded(
+                name, "persona-swarm", lambda: getattr(importlib.import_module(module), attribute)
+            )
             return self._entries[key]
         for ep in self._entry_points():
-            if ep.name.lower() == key:
-                try:
-                    obj = ep.load()
-                except Exception as exc:  # a broken plugin: say which, and how it failed
-                    package = ep.dist.name if ep.dist is not None else ep.value
-                    raise UnknownName(
-                        f"the {self.what} {name!r} from the package {package} failed to load: "
-                        f"{type(exc).__name__}: {exc}"
-                    ) from exc
-                self._entries[key] = obj
-                return obj
+            if ep.name.strip().lower() == key:
+                self._entries[key] = self._loaded(name, _package(ep), ep.load)
+                return self._entries[key]
         raise UnknownName(f"unknown {self.what} {name!r}; choose one of: {', '.join(self.names())}")
+
+    def _loaded(self, name: str, package: str, load: Callable[[], T]) -> T:
+        try:
+            obj = load()
+        except Exception as exc:  # a broken plugin (or a missing dependency): say which, and how it failed
+            raise UnknownName(
+                f"the {self.what} {name!r} from the package {package} failed to load: {type(exc).__name__}: {exc}"
+            ) from exc
+        if not callable(obj):
+            raise UnknownName(
+                f"the {self.what} {name!r} from the package {package} is a {type(obj).__name__}, not something to call"
+            )
+        return obj
 
     def _entry_points(self) -> list[importlib.metadata.EntryPoint]:
         return list(importlib.metadata.entry_points(group=self.group))
+
+
+def _package(ep: importlib.metadata.EntryPoint) -> str:
+    return ep.dist.name if ep.dist is not None else ep.value

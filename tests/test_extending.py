@@ -11,6 +11,7 @@ from typing import Any
 
 import pytest
 
+from agents.cli.demo import sample_personas_path
 from agents.export import EXPORT_FORMATS, ExportOptions, export
 from storage import Database
 from storage.registry import Registry, UnknownName
@@ -44,6 +45,13 @@ def plain(rows, path, options):
 
 def bios(have):
     return Layout("bios", "bio", "handle") if {"bio", "handle"} <= have else None
+
+
+def crashing(have):
+    raise KeyError("boom")
+
+
+NOT_CALLABLE = 42
 '''
 
 ENTRY_POINTS = """
@@ -52,10 +60,12 @@ localhits = swarm_plugin_demo:LocalHits
 
 [persona_swarm.exporters]
 plain = swarm_plugin_demo:plain
+notcallable = swarm_plugin_demo:NOT_CALLABLE
 
 [persona_swarm.layouts]
 bios = swarm_plugin_demo:bios
 broken = swarm_plugin_demo_missing:nothing
+crashing = swarm_plugin_demo:crashing
 """
 
 
@@ -84,9 +94,7 @@ def test_a_packages_search_backend_is_listed_and_crawls(plugin: dict[str, str], 
     assert [u for (u,) in fetched] == [f"{plugin['PLUGIN_SITE']}/articles/{n}.html" for n in (1, 2, 3)]
 
 
-def test_a_packages_layout_is_recognised_and_a_broken_one_is_named(
-    plugin: dict[str, str], tmp_path: Path, isolated_db: Path
-) -> None:
+def test_a_packages_layout_is_recognised(plugin: dict[str, str], tmp_path: Path, isolated_db: Path) -> None:
     people = tmp_path / "people.jsonl"
     people.write_text(
         "".join(json.dumps({"handle": f"u{i}", "bio": f"A glassblower, number {i}."}) + "\n" for i in range(3))
@@ -96,11 +104,28 @@ def test_a_packages_layout_is_recognised_and_a_broken_one_is_named(
     assert rows(isolated_db, "SELECT layout, source_id, text FROM personas ORDER BY source_id")[0] == (
         "bios", "u0", "A glassblower, number 0."
     )  # fmt: skip
+
+
+def test_a_broken_package_is_named_and_skipped_not_a_crash(
+    plugin: dict[str, str], tmp_path: Path, isolated_db: Path
+) -> None:
+    people = tmp_path / "people.jsonl"
+    people.write_text(json.dumps({"handle": "u0", "bio": "A glassblower."}) + "\n")
     done = swarm_subprocess("personas", "import", str(people), "--layout", "broken", env=plugin)
     assert done.returncode == 1 and "Traceback" not in done.stderr
     assert "'broken' from the package swarm-plugin-demo failed to load: ModuleNotFoundError" in done.stderr
     done = swarm_subprocess("personas", "import", str(people), "--layout", "nemotron", env=plugin)
     assert done.returncode == 1 and "do not have the fields of the 'nemotron' layout" in done.stderr
+    # a package's rule that raises is skipped, said, and every other import goes on
+    done = swarm_subprocess("personas", "import", str(sample_personas_path()), env=plugin)
+    assert done.returncode == 0 and "'crashing' failed: KeyError" in done.stderr and "Traceback" not in done.stderr
+    done = swarm_subprocess("personas", "import", str(people), "--layout", "crashing", env=plugin)
+    assert done.returncode == 1 and "--layout: the layout rule 'crashing' failed: KeyError" in done.stderr
+    # an entry point that is no function is refused by name, before anything is written
+    out = tmp_path / "never.txt"
+    done = swarm_subprocess("export", "--format", "notcallable", "-o", str(out), env=plugin)
+    assert done.returncode == 1 and "from the package swarm-plugin-demo is a int" in done.stderr
+    assert not out.exists() and "Traceback" not in done.stderr
 
 
 @pytest.mark.slow  # a whole swarm run in a subprocess
@@ -120,20 +145,23 @@ def test_a_packages_export_format_writes_a_runs_conversations(
         c for (c,) in rows(isolated_db, "SELECT conversation_id FROM conversations")
     )
     done = swarm_subprocess("export", "--format", "nope", "-o", str(out), env=env)
-    assert done.returncode == 1 and "choose one of: openai, sharegpt, parquet, plain" in done.stderr
+    assert done.returncode == 1 and "choose one of: openai, sharegpt, parquet, plain, notcallable" in done.stderr
 
 
 def test_code_registers_with_the_decorator_and_unknown_names_list_the_choices(isolated_db: Path) -> None:
-    registry: Registry[Any] = Registry("persona_swarm.tests_only", "widget", builtins={"path": "os:path"})
-    assert registry.get("path") is os.path  # a built-in is a "module:attribute" reference, imported when asked
+    registry: Registry[Any] = Registry("persona_swarm.tests_only", "widget", builtins={"join": "os.path:join"})
+    assert registry.get("join") is os.path.join  # a built-in is a "module:attribute" reference, imported when asked
 
     @registry.register("Shiny")
     def shiny() -> str:
         return "shiny"
 
-    assert registry.names() == ["path", "shiny"] and registry.get("SHINY") is shiny
-    with pytest.raises(UnknownName, match="unknown widget 'dull'; choose one of: path, shiny"):
+    assert registry.names() == ["join", "shiny"] and registry.get("SHINY") is shiny
+    with pytest.raises(UnknownName, match="unknown widget 'dull'; choose one of: join, shiny"):
         registry.get("dull")
+    broken: Registry[Any] = Registry("persona_swarm.tests_only", "widget", builtins={"gone": "no_such_module:x"})
+    with pytest.raises(UnknownName, match="'gone' from the package persona-swarm failed to load: ModuleNotFoundError"):
+        broken.get("gone")
 
     written: list[int] = []
 

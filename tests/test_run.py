@@ -425,8 +425,16 @@ def test_a_failed_metadata_step_keeps_the_conversation_and_resume_runs_only_that
     out_file = tmp_path / "train.jsonl"
     code, out, _ = cli("export", "--format", "openai", "-o", str(out_file))
     assert code == 0 and out.startswith("0 examples"), "partial conversations stay out of training files"
+    assert "2 partial left out" in out
     code, out, _ = cli("export", "--format", "openai", "-o", str(out_file), "--include-partial")
     assert code == 0 and out.startswith("2 examples")
+
+    llm_server.schema_faults["Metadata"] = 4  # the first resume's repairs fail too: still partial, not failed
+    code, out, err = cli("run", "--resume", run_id, "--quiet")
+    assert code == 0, err
+    record = assert_counts_match_tables(isolated_db, run_id)
+    assert record["counts"]["conversations_partial"] == 2 and record["counts"]["units_failed"] == 0
+    assert "2 partial" in out and f"swarm run --resume {run_id}" in out
 
     before = dict(rows(isolated_db, "SELECT purpose, count(*) FROM llm_calls GROUP BY 1"))
     code, _, err = cli("run", "--resume", run_id, "--quiet")

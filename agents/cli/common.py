@@ -40,6 +40,9 @@ def fail(message: str, code: int = 1) -> typer.Exit:
     return typer.Exit(code)
 
 
+GLOBAL_OPTIONS = ("db", "wait")  # the app's own options (agents/cli/app.py), not any command's
+
+
 def _flag(command: Callable[..., Any], name: str) -> str:
     """The flag of `command` that sets `name` (`--stratify-by`, `-n` has `--n`…); library errors name
     settings, the CLI says how to set them."""
@@ -51,7 +54,10 @@ def _flag(command: Callable[..., Any], name: str) -> str:
         decls = [d for d in getattr(meta, "param_decls", None) or () if d.startswith("--")]
         if decls:
             return str(decls[0]).split("/")[0]
-    return "--" + name.replace("_", "-")
+    flag = "--" + name.replace("_", "-")
+    if name in GLOBAL_OPTIONS:  # given before the command, not after it
+        return f"{flag} (before the command: swarm {flag} …)"
+    return flag
 
 
 def described(exc: SwarmError, command: Callable[..., Any]) -> str:

@@ -64,4 +64,8 @@ def export_command(
         parts.append(f"{report.near_duplicates} near-duplicates dropped")
     if report.variations:
         parts.append(f"{report.variations} from variations")
+    if report.partial_left_out:
+        parts.append(
+            f"{report.partial_left_out} partial left out (--include-partial, or complete them: swarm run --resume)"
+        )
     console.print("; ".join(parts), markup=False, soft_wrap=True)

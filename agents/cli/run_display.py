@@ -28,6 +28,12 @@ def _duration(seconds: float | None) -> str:
     )
 
 
+def _conversations(counts: dict[str, Any], run_id: str) -> str:
+    partial = counts.get("conversations_partial", 0)
+    shown = str(counts.get("conversations", 0))
+    return shown + (f" ({partial} partial: a late step failed; swarm run --resume {run_id})" if partial else "")
+
+
 def _reasons(counts: dict[str, int]) -> str:
     return ", ".join(f"{k} {v}" for k, v in sorted(counts.items(), key=lambda kv: -kv[1])[:5]) or "none"
 
@@ -40,7 +46,7 @@ def summary_table(record: dict[str, Any]) -> Table:
     rows = [
         ("run", f"{record['run_id']}  [{record['status']}]"),
         ("personas", str(counts.get("personas", record.get("personas")))),
-        ("conversations", str(counts.get("conversations", 0))),
+        ("conversations", _conversations(counts, record["run_id"])),
         ("units failed", f"{counts.get('units_failed', 0)} ({_reasons(counts.get('units_failed_by_reason', {}))})"),
         (
             "pages",
