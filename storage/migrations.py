@@ -30,6 +30,12 @@ def _quote(text: str) -> str:
     return "'" + text.replace("'", "''") + "'"
 
 
+def _comment_columns(con: duckdb.DuckDBPyConnection, comments: dict[str, str]) -> None:
+    """Each `table.column` gets its comment (the schema documents itself: docs/schema.md)."""
+    for column, text in comments.items():
+        con.execute(f"COMMENT ON COLUMN {column} IS {_quote(text)}")
+
+
 def m001_personas(con: duckdb.DuckDBPyConnection) -> None:
     # No PRIMARY KEY/UNIQUE constraints: DuckDB's ART indexes make bulk appends of millions of rows
     # several times slower, and the importer (the only writer of personas) dedups by anti-join.
@@ -302,8 +308,7 @@ def m007_cache_scope(con: duckdb.DuckDBPyConnection) -> None:
         "llm_calls.status": "ok, or a reason: rate_limited, server_error, timeout, invalid_json, schema_invalid, "
         "length, auth, unavailable, cancelled (the run was stopped mid-call)",
     }
-    for column, text in comments.items():
-        con.execute(f"COMMENT ON COLUMN {column} IS {_quote(text)}")
+    _comment_columns(con, comments)
 
 
 # Frozen copies of the helpers as they were when migration 8 shipped. The live ones (storage/sql.py,
@@ -388,8 +393,7 @@ def m009_hostile_input_reasons(con: duckdb.DuckDBPyConnection) -> None:
         "too_large, too_long, invalid_json, schema_invalid, length, auth, unavailable, cancelled (the run was "
         "stopped mid-call)",
     }
-    for column, text in comments.items():
-        con.execute(f"COMMENT ON COLUMN {column} IS {_quote(text)}")
+    _comment_columns(con, comments)
 
 
 def m010_pages_run_id(con: duckdb.DuckDBPyConnection) -> None:
@@ -404,8 +408,7 @@ def m010_pages_run_id(con: duckdb.DuckDBPyConnection) -> None:
         "empty_answer, too_large, too_long, invalid_json, schema_invalid, length, auth, unavailable, cancelled "
         "(the run was stopped mid-call)",
     }
-    for column, text in comments.items():
-        con.execute(f"COMMENT ON COLUMN {column} IS {_quote(text)}")
+    _comment_columns(con, comments)
 
 
 def m011_invalid_answers(con: duckdb.DuckDBPyConnection) -> None:
@@ -429,8 +432,7 @@ def m012_partial_conversations(con: duckdb.DuckDBPyConnection) -> None:
         "run_units.status": "ok, partial (its conversation is kept, a later step failed), failed or abandoned "
         "(stopped by an interruption)",
     }
-    for column, text in comments.items():
-        con.execute(f"COMMENT ON COLUMN {column} IS {_quote(text)}")
+    _comment_columns(con, comments)
 
 
 MIGRATIONS: list[Migration] = [
