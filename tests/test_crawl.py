@@ -21,6 +21,7 @@ from tests.support.crawling import crawl, fast
 from tests.support.site_server import Site
 
 
+@pytest.mark.slow  # every fault page in one crawl, with its retries: ~9 s
 async def test_every_fault_is_a_row_with_its_reason(website: Site, isolated_db: Path) -> None:
     website.robots = "User-agent: *\nAllow: /\n"
     cases = {
@@ -59,7 +60,8 @@ async def test_every_fault_is_a_row_with_its_reason(website: Site, isolated_db: 
 
 async def test_429_retry_after_is_honoured_in_both_forms(website: Site, isolated_db: Path) -> None:
     website.robots = "User-agent: *\nAllow: /\n"
-    date = email.utils.formatdate(time.time() + 2, usegmt=True)
+    # a date far enough ahead that a slow start (workers forking under load) cannot eat the wait it asks for
+    date = email.utils.formatdate(time.time() + 4, usegmt=True)
     seeds = [
         website.url("/flaky/429?fail=1&retry_after=1"),
         website.url(f"/flaky/503?fail=1&retry_after={urllib.parse.quote(date)}"),
@@ -185,6 +187,7 @@ def _chromium_pids() -> set[int]:
     return pids
 
 
+@pytest.mark.slow  # starts Chromium
 async def test_render_never_and_always_and_no_browser_outlives_the_crawl(website: Site, isolated_db: Path) -> None:
     website.robots = "User-agent: *\nAllow: /\n"
     before = _chromium_pids()
@@ -232,6 +235,7 @@ def test_a_language_filter_rejects_other_languages(cli: Cli, website: Site, isol
     assert rows == [("wrong_language", "en")]
 
 
+@pytest.mark.slow  # starts Chromium
 def test_render_flag_reaches_the_crawl(cli: Cli, website: Site, isolated_db: Path) -> None:
     website.robots = "User-agent: *\nAllow: /\n"
     for mode, expected in (("never", ("too_short", False)), ("auto", (None, True))):

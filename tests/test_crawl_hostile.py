@@ -244,6 +244,7 @@ def test_swarm_crawl_of_a_page_linking_to_every_hostile_case_ends_with_a_row_eac
     assert f"{len(expected)} pages" in out
 
 
+@pytest.mark.slow  # starts Chromium
 async def test_what_a_rendered_page_was_refused_is_in_its_row(website: Site, isolated_db: Path) -> None:
     """The guard refuses 10.255.255.1 before any connection is made: nothing leaves loopback."""
     website.robots = "User-agent: *\nAllow: /\n"

@@ -248,6 +248,7 @@ def listeners() -> Iterator[list[RefusedListener]]:
             yield [v4, v6]
 
 
+@pytest.mark.slow  # starts Chromium
 async def test_a_rendered_page_reaches_no_refused_address_by_any_channel(
     chromium: str, listeners: list[RefusedListener]
 ) -> None:
@@ -279,6 +280,7 @@ async def test_a_rendered_page_reaches_no_refused_address_by_any_channel(
     assert any("127.0.0.2" in why and "loopback" in why for why in rendered.refused), rendered.refused
 
 
+@pytest.mark.slow  # starts Chromium
 async def test_a_page_gets_only_its_budget_of_requests_and_bytes(chromium: str) -> None:
     budget = Budget(requests=10, resource_bytes=100_000)
     with PageSite([]) as site:
