@@ -41,6 +41,8 @@ class Registry(Generic[T]):
         self.group, self.what = group, what
         self._refs = {name.lower(): ref for name, ref in (builtins or {}).items()}  # name → "module:attribute"
         self._entries: dict[str, T] = {}
+        self._found: list[importlib.metadata.EntryPoint] | None = None  # installed packages do not change
+        self._warned: set[str] = set()
 
     def register(self, name: str) -> Callable[[T], T]:
         """Decorator: register the decorated object under `name` (lower-case)."""
@@ -82,9 +84,9 @@ class Registry(Generic[T]):
         entry point of the same name is shadowed, with a warning. UnknownName for anything else, and for
         one that fails to load or is not callable (naming its package)."""
         key = name.strip().lower()
-        if key in self._entries or key in self._refs:
-            shadowing = [ep for ep in self._entry_points() if ep.name.strip().lower() == key]
-            for ep in shadowing:
+        if (key in self._entries or key in self._refs) and key not in self._warned:
+            self._warned.add(key)
+            for ep in (ep for ep in self._entry_points() if ep.name.strip().lower() == key):
                 log.warning(
                     "the %s %r of the package %s is shadowed by persona-swarm's own", self.what, key, _package(ep)
                 )
@@ -116,7 +118,9 @@ class Registry(Generic[T]):
         return obj
 
     def _entry_points(self) -> list[importlib.metadata.EntryPoint]:
-        return list(importlib.metadata.entry_points(group=self.group))
+        if self._found is None:  # read once: every import file's layout detection asks again
+            self._found = list(importlib.metadata.entry_points(group=self.group))
+        return self._found
 
 
 def _package(ep: importlib.metadata.EntryPoint) -> str:
