@@ -25,19 +25,15 @@ import duckdb
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from agents import recipes
+from agents.recipes import Recipe
 from storage import Database, check_read_only, filter_expression, minhash
 from storage.errors import StorageError
 from storage.minhash import NearDuplicates
 from storage.registry import Registry, UnknownName
-from storage.sql import fetch_dicts
+from storage.sql import fetch_dicts, ident, json_key_path, quote
 
-_LIST = "VARCHAR[]"
-_META_TEXT = ["summary", "tone", "user_intent", "assistant_style", "sentiment", "theme", "sub_theme",
-              "inferred_persona", "next_question"]  # fmt: skip
-_META_LISTS = ["tags", "keywords", "related_topics", "contrasting_perspectives", "gaps", "missed_questions",
-               "hypotheses"]  # fmt: skip
-
-_ROWS = f"""
+_ROWS = """
 SELECT c.conversation_id, c.run_id, c.persona_id, c.cycle,
        CAST(c.messages AS VARCHAR) AS messages_json,
        json_array_length(c.messages) AS messages_count,
@@ -45,16 +41,82 @@ SELECT c.conversation_id, c.run_id, c.persona_id, c.cycle,
        c.termination_reason, coalesce(c.status, 'complete') AS status,
        CAST(c.failed_steps AS VARCHAR) AS failed_steps_json, CAST(c.sources AS VARCHAR) AS sources_json,
        CAST(c.queries AS VARCHAR) AS queries_json, CAST(c.variations AS VARCHAR) AS variations_json,
-       CAST(c.prompt_versions AS VARCHAR) AS prompt_versions_json, c.created_at,
-       p.text AS persona, p.attributes AS persona_attributes,
-       {", ".join(f"json_extract_string(c.metadata, '$.{k}') AS {k}" for k in _META_TEXT)},
-       {", ".join(f"CAST(json_extract_string(c.metadata, '$.{k}[*]') AS {_LIST}) AS {k}" for k in _META_LISTS)}
+       CAST(c.prompt_versions AS VARCHAR) AS prompt_versions_json, CAST(c.outputs AS VARCHAR) AS outputs_json,
+       c.next_question, c.recipe_hash, c.created_at,
+       p.text AS persona, p.attributes AS persona_attributes{outputs}
 FROM conversations c LEFT JOIN personas p USING (persona_id)
 """
 EXPORT_COLUMNS = [
-    "conversation_id", "run_id", "persona_id", "cycle", "turns", "messages_count", "termination_reason", "status",
-    "created_at", "persona", "persona_attributes", *_META_TEXT, *_META_LISTS,
-]  # fmt: skip
+    "conversation_id",
+    "run_id",
+    "persona_id",
+    "cycle",
+    "turns",
+    "messages_count",
+    "termination_reason",
+    "status",
+    "next_question",
+    "recipe_hash",
+    "created_at",
+    "persona",
+    "persona_attributes",
+]  # fmt: skip; and a column for each field of the recipe's structured steps (see output_columns)
+_SQL_TYPES = {"string": "VARCHAR", "integer": "BIGINT", "number": "DOUBLE", "boolean": "BOOLEAN", "list": "VARCHAR[]"}
+
+
+@dataclass(frozen=True)
+class OutputColumn:
+    """A column flattened from a structured step's output field: `outputs.metadata.sentiment` → sentiment."""
+
+    name: str
+    step: str
+    field: str
+    type: str  # the recipe's field type: string, integer, number, boolean, list
+
+    def sql(self) -> str:
+        path = f"{json_key_path(self.step)}.{json.dumps(self.field)}"
+        if self.type == "list":
+            return f"CAST(json_extract_string(c.outputs, {quote(path + '[*]')}) AS VARCHAR[]) AS {ident(self.name)}"
+        text = f"json_extract_string(c.outputs, {quote(path)})"
+        if self.type != "string":
+            text = f"TRY_CAST({text} AS {_SQL_TYPES[self.type]})"
+        return f"{text} AS {ident(self.name)}"
+
+
+def output_columns(recipes: list[Recipe]) -> list[OutputColumn]:
+    """A column for each field of each exported step (the structured ones) of these recipes, named as the
+    field; a name already taken (by a base column, or another step's field of another type) is
+    prefixed with its step's name."""
+    columns: dict[str, OutputColumn] = {}
+    for recipe in recipes:
+        for step in recipe.steps:
+            prompt = step.prompts.get("")
+            if not step.exported or prompt is None or prompt.spec.output is None:
+                continue
+            for name, spec in prompt.spec.output.fields.items():
+                column = OutputColumn(name, step.name, name, spec.type)
+                same = columns.get(name)
+                if same == column:
+                    continue
+                if name in EXPORT_COLUMNS or same is not None:
+                    column = OutputColumn(f"{step.name}_{name}", step.name, name, spec.type)
+                columns.setdefault(column.name, column)
+    return list(columns.values())
+
+
+def _recipes(con: duckdb.DuckDBPyConnection, run_id: str | None) -> list[Recipe]:
+    """The recipes the selected runs followed (a run from before recipes: the default)."""
+    sql = "SELECT DISTINCT recipe FROM runs" + (" WHERE run_id = ?" if run_id else "")
+    texts = [text for (text,) in con.execute(sql, [run_id] if run_id else []).fetchall()]
+    found = {recipes.default().hash: recipes.default()}
+    for text in texts:
+        if text and recipes.text_hash(text) not in found:
+            try:
+                recipe = recipes.parse(text, "a stored run's recipe")
+            except recipes.RecipeError:
+                continue  # a recipe this version cannot read: its outputs stay in outputs_json
+            found[recipe.hash] = recipe
+    return list(found.values())
 
 
 class ExportError(StorageError):
@@ -72,38 +134,41 @@ class ExportReport:
     partial_left_out: int = 0  # partial conversations that matched and were left out (no --include-partial)
 
 
-def _bad_where(where: str, exc: Exception) -> ExportError:
+def _bad_where(where: str, exc: Exception, columns: list[str]) -> ExportError:
     first = str(exc).strip().splitlines()[0]
     return ExportError(
-        f"bad {{--where}} ({where!r}): {first}. You can filter on: {', '.join(EXPORT_COLUMNS)}; for example "
+        f"bad {{--where}} ({where!r}): {first}. You can filter on: {', '.join(columns)}; for example "
         "{--where} \"sentiment = 'positive' AND turns >= 2\""
     )
 
 
-def _select(db: Database, run_id: str | None, where: str | None) -> list[dict[str, Any]]:
+def _select(db: Database, run_id: str | None, where: str | None) -> tuple[list[dict[str, Any]], list[OutputColumn]]:
     clauses, params = [], []
     if run_id:
         clauses.append("run_id = ?")
         params.append(run_id)
-    try:
-        condition = filter_expression(where)  # one SQL condition, or refused before any SQL is built
-    except StorageError as exc:
-        raise _bad_where(where or "", exc) from exc
-    if condition:
-        clauses.append(condition)
-    filters = "WHERE " + " AND ".join(clauses) if clauses else ""
-    sql = f"SELECT * FROM ({_ROWS}) {filters} ORDER BY created_at, conversation_id"
     with db.read() as con:
         if run_id and not con.execute("SELECT count(*) FROM runs WHERE run_id = ?", [run_id]).fetchall()[0][0]:
             raise ExportError(f"no run {run_id}: see swarm runs list")
+        outputs = output_columns(_recipes(con, run_id))
+        names = [*EXPORT_COLUMNS, *(c.name for c in outputs)]
+        try:
+            condition = filter_expression(where)  # one SQL condition, or refused before any SQL is built
+        except StorageError as exc:
+            raise _bad_where(where or "", exc, names) from exc
+        if condition:
+            clauses.append(condition)
+        filters = "WHERE " + " AND ".join(clauses) if clauses else ""
+        rows_sql = _ROWS.format(outputs="".join(f",\n       {c.sql()}" for c in outputs))
+        sql = f"SELECT * FROM ({rows_sql}) {filters} ORDER BY created_at, conversation_id"
         try:
             check_read_only(sql)
             cursor = con.execute(sql, params)
         except (duckdb.Error, StorageError) as exc:
             if not condition:
                 raise ExportError(f"reading the conversations failed: {str(exc).strip().splitlines()[0]}") from exc
-            raise _bad_where(where or "", exc) from exc
-        return fetch_dicts(cursor)
+            raise _bad_where(where or "", exc, names) from exc
+        return fetch_dicts(cursor), outputs
 
 
 def _near_duplicates(rows: list[dict[str, Any]], threshold: float) -> set[str]:
@@ -124,11 +189,13 @@ def _near_duplicates(rows: list[dict[str, Any]], threshold: float) -> set[str]:
 class ExportOptions:
     system: str | None = None  # a system message to prepend; "persona" describes the user from the persona text
     variations: bool = False  # each stored variation as a one-turn example too (formats that take examples)
+    columns: tuple[OutputColumn, ...] = ()  # the columns flattened from the recipes' structured outputs
 
 
 # An export format writes the selected rows to `path` and returns how many examples it wrote. A row is
-# a dict of the export's columns (EXPORT_COLUMNS) plus messages_json, sources_json, queries_json,
-# variations_json and prompt_versions_json; `chats(row, options)` gives its examples as chat messages.
+# a dict of the export's columns (EXPORT_COLUMNS and options.columns) plus messages_json, sources_json,
+# queries_json, variations_json, prompt_versions_json and outputs_json; `chats(row, options)` gives its
+# examples as chat messages.
 Exporter = Callable[[list[dict[str, Any]], Path, ExportOptions], int]
 EXPORT_FORMATS: Registry[Exporter] = Registry("persona_swarm.exporters", "export format")
 
@@ -208,7 +275,7 @@ def export(
         raise ExportError(f"{{--format}}: {exc}") from None
     if not 0.0 < threshold <= 1.0:
         raise ExportError(f"{{--threshold}} is a Jaccard similarity in (0, 1] (0.9 drops near copies), not {threshold}")
-    rows = _select(db, run_id, where)
+    rows, outputs = _select(db, run_id, where)
     left_out = 0 if include_partial else sum(r["status"] == "partial" for r in rows)
     rows = rows if include_partial else [r for r in rows if r["status"] != "partial"]
     matched = len(rows)
@@ -218,7 +285,7 @@ def export(
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         try:
-            written = writer(rows, tmp, ExportOptions(system=system, variations=variations))
+            written = writer(rows, tmp, ExportOptions(system=system, variations=variations, columns=tuple(outputs)))
         except OSError:
             raise
         except Exception as exc:  # a format a package added: its failure is one line, and no file is touched
@@ -233,9 +300,18 @@ def export(
     return ExportReport(path, fmt.lower(), written, matched, len(dropped), max(0, written - len(rows)), left_out)
 
 
+_ARROW_TYPES = {
+    "string": pa.string(),
+    "integer": pa.int64(),
+    "number": pa.float64(),
+    "boolean": pa.bool_(),
+    "list": pa.list_(pa.string()),
+}
+
+
 @EXPORT_FORMATS.register("parquet")
 def parquet(rows: list[dict[str, Any]], path: Path, options: ExportOptions) -> int:
-    """One row per conversation, the metadata as typed columns and the persona beside it."""
+    """One row per conversation, each structured step's fields as typed columns and the persona beside it."""
     system = options.system
     message = pa.struct([("role", pa.string()), ("content", pa.string())])
     strings = pa.list_(pa.string())
@@ -253,6 +329,9 @@ def parquet(rows: list[dict[str, Any]], path: Path, options: ExportOptions) -> i
         "sources": pa.array([r["sources_json"] for r in rows], pa.string()),
         "queries": pa.array([json.loads(r["queries_json"] or "[]") for r in rows], strings),
         "prompt_versions": pa.array([json.loads(r["prompt_versions_json"] or "[]") for r in rows], strings),
+        "next_question": pa.array([r["next_question"] for r in rows], pa.string()),
+        "recipe_hash": pa.array([r["recipe_hash"] for r in rows], pa.string()),
+        "outputs": pa.array([r["outputs_json"] for r in rows], pa.string()),  # every step's output, as JSON
         # every stored variation, always (what --variations adds as examples to the JSONL formats)
         "variations": pa.array(
             [json.loads(r["variations_json"] or "[]") or [] for r in rows],
@@ -260,9 +339,9 @@ def parquet(rows: list[dict[str, Any]], path: Path, options: ExportOptions) -> i
         ),
         "created_at": pa.array([r["created_at"] for r in rows], pa.timestamp("us", tz="UTC")),
     }
-    for key in _META_TEXT:
-        columns[key] = pa.array([r[key] for r in rows], pa.string())
-    for key in _META_LISTS:
-        columns[key] = pa.array([r[key] or [] for r in rows], strings)
+    for column in options.columns:
+        kind = _ARROW_TYPES[column.type]
+        values = [r[column.name] for r in rows]
+        columns[column.name] = pa.array([v or [] for v in values] if column.type == "list" else values, kind)
     pq.write_table(pa.table(columns), path)
     return len(rows)

@@ -15,12 +15,13 @@ import asyncio
 from dataclasses import replace
 from typing import Any
 
-from agents import run_signals
+from agents import recipes, run_signals
 from agents.cycle import Conversation
 from agents.display import Display, Guarded
 from agents.llm import LLMSettings
 from agents.llm.errors import LLMUnavailable
 from agents.llm.local import LocalModel
+from agents.recipes.templates import PersonaView
 from agents.runs import RunConfig, RunError, RunStore, new_run_id, status_of
 from agents.session import LOCAL, Prior, RunPlan, RunSession
 from crawler.search import SEARCH_BACKENDS, SearchBackend
@@ -69,8 +70,9 @@ async def _new(db: Database, config: RunConfig, env: LLMSettings) -> RunPlan:
         backends = ", ".join(SEARCH_BACKENDS.names())
         raise RunError(f"say where agents read: {{--search}} BACKEND ({backends}) or {{--urls}} FILE")
     config = resolve_llm(config, env)
+    recipe = recipes.load(config.recipe) if config.recipe else recipes.default()
     personas = await asyncio.to_thread(_select, db, config)
-    return RunPlan(new_run_id(), config, personas)
+    return RunPlan(new_run_id(), config, personas, recipe)
 
 
 async def _resumed(db: Database, run_id: str) -> RunPlan | dict[str, Any]:
@@ -90,13 +92,14 @@ async def _resumed(db: Database, run_id: str) -> RunPlan | dict[str, Any]:
     stored = await asyncio.to_thread(store.partial_units, run_id)
     partial = {(c.persona_id, c.cycle): c for c in map(Conversation.from_row, stored)}
     prior = Prior(finished, await asyncio.to_thread(store.failed_attempts, run_id), partial)
-    done = sum(1 for pid, _ in personas for cycle in range(config.cycles) if (pid, cycle) in prior.finished)
+    done = sum(1 for p in personas for cycle in range(config.cycles) if (p.id, cycle) in prior.finished)
     if shown == "finished" and done == len(personas) * config.cycles:
         return record  # a finished run with failed units is not done: it retries them
     return RunPlan(
         run_id,
         config,
         personas,
+        store.recipe(record),
         resumed=True,
         prior=prior,
         elapsed_before=float(record.get("elapsed_s") or 0.0),
@@ -104,7 +107,7 @@ async def _resumed(db: Database, run_id: str) -> RunPlan | dict[str, Any]:
     )
 
 
-def _select(db: Database, config: RunConfig) -> list[tuple[str, str]]:
+def _select(db: Database, config: RunConfig) -> list[PersonaView]:
     drawn = sample(db, config.n, where=config.where, seed=config.seed, stratify_by=config.stratify_by)
     if not drawn.rows:
         total = count(db)
@@ -115,8 +118,11 @@ def _select(db: Database, config: RunConfig) -> list[tuple[str, str]]:
             'check it with swarm personas count --where "…"'
         )
     # one unit per persona and cycle: a persona listed twice would be the same units twice
-    chosen = {str(row["persona_id"]): str(row["text"]) for row in drawn.rows}
-    return list(chosen.items())
+    chosen = {
+        str(row["persona_id"]): PersonaView(str(row["persona_id"]), str(row["text"]), row.get("attributes"))
+        for row in drawn.rows
+    }
+    return list(chosen.values())
 
 
 __all__ = ["LOCAL", "Display", "LLMUnavailable", "RunError", "execute", "resolve_llm"]

@@ -191,11 +191,7 @@ class WebReader:
     ) -> None:
         def collect(row: PageRow, _: object) -> None:
             text = row.text if row.ok else None
-            page = (
-                Page(row.page_id, row.final_url or row.url, row.title or "", text)
-                if text
-                else None
-            )
+            page = Page(row.page_id, row.final_url or row.url, row.title or "", text) if text else None
             keep(row.url, page, reasons.transient(row.error))
             if self.on_page is not None:
                 self.on_page(row)

@@ -20,6 +20,8 @@ from typing import Any
 import pyarrow as pa
 
 from agents.llm.settings import LLMSettings
+from agents.recipes import Recipe, default, parse
+from agents.recipes.templates import PersonaView
 from crawler.settings import CrawlSettings
 from storage import Database
 from storage.errors import DatabaseMissing, SwarmError
@@ -36,6 +38,7 @@ class UnitReason(StrEnum):
     PREVIOUS_CYCLE_FAILED = "previous_cycle_failed"  # held back: the cycle before it failed
     INTERRUPTED = "interrupted"  # stopped by Ctrl-C or SIGTERM before it finished (status abandoned)
     INTERNAL_ERROR = "internal_error"  # a fault of ours; the detail has the exception
+    TEMPLATE_ERROR = "template_error"  # a recipe template could not render for this persona (a missing attribute)
 
 
 PREVIOUS_FAILED = UnitReason.PREVIOUS_CYCLE_FAILED
@@ -77,6 +80,7 @@ class RunConfig:
     model: str | None = None
     llm_concurrency: int = LLMSettings.max_concurrency
     grace: float = 20.0  # seconds in-flight units get to finish after a first Ctrl-C
+    recipe: str | None = None  # the recipe as given (a bundled name or a file); its text is in runs.recipe
 
     def to_json(self) -> str:
         return json.dumps(asdict(self), sort_keys=True)
@@ -124,14 +128,23 @@ class RunStore:
         self.db = db
 
     # -- starting ---------------------------------------------------------------------------------
-    def create(self, run_id: str, config: RunConfig, persona_ids: list[str]) -> None:
+    def create(self, run_id: str, config: RunConfig, persona_ids: list[str], recipe: Recipe | None = None) -> None:
+        recipe = recipe or default()
         with self.db.write() as con:
             con.execute("BEGIN TRANSACTION")
             con.execute(
                 # pid and host already: a row left by a Ctrl-C right after this is seen as stale at once
                 "INSERT INTO runs (run_id, status, config, started_at, updated_at, personas, sessions, elapsed_s, "
-                "pid, hostname) VALUES (?, 'running', ?, now(), now(), ?, 0, 0, ?, ?)",
-                [run_id, config.to_json(), len(persona_ids), os.getpid(), socket.gethostname()],
+                "pid, hostname, recipe, recipe_hash) VALUES (?, 'running', ?, now(), now(), ?, 0, 0, ?, ?, ?, ?)",
+                [
+                    run_id,
+                    config.to_json(),
+                    len(persona_ids),
+                    os.getpid(),
+                    socket.gethostname(),
+                    recipe.text,
+                    recipe.hash,
+                ],
             )
             selected = pa.table(
                 {
@@ -228,17 +241,22 @@ class RunStore:
             record["counts"] = json.loads(record["counts"]) if record["counts"] else {}
         return rows
 
-    def personas(self, run_id: str) -> list[tuple[str, str]]:
-        """(persona_id, text) of the run's selection, in order."""
+    def personas(self, run_id: str) -> list[PersonaView]:
+        """The run's selection, in order."""
         with self.db.read() as con:
             return [
-                (str(pid), str(text))
-                for pid, text in con.execute(
-                    "SELECT r.persona_id, p.text FROM run_personas r JOIN personas p USING (persona_id) "
-                    "WHERE r.run_id = ? ORDER BY r.position",
+                PersonaView(str(pid), str(text), json.loads(attributes) if attributes else {})
+                for pid, text, attributes in con.execute(
+                    "SELECT r.persona_id, p.text, CAST(p.attributes AS VARCHAR) FROM run_personas r "
+                    "JOIN personas p USING (persona_id) WHERE r.run_id = ? ORDER BY r.position",
                     [run_id],
                 ).fetchall()
             ]
+
+    def recipe(self, record: dict[str, Any]) -> Recipe:
+        """The recipe a run follows: its stored text (a run from before recipes followed the default)."""
+        text = record.get("recipe")
+        return parse(text, f"run {record['run_id']}") if text else default()
 
     def failed_attempts(self, run_id: str) -> dict[tuple[str, int], int]:
         """(persona_id, cycle) → how many times the unit itself failed (not counting units held back by
@@ -256,7 +274,7 @@ class RunStore:
         (a partial one is not finished: see partial_units)."""
         with self.db.read() as con:
             rows = con.execute(
-                "SELECT persona_id, cycle, json_extract_string(metadata, '$.next_question') FROM conversations "
+                "SELECT persona_id, cycle, next_question FROM conversations "
                 "WHERE run_id = ? AND coalesce(status, 'complete') = 'complete'",
                 [run_id],
             ).fetchall()

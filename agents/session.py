@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
 import time
 from dataclasses import dataclass, field, replace
 from typing import Any
@@ -18,9 +19,13 @@ from agents import heartbeat, run_signals
 from agents.cycle import Conversation, CycleConfig
 from agents.display import Display
 from agents.llm import LLMClient, LLMSettings
+from agents.llm.errors import LLMUnavailable
 from agents.llm.local import LocalModel
 from agents.reader import WebReader
-from agents.runs import RunConfig, RunStore
+from agents.recipes import Recipe, default
+from agents.recipes.spec import DEFAULT_MODEL
+from agents.recipes.templates import PersonaView
+from agents.runs import RunConfig, RunError, RunStore
 from agents.swarm import Swarm
 from crawler import CrawlSettings
 from crawler.pages import PageRow
@@ -50,7 +55,8 @@ class RunPlan:
 
     run_id: str
     config: RunConfig
-    personas: list[tuple[str, str]]
+    personas: list[PersonaView]
+    recipe: Recipe = field(default_factory=default)
     resumed: bool = False
     prior: Prior = field(default_factory=Prior)
     elapsed_before: float = 0.0  # seconds of work in earlier sessions
@@ -114,9 +120,39 @@ class RunSession:
             run_id=self.plan.run_id,
         )
         stack.push_async_callback(self.reader.aclose)
-        self.llm = LLMClient(await self._llm_settings(), self.db, self.writer, run_id=self.plan.run_id)
-        stack.push_async_callback(self.llm.aclose)
-        await self.llm.check()
+        self.models: dict[str, LLMClient] = {}
+        for alias, settings in self._aliases(await self._llm_settings()).items():
+            client = LLMClient(settings, self.db, self.writer, run_id=self.plan.run_id)
+            stack.push_async_callback(client.aclose)
+            self.models[alias] = client
+        for alias, client in self.models.items():
+            try:
+                await client.check()
+            except LLMUnavailable as exc:
+                if alias == DEFAULT_MODEL:
+                    raise
+                raise LLMUnavailable(f"model alias {alias!r}: {exc}", exc.reason) from exc
+
+    def _aliases(self, run_endpoint: LLMSettings) -> dict[str, LLMSettings]:
+        """The endpoint of each model alias the recipe's prompts use; what an alias leaves out is the run's.
+        A key variable that is not set stops the run here, before its row exists."""
+        recipe = self.plan.recipe
+        found = {DEFAULT_MODEL: run_endpoint}
+        for alias in sorted(recipe.aliases() - {DEFAULT_MODEL}):
+            spec = recipe.spec.models[alias]
+            key = run_endpoint.api_key if spec.base_url in (None, run_endpoint.base_url) else None
+            if spec.api_key_env:
+                key = os.environ.get(spec.api_key_env) or None
+                if key is None:
+                    raise RunError(f"model alias {alias!r} reads its key from ${spec.api_key_env}, which is not set")
+            found[alias] = replace(
+                run_endpoint,
+                base_url=spec.base_url or run_endpoint.base_url,
+                model=spec.model or run_endpoint.model,
+                api_key=key,
+                max_concurrency=spec.max_concurrency or run_endpoint.max_concurrency,
+            )
+        return found
 
     async def _llm_settings(self) -> LLMSettings:
         config = self.plan.config
@@ -138,7 +174,7 @@ class RunSession:
         """The swarm, from the run's row to its status; returns the final `runs` record."""
         plan, config = self.plan, self.plan.config
         if not plan.resumed:
-            await asyncio.to_thread(self.store.create, plan.run_id, config, [pid for pid, _ in plan.personas])
+            await asyncio.to_thread(self.store.create, plan.run_id, config, [p.id for p in plan.personas], plan.recipe)
         session = await asyncio.to_thread(self.store.begin_session, plan.run_id, plan.sessions_before)
         swarm = self._swarm(session)
         loop = asyncio.get_running_loop()
@@ -197,11 +233,12 @@ class RunSession:
         swarm = Swarm(
             self.plan.run_id,
             session,
-            self.llm,
+            self.models,
             self.reader,
             self.writer,
             self.plan.personas,
             cycle,
+            recipe=self.plan.recipe,
             concurrency=config.concurrency,
             cycles=config.cycles,
             finished=self.plan.prior.finished,

@@ -24,9 +24,11 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
-from agents.cycle import Conversation, CycleConfig, CycleFailed, Reader, complete, run_cycle
+from agents.cycle import Conversation, CycleConfig, CycleFailed, Models, Reader, complete, models_of, run_cycle
 from agents.llm import LLMClient
 from agents.llm.errors import LLMOutputError, LLMUnavailable
+from agents.recipes import Recipe, default
+from agents.recipes.templates import PersonaView
 from agents.runs import PREVIOUS_FAILED, UnitReason
 from storage import BatchWriter
 
@@ -75,12 +77,13 @@ class Swarm:
         self,
         run_id: str,
         session: int,
-        llm: LLMClient,
+        llm: LLMClient | Models,
         read: Reader,
         writer: BatchWriter,
-        personas: list[tuple[str, str]],
+        personas: list[PersonaView],
         config: CycleConfig,
         *,
+        recipe: Recipe | None = None,
         concurrency: int,
         cycles: int,
         finished: dict[tuple[str, int], str | None] | None = None,
@@ -88,7 +91,9 @@ class Swarm:
         partial: dict[tuple[str, int], Conversation] | None = None,
         grace: float = 20.0,
     ):
-        self.run_id, self.session, self.llm, self.read, self.writer = run_id, session, llm, read, writer
+        self.run_id, self.session, self.read, self.writer = run_id, session, read, writer
+        self.models = models_of(llm)  # model alias → client
+        self.recipe = recipe or default()
         self.personas, self.config, self.concurrency, self.cycles = personas, config, concurrency, cycles
         self.finished = finished or {}
         self.attempts = attempts or {}  # earlier failed attempts of a unit (a resumed run's retries)
@@ -96,7 +101,7 @@ class Swarm:
         self.grace = grace
         self.progress = Progress(len(personas), cycles)
         self.failure: str | None = None  # set when the endpoint is declared down: the run fails
-        self._queue: Iterator[tuple[str, str]] = iter(personas)
+        self._queue: Iterator[PersonaView] = iter(personas)
         self._workers: list[asyncio.Task[None]] = []
         self._stopping = False
         self._cut = False  # some persona's cycles were left undone by a stop
@@ -146,17 +151,18 @@ class Swarm:
     async def _worker(self) -> None:
         while not self._stopping:
             try:
-                persona_id, text = next(self._queue)
+                persona = next(self._queue)
             except StopIteration:
                 return
             self.progress.active += 1
             try:
-                await self._persona(persona_id, text)
+                await self._persona(persona)
             finally:
                 self.progress.active -= 1
                 self.progress.personas_done += 1
 
-    async def _persona(self, persona_id: str, text: str) -> None:
+    async def _persona(self, persona: PersonaView) -> None:
+        persona_id = persona.id
         queries: list[str] | None = None
         for cycle in range(self.cycles):
             if (persona_id, cycle) in self.finished:
@@ -167,7 +173,7 @@ class Swarm:
             if self._stopping:
                 self._cut = True
                 return
-            ok, queries = await self._unit(persona_id, text, cycle, queries)
+            ok, queries = await self._unit(persona, cycle, queries)
             if not ok:
                 # each cycle follows the one before, so the persona's later cycles cannot run now; they
                 # get a row each, and --resume retries the failed cycle and then goes on from it
@@ -177,10 +183,9 @@ class Swarm:
                         self._record(persona_id, later, now, "failed", PREVIOUS_FAILED, f"cycle {cycle} failed")
                 return
 
-    async def _unit(
-        self, persona_id: str, text: str, cycle: int, queries: list[str] | None
-    ) -> tuple[bool, list[str] | None]:
+    async def _unit(self, persona: PersonaView, cycle: int, queries: list[str] | None) -> tuple[bool, list[str] | None]:
         """(whether the unit made its conversation, the queries its next cycle follows)"""
+        persona_id = persona.id
         started = dt.datetime.now(dt.UTC)
         attempt = self.attempts.get((persona_id, cycle), 0)
         kept = self.partial.pop((persona_id, cycle), None)
@@ -188,10 +193,19 @@ class Swarm:
         failed, made = ("partial", True) if kept is not None else ("failed", False)
         try:
             if kept is not None:
-                conversation = await complete(self.llm, kept, text, self.config, attempt=attempt)
+                conversation = await complete(
+                    self.models, kept, persona, self.config, recipe=self.recipe, attempt=attempt
+                )
             else:
                 conversation = await run_cycle(
-                    self.llm, persona_id, text, self.read, self.config, cycle=cycle, queries=queries, attempt=attempt
+                    self.models,
+                    persona,
+                    self.read,
+                    self.config,
+                    recipe=self.recipe,
+                    cycle=cycle,
+                    queries=queries,
+                    attempt=attempt,
                 )
         except (CycleFailed, LLMOutputError) as exc:
             self._record(persona_id, cycle, started, failed, exc.reason, str(exc), self._kept_id(kept, cycle))
@@ -256,9 +270,10 @@ class Swarm:
         )
 
     def snapshot(self) -> dict[str, Any]:
-        p, llm = self.progress, self.llm
+        p, clients = self.progress, list({id(c): c for c in self.models.values()}.values())
         elapsed = time.monotonic() - p.started
         eta = p.eta_s()
+        tokens = sum(c.prompt_tokens + c.completion_tokens for c in clients)
         return {
             "run_id": self.run_id,
             "elapsed_s": round(elapsed, 1),
@@ -271,12 +286,12 @@ class Swarm:
             "units_failed": dict(p.units_failed),
             "pages_ok": p.pages_ok,
             "pages_failed": dict(p.pages_failed),
-            "llm_calls": llm.calls,
-            "llm_calls_cached": llm.cached_calls,
-            "llm_failures": dict(llm.failures),
-            "tokens": llm.prompt_tokens + llm.completion_tokens,
-            "tokens_per_s": round((llm.prompt_tokens + llm.completion_tokens) / max(elapsed, 1e-9), 1),
-            "cost_usd": round(llm.cost_usd, 6),
+            "llm_calls": sum(c.calls for c in clients),
+            "llm_calls_cached": sum(c.cached_calls for c in clients),
+            "llm_failures": dict(sum((Counter(c.failures) for c in clients), Counter())),
+            "tokens": tokens,
+            "tokens_per_s": round(tokens / max(elapsed, 1e-9), 1),
+            "cost_usd": round(sum(c.cost_usd for c in clients), 6),
             "eta_s": None if eta is None else round(eta, 1),
             "stopping": p.stopping,
         }

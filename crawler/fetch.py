@@ -267,9 +267,7 @@ class Fetcher:
                 finally:
                     await response.aclose()
                 if looks_like_challenge(body):  # retrying a challenge only annoys the site
-                    raise _Failure(
-                        Reason.BOT_CHALLENGE, "the site answered with a bot challenge", response.status_code
-                    )
+                    raise _Failure(Reason.BOT_CHALLENGE, "the site answered with a bot challenge", response.status_code)
                 if response.status_code == 429:
                     gate.slow_down(self.settings.slowdown_429, self.settings.max_host_interval)
                 if wait is not None and wait > self.settings.max_retry_after:

@@ -68,9 +68,7 @@ class QueryWatch:
         self._thread.start()
         return self
 
-    def __exit__(
-        self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
-    ) -> None:
+    def __exit__(self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None) -> None:
         if self._old_wakeup is not None:
             signal.set_wakeup_fd(self._old_wakeup)
         os.write(self._write, b"\0")  # a zero byte (no signal has number 0) tells the watcher to stop

@@ -435,6 +435,35 @@ def m012_partial_conversations(con: duckdb.DuckDBPyConnection) -> None:
     _comment_columns(con, comments)
 
 
+def m013_recipes(con: duckdb.DuckDBPyConnection) -> None:
+    # the cycle is a recipe of steps: a run keeps the recipe it ran, a conversation each step's output
+    con.execute("ALTER TABLE runs ADD COLUMN recipe VARCHAR")
+    con.execute("ALTER TABLE runs ADD COLUMN recipe_hash VARCHAR")
+    con.execute("ALTER TABLE conversations ADD COLUMN recipe_hash VARCHAR")
+    con.execute("ALTER TABLE conversations ADD COLUMN outputs JSON")
+    con.execute("ALTER TABLE conversations ADD COLUMN next_question VARCHAR")
+    # conversations made before recipes: their metadata and variations are the default recipe's outputs
+    con.execute(
+        "UPDATE conversations SET next_question = json_extract_string(metadata, '$.next_question'), "
+        "outputs = CASE WHEN metadata IS NULL AND variations IS NULL THEN NULL ELSE json_merge_patch("
+        "CASE WHEN metadata IS NULL THEN '{}' ELSE json_object('metadata', metadata) END, "
+        "CASE WHEN variations IS NULL THEN '{}' ELSE json_object('variations', variations) END) END"
+    )
+    comments = {
+        "runs.recipe": "the text of the recipe the run follows (swarm recipe show prints the default); "
+        "--resume uses this text, not the file",
+        "runs.recipe_hash": "the first 16 hex digits of the recipe text's SHA-256",
+        "conversations.recipe_hash": "the recipe that made it (runs.recipe_hash)",
+        "conversations.outputs": "step name → that step's output (interests, metadata, variations, next, and "
+        "any step a recipe adds); swarm export flattens the structured ones into columns",
+        "conversations.next_question": "the question the persona's next cycle searches for (the `next` step)",
+        "conversations.prompt_versions": "the prompts that made it: step[.part]@first 8 hex digits of the "
+        "template's SHA-256 (name.vN before recipes)",
+        "conversations.metadata": "the output of the recipe's step named metadata (also in outputs)",
+    }
+    _comment_columns(con, comments)
+
+
 MIGRATIONS: list[Migration] = [
     Migration(1, "m001_personas", m001_personas),
     Migration(2, "m002_persona_fields", m002_persona_fields),
@@ -448,6 +477,7 @@ MIGRATIONS: list[Migration] = [
     Migration(10, "m010_pages_run_id", m010_pages_run_id),
     Migration(11, "m011_invalid_answers", m011_invalid_answers),
     Migration(12, "m012_partial_conversations", m012_partial_conversations),
+    Migration(13, "m013_recipes", m013_recipes),
 ]
 LATEST = MIGRATIONS[-1].version
 

@@ -56,7 +56,3 @@ def swarm_env(website: Any, llm_server: LLMServer, monkeypatch: pytest.MonkeyPat
     code, _, err = cli("personas", "import", str(sample_personas_path()))
     assert code == 0, err
     return env
-
-
-
-

@@ -25,11 +25,15 @@ def redirect_to(site: Site, location: str) -> str:
     return site.url("/redirect-to?url=" + urllib.parse.quote(location, safe=""))
 
 
-async def test_unfetchable_urls_and_redirects_end_as_rows_and_the_crawl_ends(
-    website: Site, isolated_db: Path
-) -> None:
+async def test_unfetchable_urls_and_redirects_end_as_rows_and_the_crawl_ends(website: Site, isolated_db: Path) -> None:
     website.robots = "User-agent: *\nAllow: /\n"
-    bad_redirects = ["data:text/html,<h1>hi</h1>", "javascript:alert(1)", "mailto:a@b.example", "tel:+15550100", "http:///path"]
+    bad_redirects = [
+        "data:text/html,<h1>hi</h1>",
+        "javascript:alert(1)",
+        "mailto:a@b.example",
+        "tel:+15550100",
+        "http:///path",
+    ]
     bad_seeds = ["http://127.0.0.1:99999/", "http://0177.0.0.1/", "http://2130706433/", "http://[::1/"]
     website.fixed["/links"] = (
         200,
@@ -141,9 +145,7 @@ class _FaultyFetcher(Fetcher):
         return await super().fetch(url)
 
 
-async def test_a_fault_of_ours_is_an_internal_error_row_and_the_crawl_goes_on(
-    website: Site, isolated_db: Path
-) -> None:
+async def test_a_fault_of_ours_is_an_internal_error_row_and_the_crawl_goes_on(website: Site, isolated_db: Path) -> None:
     website.robots = "User-agent: *\nAllow: /\n"
     db = Database(isolated_db)
     settings = fast()
@@ -210,7 +212,10 @@ def test_swarm_crawl_of_a_page_linking_to_every_hostile_case_ends_with_a_row_eac
 ) -> None:
     website.robots = "User-agent: *\nAllow: /\n"
     targets = [
-        *(f"/redirect-to?url={urllib.parse.quote(loc, safe='')}" for loc in ("data:,x", "javascript:void(0)", "http:///p")),
+        *(
+            f"/redirect-to?url={urllib.parse.quote(loc, safe='')}"
+            for loc in ("data:,x", "javascript:void(0)", "http:///p")
+        ),
         "/charset?label=undefined",
         "/meta-charset?label=punycode",
         "/utf16",
@@ -220,7 +225,9 @@ def test_swarm_crawl_of_a_page_linking_to_every_hostile_case_ends_with_a_row_eac
         "/status/500",
     ]
     links = "".join(f'<a href="{t}">{i}</a>' for i, t in enumerate(targets))
-    links += f'<a href="http://127.0.0.1:99999/">port</a><a href="http://u:p@127.0.0.1:{website.port}/text.txt">creds</a>'
+    links += (
+        f'<a href="http://127.0.0.1:99999/">port</a><a href="http://u:p@127.0.0.1:{website.port}/text.txt">creds</a>'
+    )
     page = f"<html><body><article><h1>Links</h1><p>{' '.join(prose(3))}</p>{links}</article></body></html>"
     website.fixed["/hostile"] = (200, "text/html; charset=utf-8", page.encode())
     code, out, err = cli(

@@ -10,10 +10,10 @@ from typing import Any
 import duckdb
 import pytest
 
-from agents.cycle import CycleConfig, CycleFailed, run_cycle
+from agents.cycle import CycleConfig, CycleFailed, PersonaView, run_cycle
 from agents.llm import LLMClient, LLMSettings
 from agents.reading import Page, bm25, chunks, select, words
-from agents.schemas import Metadata
+from agents.recipes import default
 from storage import BatchWriter, Database
 from tests.support.llm_server import LLMServer
 
@@ -49,7 +49,7 @@ async def cycle(db_path: Path, server: LLMServer, **kwargs: Any) -> Any:
     with BatchWriter(db, flush_interval=0.05) as writer:
         client = LLMClient(settings, db, writer, run_id="run_t")
         try:
-            conversation = await run_cycle(client, "p_1", PERSONA, stub_reader, CycleConfig(**kwargs))
+            conversation = await run_cycle(client, PersonaView("p_1", PERSONA), stub_reader, CycleConfig(**kwargs))
             writer.submit("conversations", conversation.row("run_t"))
         finally:
             await client.aclose()
@@ -64,9 +64,12 @@ async def test_a_cycle_makes_a_grounded_conversation_with_valid_metadata(
     assert roles == ["user", "assistant"] * 3 and conversation.termination_reason == "turns_reached"
     assert {s["page_id"] for s in conversation.sources} <= {p.page_id for p in PAGES} and conversation.sources
     assert [s["n"] for s in conversation.sources] == [1, 2]
-    Metadata.model_validate(conversation.metadata)
-    assert conversation.prompt_versions == ["assistant_turn.v3", "interests.v1", "metadata.v2", "user_turn.v3"]
-    assert conversation.next_queries == [conversation.metadata["next_question"]]
+    metadata = next(s for s in default().steps if s.name == "metadata").prompts[""].schema
+    metadata.model_validate(conversation.metadata)
+    assert conversation.outputs["metadata"] == conversation.metadata
+    steps = [v.split("@")[0] for v in conversation.prompt_versions]
+    assert steps == ["conversation.assistant", "conversation.user", "interests", "metadata"]
+    assert conversation.next_queries == [conversation.metadata["next_question"]] == [conversation.outputs["next"]]
     # what the models were told: web text is delimited and marked untrusted; the simulator speaks as the persona
     systems = [
         r["body"]["messages"][0]["content"] for r in llm_server.requests if r["body"]["messages"][0]["role"] == "system"
@@ -80,7 +83,7 @@ async def test_a_cycle_makes_a_grounded_conversation_with_valid_metadata(
     purposes = dict(con.execute("SELECT purpose, count(*) FROM llm_calls GROUP BY 1").fetchall())
     con.close()
     assert len(json.loads(stored[0][0])) == 6 and stored[0][2] == "turns_reached"
-    assert purposes == {"interests": 1, "user_turn": 3, "assistant_turn": 3, "metadata": 1}
+    assert purposes == {"interests": 1, "conversation.user": 3, "conversation.assistant": 3, "metadata": 1}
 
 
 async def test_the_persona_can_stop_early(llm_server: LLMServer, isolated_db: Path) -> None:
@@ -103,7 +106,7 @@ async def test_no_pages_is_a_failure_with_a_reason(llm_server: LLMServer, isolat
     with BatchWriter(db) as writer:
         client = LLMClient(LLMSettings(base_url=llm_server.base_url, api_key="t", model="m"), db, writer)
         with pytest.raises(CycleFailed) as info:
-            await run_cycle(client, "p", PERSONA, nothing, CycleConfig())
+            await run_cycle(client, PersonaView("p", PERSONA), nothing, CycleConfig())
         await client.aclose()
     assert info.value.reason == "no_pages"
 
@@ -136,7 +139,7 @@ async def test_end_to_end_with_the_real_crawler_two_cycles_and_variations(
         reader = WebReader(crawl_settings, writer, search=search, results_per_query=2, run_id="run_e2e")
         try:
             conversations = await run_persona(
-                client, "p_1", PERSONA, reader, CycleConfig(turns=2, variations=2), cycles=2
+                client, PersonaView("p_1", PERSONA), reader, CycleConfig(turns=2, variations=2), cycles=2
             )
             for conversation in conversations:
                 writer.submit("conversations", conversation.row("run_e2e"))

@@ -9,7 +9,7 @@ import re
 from pathlib import Path
 from typing import Any
 
-from agents.cycle import Conversation, CycleConfig, run_cycle
+from agents.cycle import Conversation, CycleConfig, PersonaView, run_cycle
 from agents.llm import LLMClient, LLMSettings
 from agents.reader import WebReader
 from crawler import CrawlSettings
@@ -77,7 +77,11 @@ async def converse(db_path: Path, server: LLMServer, site: Any) -> Conversation:
         reader = WebReader(crawl_settings, writer, urls=[site.url("/sleep.html"), site.url("/myths.html")])
         try:
             return await run_cycle(
-                client, "p_1", PERSONA, reader, CycleConfig(turns=2), queries=["daytime sleep night shift coffee"]
+                client,
+                PersonaView("p_1", PERSONA),
+                reader,
+                CycleConfig(turns=2),
+                queries=["daytime sleep night shift coffee"],
             )
         finally:
             await client.aclose()
@@ -137,7 +141,8 @@ async def test_page_text_cannot_close_a_fence_give_orders_forge_a_source_or_a_tu
     ]
     transcript = fenced(describe)["CONVERSATION"]
     assert TURN.findall(transcript) == ["USER", "ASSISTANT", "USER", "ASSISTANT"]
-    assert conversation.prompt_versions == ["assistant_turn.v3", "metadata.v2", "user_turn.v3"]
+    steps = [v.split("@")[0] for v in conversation.prompt_versions]
+    assert steps == ["conversation.assistant", "conversation.user", "metadata"]
 
     # the fences are the same for the same text: a rerun (as --resume does) gets every answer from the cache
     sent = len(llm_server.requests)

@@ -15,7 +15,7 @@ import pytest
 
 from agents.llm import LLMClient, LLMSettings
 from agents.llm.local import LocalModel
-from agents.schemas import Interests
+from agents.recipes import default
 from storage import BatchWriter, Database
 from tests.support.cli import running
 
@@ -30,6 +30,7 @@ pytestmark = [
 
 @pytest.mark.timeout(600)
 async def test_the_embedded_model_answers_plain_and_structured(isolated_db: Path) -> None:
+    Interests = default().steps[0].prompts[""].schema  # the default recipe's first step answers this
     with LocalModel() as model:
         db = Database(isolated_db)
         with BatchWriter(db) as writer:
@@ -46,7 +47,7 @@ async def test_the_embedded_model_answers_plain_and_structured(isolated_db: Path
             finally:
                 await client.aclose()
     assert plain.text.strip()
-    assert isinstance(interests.value, Interests) and 3 <= len(interests.value.queries) <= 5
+    assert isinstance(interests.value, Interests) and 3 <= len(interests.value.queries) <= 5  # type: ignore[attr-defined]
     assert interests.mode in ("json_schema", "json_object")
     process_gone = model._process is None
     assert process_gone, "the server must be stopped when the block ends"

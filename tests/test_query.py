@@ -189,8 +189,9 @@ def test_sealed_queries_read_no_file_and_cannot_be_unsealed(isolated_db: Path, s
     sql = f"SELECT * FROM read_csv('{data}')"
     with run_query(Database(isolated_db), sql) as result:  # the CLI: a user may read their own files
         assert [row for batch in result.batches() for row in batch] == [(1, 2)]
-    with pytest.raises(QueryError, match="may not read files") as refused, run_query(
-        Database(isolated_db), sql, sealed=True
+    with (
+        pytest.raises(QueryError, match="may not read files") as refused,
+        run_query(Database(isolated_db), sql, sealed=True),
     ):
         pass
     assert str(data) in str(refused.value)

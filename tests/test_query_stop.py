@@ -64,9 +64,7 @@ def _finish(proc: subprocess.Popen[str], timeout: float) -> tuple[int, str, str]
 
 
 @pytest.mark.parametrize("sql", [LONG, STREAMING], ids=["aggregate", "streaming"])
-def test_ctrl_c_stops_a_long_query_with_exit_130_and_no_traceback(
-    isolated_db: Path, seeded: None, sql: str
-) -> None:
+def test_ctrl_c_stops_a_long_query_with_exit_130_and_no_traceback(isolated_db: Path, seeded: None, sql: str) -> None:
     proc = _start(sql, "-f", "csv")
     _wait_until_querying(proc, isolated_db)
     time.sleep(0.5)  # well inside the query

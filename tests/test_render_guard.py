@@ -160,11 +160,15 @@ class PageHandler(OwnedHandler):
         elif parts.path == "/note.txt":
             self._send(200, "redirects are followed", "text/plain")
         elif parts.path == "/big.js":  # runs fine, if it is ever delivered
-            self._send(200, "document.getElementById('app').textContent = 'the big script ran';" + "//" + "x" * 200_000,
-                       "text/javascript")
+            self._send(
+                200,
+                "document.getElementById('app').textContent = 'the big script ran';" + "//" + "x" * 200_000,
+                "text/javascript",
+            )
         elif parts.path == "/big":
-            self._send(200, '<html><body><div id="app"></div><script src="/big.js"></script></body></html>',
-                       "text/html")
+            self._send(
+                200, '<html><body><div id="app"></div><script src="/big.js"></script></body></html>', "text/html"
+            )
         elif parts.path == "/many":
             self._send(200, self.owner.many_page(), "text/html; charset=utf-8")
         else:

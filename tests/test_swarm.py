@@ -8,7 +8,7 @@ from pathlib import Path
 
 import duckdb
 
-from agents.cycle import CycleConfig
+from agents.cycle import CycleConfig, PersonaView
 from agents.llm import LLMClient, LLMSettings
 from agents.reading import Page
 from agents.swarm import Swarm, conversation_id
@@ -23,8 +23,8 @@ async def read(queries: list[str]) -> list[Page]:
     return PAGES
 
 
-def personas(n: int) -> list[tuple[str, str]]:
-    return [(f"p{i:04d}", f"Persona number {i}, who sleeps badly after night shifts.") for i in range(n)]
+def personas(n: int) -> list[PersonaView]:
+    return [PersonaView(f"p{i:04d}", f"Persona number {i}, who sleeps badly after night shifts.") for i in range(n)]
 
 
 async def swarm_for(db: Path, server: LLMServer, n: int, **kwargs: object) -> tuple[Swarm, BatchWriter, LLMClient]:

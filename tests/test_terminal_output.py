@@ -45,7 +45,7 @@ def _shows_text_literally(out: str) -> None:
 
 
 def test_query_table_shows_control_characters_and_markup_as_text(cli: Cli, imported: None) -> None:
-    code, out, err = cli("query", "SELECT text AS \"[red]the text[/red]\" FROM personas ORDER BY text")
+    code, out, err = cli("query", 'SELECT text AS "[red]the text[/red]" FROM personas ORDER BY text')
     assert code == 0, err
     _shows_text_literally(out)
     assert "[red]the text[/red]" in out and "2 rows" in out

@@ -6,7 +6,7 @@ from typing import Annotated
 
 import typer
 
-from agents.cli import crawl, demo, export, personas, query, run
+from agents.cli import crawl, demo, export, personas, query, recipe, run
 from agents.cli.common import state
 
 app = typer.Typer(
@@ -34,6 +34,7 @@ app.command("query")(query.query)
 app.command("crawl")(crawl.crawl)
 app.command("run")(run.run)
 app.add_typer(run.runs_app, name="runs")
+app.add_typer(recipe.app, name="recipe")
 app.command("export")(export.export_command)
 app.command("demo")(demo.demo)
 

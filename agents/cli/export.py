@@ -17,7 +17,12 @@ def export_command(
     output: Annotated[Path, typer.Option("--output", "-o", help="File to write (replaced when done).")],
     run: Annotated[str | None, typer.Option("--run", help="Only this run's conversations.")] = None,
     where: Annotated[
-        str | None, typer.Option(help=f"SQL filter over: {', '.join(EXPORT_COLUMNS)}.", show_default=False)
+        str | None,
+        typer.Option(
+            help=f"SQL filter over: {', '.join(EXPORT_COLUMNS)}, and each field of the recipe's structured "
+            "steps (tags, sentiment, … in the default recipe).",
+            show_default=False,
+        ),
     ] = None,
     dedup: Annotated[
         bool, typer.Option("--dedup/--no-dedup", help="Drop near-identical conversations (MinHash, word 3-grams).")

@@ -105,6 +105,10 @@ def run(
     host_concurrency: Annotated[int, typer.Option(help="Connections at once per host.")] = D.host_concurrency,
     render: Annotated[str, typer.Option(help="auto, never or always (JavaScript pages).")] = D.render,
     grace: Annotated[float, typer.Option(help="Seconds units in flight get to finish after Ctrl-C.")] = D.grace,
+    recipe: Annotated[
+        str | None,
+        typer.Option(help="The steps of each cycle: a recipe file, or a bundled name (swarm recipe list)."),
+    ] = None,
     resume: Annotated[str | None, typer.Option(help="Continue this run with its own config.")] = None,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No live progress; the summary at the end.")] = False,
     json_lines: Annotated[bool, typer.Option("--json", help="Progress as JSON lines on stdout.")] = False,
@@ -119,6 +123,8 @@ def run(
       SEARXNG_URL=http://localhost:8888 swarm run -n 100 --where "age > 60" --search searxng --cycles 2
 
       OPENAI_BASE_URL=http://localhost:11434/v1 SWARM_MODEL=qwen2.5:7b swarm run --urls seeds.txt --depth 1
+
+      swarm run -n 20 --urls seeds.txt --recipe my-recipe.toml
 
       swarm run --resume run_20261126T101500_a1b2c3
     """
@@ -158,6 +164,7 @@ def run(
         model=model,
         llm_concurrency=llm_concurrency,
         grace=grace,
+        recipe=recipe,
     )
     if resume:
         given = [p for p in ctx.command.params if p.name not in _NOT_CONFIG and _given(ctx, p.name)]

@@ -52,7 +52,7 @@ class LLMOutputError(LLMError):
 
     def __init__(self, message: str, reason: Status, answer: str | None = None):
         super().__init__(message, reason)
-        self.answer = answer[:MESSAGE_CHARS * 10] if answer else None
+        self.answer = answer[: MESSAGE_CHARS * 10] if answer else None
 
 
 class LLMSettingError(LLMError):

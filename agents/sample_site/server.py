@@ -217,4 +217,5 @@ class _Handler(OwnedHandler):
         else:
             self.reply(200, page, "text/html; charset=utf-8")
 
+
 SampleSite.handler = _Handler

@@ -69,4 +69,3 @@ def hold_database(path: Path, seconds: float, *, read_only: bool = True) -> subp
     )
     assert holder.stdout is not None and holder.stdout.readline().strip() == "locked"
     return holder
-

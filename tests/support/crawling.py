@@ -41,4 +41,3 @@ async def crawl(db_path: Path, seeds: list[str], settings: CrawlSettings) -> dic
         return {row[names.index("url")]: dict(zip(names, row, strict=True)) for row in cursor.fetchall()}
     finally:
         con.close()
-

@@ -39,4 +39,3 @@ async def with_client(db_path: Path, cfg: LLMSettings, work: Any) -> tuple[Any, 
 
 
 MESSAGES = [{"role": "user", "content": "What would a beekeeper in Umbria read about?"}]
-

@@ -47,4 +47,3 @@ def assert_counts_match_tables(db: Path, run_id: str) -> dict[str, Any]:
     )
     assert counts["units_failed_by_reason"] == failed
     return record
-

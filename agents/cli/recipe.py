@@ -1,0 +1,67 @@
+"""`swarm recipe list|show|check|kinds`: the recipes a run can follow."""
+
+from __future__ import annotations
+
+import sys
+from typing import Annotated
+
+import typer
+from rich.table import Table
+
+from agents.cli.common import cli_errors, console
+
+app = typer.Typer(help="Recipes: the steps of a prompt cycle, in a file you can edit.", no_args_is_help=True)
+
+
+@app.command("list")
+@cli_errors
+def recipe_list() -> None:
+    """The recipes that ship with persona-swarm."""
+    from agents.recipes import bundled, load
+
+    table = Table("recipe", "steps", "description")
+    for name in bundled():
+        recipe = load(name)
+        table.add_row(name, " → ".join(s.name for s in recipe.steps), recipe.spec.description)
+    console.print(table)
+
+
+@app.command("show")
+@cli_errors
+def show(
+    recipe: Annotated[str, typer.Argument(help="A bundled recipe's name, or a recipe file.")] = "default",
+) -> None:
+    """Print a recipe's text: copy the default, edit it, run it with swarm run --recipe FILE.
+
+    Example: swarm recipe show > mine.toml
+    """
+    from agents.recipes import load
+
+    sys.stdout.write(load(recipe).text)
+
+
+@app.command("check")
+@cli_errors
+def check(recipe: Annotated[str, typer.Argument(help="The recipe file (or a bundled name).")]) -> None:
+    """Validate a recipe: every problem is listed with its line and field; exit 1 if there is one."""
+    from agents.recipes import load
+
+    loaded = load(recipe)
+    aliases = sorted(loaded.aliases())
+    console.print(f"ok: {loaded.name} ({loaded.source}), recipe hash {loaded.hash}", markup=False)
+    for step in loaded.steps:
+        parts = ", ".join(f"{p.id} → {p.spec.model}" for p in step.prompts.values()) or "no prompt"
+        console.print(f"  {step.name} ({step.spec.kind}): {parts}", markup=False, soft_wrap=True)
+    console.print(f"model aliases: {', '.join(aliases)}", markup=False)
+
+
+@app.command("kinds")
+@cli_errors
+def kinds() -> None:
+    """The step kinds a recipe can use (packages add theirs through the persona_swarm.steps entry points)."""
+    from agents.steps import STEP_KINDS
+
+    table = Table("kind", "what it does")
+    for name, kind in STEP_KINDS.items():
+        table.add_row(name, " ".join((kind.__doc__ or "").split()))
+    console.print(table)

@@ -1,0 +1,251 @@
+"""Loading a recipe: parse the TOML, validate every step against its kind, compile its templates —
+and say every problem at once, each with its line and field.
+
+    recipe = load("recipes/mine.toml")    # or a bundled name: "default", "attributes"
+    recipe.hash                            # what runs and conversations record
+"""
+
+from __future__ import annotations
+
+import difflib
+import functools
+import hashlib
+import tomllib
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel, ValidationError
+
+from agents.recipes import lines, templates
+from agents.recipes.spec import DEFAULT_MODEL, PromptSpec, RecipeSpec, StepSpec
+from storage.errors import SwarmError
+from storage.registry import UnknownName
+
+HERE = Path(__file__).parent
+DEFAULT = "default"
+MAX_BYTES = 1_000_000  # a recipe is prompts and fields; a bigger file is a mistake, not a recipe
+
+
+class RecipeError(SwarmError):
+    """A recipe that cannot be used: every problem, each with its line and field where known."""
+
+    reason = "bad_recipe"
+
+    def __init__(self, source: str, problems: list[str]):
+        problems = sorted(problems, key=_line_number)
+        shown = "\n".join(f"  {p}" for p in problems)
+        super().__init__(f"{source}: {len(problems)} problem{'s' * (len(problems) != 1)}\n{shown}")
+        self.source, self.problems = source, problems
+
+
+@dataclass(frozen=True)
+class Recipe:
+    spec: RecipeSpec
+    text: str
+    source: str  # the file, or `bundled:NAME`
+    steps: tuple[Any, ...]  # agents.steps.base.StepKind instances, in order
+
+    @property
+    def name(self) -> str:
+        return self.spec.name
+
+    @property
+    def hash(self) -> str:
+        return text_hash(self.text)
+
+    def aliases(self) -> set[str]:
+        """The model aliases its prompts use."""
+        return {p.spec.model for step in self.steps for p in step.prompts.values()}
+
+
+def _line_number(problem: str) -> int:
+    head = problem.split(":", 1)[0]
+    return int(head[5:]) if head.startswith("line ") and head[5:].isdigit() else 0
+
+
+def text_hash(text: str) -> str:
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()[:16]
+
+
+def bundled() -> dict[str, Path]:
+    """The recipes that ship with the package, by name."""
+    return {path.stem: path for path in sorted(HERE.glob("*.toml"))}
+
+
+def load(name_or_path: str | Path) -> Recipe:
+    """A bundled recipe by name, or a recipe file."""
+    shipped = bundled()
+    if isinstance(name_or_path, str) and name_or_path in shipped and not Path(name_or_path).exists():
+        return _bundled(name_or_path)
+    path = Path(name_or_path)
+    try:
+        if path.stat().st_size > MAX_BYTES:
+            raise RecipeError(str(path), [f"the file is over {MAX_BYTES // 1000} kB: not a recipe"])
+        raw = path.read_bytes()
+    except FileNotFoundError:
+        names = ", ".join(shipped)
+        raise RecipeError(str(path), [f"no such file, and no bundled recipe of that name ({names})"]) from None
+    except OSError as exc:
+        raise RecipeError(str(path), [f"cannot read it: {exc.strerror or exc}"]) from None
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise RecipeError(str(path), [f"not UTF-8 text (byte {exc.start})"]) from None
+    return parse(text, str(path))
+
+
+@functools.cache
+def _bundled(name: str) -> Recipe:
+    path = bundled()[name]
+    return parse(path.read_text(encoding="utf-8"), f"bundled:{name}")
+
+
+def default() -> Recipe:
+    return _bundled(DEFAULT)
+
+
+def parse(text: str, source: str = "<recipe>") -> Recipe:
+    """The recipe in `text`; raises RecipeError listing every problem found."""
+    try:
+        data = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise RecipeError(source, [f"not valid TOML: {exc}"]) from None
+    where = lines.key_lines(text)
+    problems: list[str] = []
+    # each step on its own first, so that one bad step does not hide the problems of the others
+    raw_steps = data.get("steps")
+    good: list[tuple[int, StepSpec]] = []
+    if isinstance(raw_steps, list):
+        for i, raw in enumerate(raw_steps):
+            try:
+                good.append((i, StepSpec.model_validate(raw)))
+            except ValidationError as exc:
+                problems += [_problem(where, ("steps", i, *e["loc"]), _message(e)) for e in exc.errors()]
+        if problems:  # the rest is checked over the good steps, in their places
+            data = {**data, "steps": [step.model_dump(exclude_unset=True) for _, step in good] or raw_steps}
+    try:
+        spec = RecipeSpec.model_validate(data)
+    except ValidationError as exc:
+        problems += [_problem(where, e["loc"], _message(e)) for e in exc.errors()]
+        raise RecipeError(source, problems) from None
+    indices = [i for i, _ in good] if problems else list(range(len(spec.steps)))
+    steps = _steps(spec, indices, text, where, problems)
+    if problems:
+        raise RecipeError(source, problems)
+    return Recipe(spec, text, source, tuple(steps))
+
+
+def _message(error: Any) -> str:
+    """pydantic's message, with a likely spelling for an unknown key."""
+    message = str(error["msg"]).removeprefix("Value error, ")
+    key = error["loc"][-1] if error["loc"] else None
+    if error.get("type") == "extra_forbidden" and isinstance(key, str):
+        known = [*StepSpec.model_fields, "turns", "pages", "count", "from", "source_chars", "user", "assistant"]
+        close = difflib.get_close_matches(key, known, n=1)
+        return f"unknown key {key!r}" + (f" (did you mean {close[0]!r}?)" if close else "")
+    return message
+
+
+def _steps(
+    spec: RecipeSpec, indices: list[int], text: str, where: dict[lines.Path, int], problems: list[str]
+) -> list[Any]:
+    from agents.steps import COMMON_VARIABLES, STEP_KINDS, compile_prompt
+
+    aliases = {DEFAULT_MODEL, *spec.models}
+    seen_names: set[str] = set()
+    seen_kinds: set[str] = set()
+    available = set(COMMON_VARIABLES)
+    built = []
+    for i, step in zip(indices, spec.steps, strict=True):
+        at: lines.Path = ("steps", i)
+
+        def say(loc: tuple[Any, ...], message: str, at: lines.Path = at) -> None:
+            problems.append(_problem(where, (*at, *loc), message))
+
+        if step.name in seen_names:
+            say(("name",), f"a second step named {step.name!r}: names key the outputs, so each is used once")
+        seen_names.add(step.name)
+        try:
+            kind = STEP_KINDS.get(step.kind)
+        except UnknownName as exc:
+            say(("kind",), str(exc))
+            continue
+        try:
+            options: BaseModel = kind.Options.model_validate(step.options)
+        except ValidationError as exc:
+            for e in exc.errors():
+                say(tuple(e["loc"]), _message(e))
+            continue
+        _prompt_rules(kind, step, say)
+        for problem_loc, message in kind.check(step, options):
+            say(problem_loc, message)
+        for earlier in kind.after:
+            if earlier not in seen_kinds:
+                say(("kind",), f"a {step.kind} step needs a {earlier} step before it")
+        seen_kinds.add(step.kind)
+        compiled = {}
+        for part, prompt in kind.prompt_specs(step, options).items():
+            part_at = (part,) if part else ()
+            if prompt.model not in aliases:
+                say((*part_at, "model"), f"no model alias {prompt.model!r}: declare it under [models.{prompt.model}]")
+            allowed = available | kind.part_variables(part)
+            try:
+                unknown = templates.variables(prompt.template) - allowed
+                compiled[part] = compile_prompt(step.name, part, prompt)
+            except templates.TemplateProblem as exc:
+                line = _template_line(text, where, (*at, *part_at, "template"), exc.line)
+                problems.append(f"line {line}: {_dotted((*at, *part_at, 'template'))}: {exc}" if line else str(exc))
+                continue
+            except (TypeError, ValueError) as exc:  # an output pydantic cannot build
+                say((*part_at, "output"), f"cannot build this output: {exc}")
+                continue
+            for name in sorted(unknown):
+                say(
+                    (*part_at, "template"),
+                    f"the template reads {{{{ {name} }}}}, which is not defined here; it may read: "
+                    + ", ".join(sorted(allowed)),
+                )
+        available |= kind.provides
+        if not problems:
+            built.append(kind(step, options, compiled))
+    return built
+
+
+def _prompt_rules(kind: Any, step: StepSpec, say: Any) -> None:
+    own: PromptSpec | None = step.prompt()
+    if kind.prompt == "none":
+        for key in ("template", "output", "temperature", "max_tokens"):
+            if getattr(step, key) is not None:
+                say((key,), f"a {step.kind} step has no prompt of its own: remove {key}")
+        return
+    if own is None:
+        if kind.prompt == "required":
+            say((), f"a {step.kind} step needs a template")
+        return
+    if kind.output == "structured" and own.output is None:
+        say((), f"a {step.kind} step needs an output (the fields of its JSON answer)")
+    if kind.output == "text" and own.output is not None:
+        say(("output",), f"a {step.kind} step answers in free text: remove its output")
+
+
+def _template_line(text: str, where: dict[lines.Path, int], loc: lines.Path, inner: int | None) -> int | None:
+    """The file line of a template's line `inner`: a multi-line string that opens with a line break starts
+    on the next line."""
+    start = lines.line_of(where, loc)
+    if start is None or inner is None:
+        return start
+    opener = text.splitlines()[start - 1].rstrip()
+    return start + inner - (0 if opener.endswith(('"""', "'''")) else 1)
+
+
+def _problem(where: dict[lines.Path, int], loc: tuple[Any, ...], message: str) -> str:
+    line = lines.line_of(where, tuple(loc))
+    return f"{'line ' + str(line) + ': ' if line else ''}{_dotted(loc)}: {message}"
+
+
+def _dotted(loc: tuple[Any, ...]) -> str:
+    out = ""
+    for part in loc:
+        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
+    return out or "recipe"
