@@ -460,6 +460,8 @@ def m013_recipes(con: duckdb.DuckDBPyConnection) -> None:
         "conversations.prompt_versions": "the prompts that made it: step[.part]@first 8 hex digits of the "
         "template's SHA-256 (name.vN before recipes)",
         "conversations.metadata": "the output of the recipe's step named metadata (also in outputs)",
+        "llm_calls.purpose": "the recipe step (and part) it was for: interests, conversation.user, "
+        "conversation.assistant, metadata, … (user_turn and assistant_turn before recipes)",
     }
     _comment_columns(con, comments)
 

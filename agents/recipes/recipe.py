@@ -10,6 +10,7 @@ from __future__ import annotations
 import difflib
 import functools
 import hashlib
+import re
 import tomllib
 from dataclasses import dataclass
 from pathlib import Path
@@ -122,8 +123,9 @@ def parse(text: str, source: str = "<recipe>") -> Recipe:
                 good.append((i, StepSpec.model_validate(raw)))
             except ValidationError as exc:
                 problems += [_problem(where, ("steps", i, *e["loc"]), _message(e)) for e in exc.errors()]
+                problems += _option_problems(raw, where, ("steps", i))
         if problems:  # the rest is checked over the good steps, in their places
-            data = {**data, "steps": [step.model_dump(exclude_unset=True) for _, step in good] or raw_steps}
+            data = {**data, "steps": [raw_steps[i] for i, _ in good] or raw_steps}
     try:
         spec = RecipeSpec.model_validate(data)
     except ValidationError as exc:
@@ -134,6 +136,24 @@ def parse(text: str, source: str = "<recipe>") -> Recipe:
     if problems:
         raise RecipeError(source, problems)
     return Recipe(spec, text, source, tuple(steps))
+
+
+def _option_problems(raw: Any, where: dict[lines.Path, int], at: lines.Path) -> list[str]:
+    """The problems of a step's own options, for a step whose common keys already failed (so both show)."""
+    from agents.steps import STEP_KINDS
+
+    if not isinstance(raw, dict):
+        return []
+    try:
+        kind = STEP_KINDS.get(str(raw.get("kind", "")))
+    except UnknownName:
+        return []
+    extra = {k: v for k, v in raw.items() if k not in StepSpec.model_fields}
+    try:
+        kind.Options.model_validate(extra)
+    except ValidationError as exc:
+        return [_problem(where, (*at, *e["loc"]), _message(e)) for e in exc.errors()]
+    return []
 
 
 def _message(error: Any) -> str:
@@ -201,10 +221,13 @@ def _steps(
                 say((*part_at, "output"), f"cannot build this output: {exc}")
                 continue
             for name in sorted(unknown):
-                say(
-                    (*part_at, "template"),
-                    f"the template reads {{{{ {name} }}}}, which is not defined here; it may read: "
-                    + ", ".join(sorted(allowed)),
+                inner = next(
+                    (n for n, row in enumerate(prompt.template.splitlines(), 1) if re.search(rf"\b{name}\b", row)), None
+                )
+                line = _template_line(text, where, (*at, *part_at, "template"), inner)
+                problems.append(
+                    f"{'line ' + str(line) + ': ' if line else ''}{_dotted((*at, *part_at, 'template'))}: the template "
+                    f"reads {{{{ {name} }}}}, which is not defined here; it may read: {', '.join(sorted(allowed))}"
                 )
         available |= kind.provides
         if not problems:
