@@ -13,6 +13,14 @@ Both servers run in their own processes so they never compete for our GIL.
     python benchmarks/swarm_speed.py                         # both parts
     python benchmarks/swarm_speed.py --part throughput --latency 0.5 --llm-concurrency 16 --personas 256
     python benchmarks/swarm_speed.py --part memory --memory-personas 10000
+    python benchmarks/swarm_speed.py --part throughput --recipe attributes   # another recipe
+
+3. Side by side (`--vs DIR`): the throughput part of this checkout and of another one (a `git worktree`
+   of an earlier commit, say), each run in its own process with its own code, alternating for
+   `--rounds` rounds; prints both ratios to the bound and their difference (medians over the rounds).
+
+    git worktree add /tmp/before c5d263d
+    python benchmarks/swarm_speed.py --vs /tmp/before --rounds 2
 """
 
 from __future__ import annotations
@@ -21,6 +29,8 @@ import argparse
 import asyncio
 import json
 import os
+import re
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -116,7 +126,9 @@ def run(db: Database, config: RunConfig, n: int) -> tuple[dict[str, Any], float,
     return record, time.perf_counter() - started, display
 
 
-def config_for(llm_port: int, site_port: int, n: int, agents: int, llm_concurrency: int) -> RunConfig:
+def config_for(
+    llm_port: int, site_port: int, n: int, agents: int, llm_concurrency: int, recipe: str | None = None
+) -> RunConfig:
     os.environ.update(
         SEARXNG_URL=f"http://127.0.0.1:{site_port}",
         OPENAI_BASE_URL=f"http://127.0.0.1:{llm_port}/v1",
@@ -138,13 +150,14 @@ def config_for(llm_port: int, site_port: int, n: int, agents: int, llm_concurren
         render="never",
         model="bench-model",
         llm_concurrency=llm_concurrency,
+        recipe=recipe,
     )
 
 
 def throughput(args: argparse.Namespace, workdir: Path, llm_port: int, site_port: int) -> None:
     db = Database(workdir / "throughput.duckdb")
     import_files(db, [personas_file(workdir / "personas.jsonl", args.personas)])
-    config = config_for(llm_port, site_port, args.personas, args.agents, args.llm_concurrency)
+    config = config_for(llm_port, site_port, args.personas, args.agents, args.llm_concurrency, args.recipe)
     record, elapsed, display = run(db, config, args.personas)
     swarm_s = display.swarm_ended - display.swarm_started
     counts = record["counts"]
@@ -155,7 +168,7 @@ def throughput(args: argparse.Namespace, workdir: Path, llm_port: int, site_port
     rate = conversations / elapsed
     steady = conversations / swarm_s
     print(f"throughput: {args.personas} personas, {args.agents} agents, LLM at L = {args.latency} s, C = "
-          f"{args.llm_concurrency}")  # fmt: skip
+          f"{args.llm_concurrency}, recipe {args.recipe or 'default'}")  # fmt: skip
     print(f"  {conversations} conversations in {elapsed:.1f} s (setup and the final flush included); "
           f"{counts['units_failed']} failed; {counts['pages_ok']} pages read")  # fmt: skip
     print(f"  LLM requests per conversation: {per_conversation:.2f} ({counts['llm_calls_cached']} more calls "
@@ -181,6 +194,39 @@ def memory(args: argparse.Namespace, workdir: Path, llm_port: int, site_port: in
     print(f"  resident memory before the run {base:.0f} MB; at {marks}; peak {peak:.0f} MB (target < 500 MB)")
 
 
+_RATIOS = re.compile(r"start to end of the run.*?ratio ([0-9.]+).*?agents working.*?ratio ([0-9.]+)", re.S)
+
+
+def side_by_side(args: argparse.Namespace) -> None:
+    """The throughput part of this checkout and of `args.vs`, alternating, each in its own process."""
+    checkouts = {"this checkout": ROOT, f"{args.vs}": Path(args.vs).resolve()}
+    flags = ["--part", "throughput", "--latency", str(args.latency), "--llm-concurrency", str(args.llm_concurrency),
+             "--agents", str(args.agents), "--personas", str(args.personas)]  # fmt: skip
+    found: dict[str, list[tuple[float, float]]] = {name: [] for name in checkouts}
+    for round_number in range(args.rounds):
+        for name, root in checkouts.items():
+            extra = ["--recipe", args.recipe] if args.recipe and root == ROOT else []
+            done = subprocess.run(
+                [sys.executable, str(root / "benchmarks" / "swarm_speed.py"), *flags, *extra],
+                capture_output=True,
+                text=True,
+                cwd=root,
+                env={**os.environ, "PYTHONPATH": str(root)},  # its own code, not this checkout's install
+            )
+            match = _RATIOS.search(done.stdout)
+            if done.returncode or not match:
+                sys.exit(f"{name}: the benchmark failed ({done.returncode}):\n{done.stdout}\n{done.stderr[-2000:]}")
+            found[name].append((float(match[1]), float(match[2])))
+            print(f"round {round_number + 1}, {name}: ratio {match[1]} (run), {match[2]} (agents working)", flush=True)
+    print(f"side by side, medians of {args.rounds} round(s), L = {args.latency} s, C = {args.llm_concurrency}:")
+    (mine, theirs) = (tuple(statistics.median(r[i] for r in runs) for i in (0, 1)) for runs in found.values())
+    for i, label in enumerate(["start to end of the run", "agents working"]):
+        change = (mine[i] / theirs[i] - 1) * 100
+        print(
+            f"  {label}: this checkout {mine[i]:.3f} | {args.vs} {theirs[i]:.3f} | {change:+.1f} % (bound: within 3 %)"
+        )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--part", choices=["throughput", "memory", "both"], default="both")
@@ -190,7 +236,13 @@ def main() -> None:
     parser.add_argument("--personas", type=int, default=400)
     parser.add_argument("--memory-personas", type=int, default=10_000)
     parser.add_argument("--memory-latency", type=float, default=0.05)
+    parser.add_argument("--recipe", help="a bundled recipe's name or a recipe file (default: the default recipe)")
+    parser.add_argument("--vs", help="another checkout to run side by side with this one (throughput only)")
+    parser.add_argument("--rounds", type=int, default=1, help="with --vs: alternating rounds (medians are shown)")
     args = parser.parse_args()
+    if args.vs:
+        side_by_side(args)
+        return
     with tempfile.TemporaryDirectory() as tmp:
         workdir = Path(tmp)
         site, site_port = serve(SITE_SERVER)

@@ -13,6 +13,7 @@ import pytest
 
 from agents.cli.demo import sample_personas_path
 from agents.export import EXPORT_FORMATS, ExportOptions, export
+from agents.recipes import default
 from storage import Database
 from storage.registry import Registry, UnknownName
 from tests.support.cli import RUN, swarm_subprocess
@@ -52,6 +53,18 @@ def crashing(have):
 
 
 NOT_CALLABLE = 42
+
+
+from agents.steps import StepKind
+
+
+class WordCount(StepKind):
+    """Counts the words of the conversation (no model call)."""
+    prompt = "none"
+
+    async def run(self, state):
+        words = sum(len(m["content"].split()) for m in state.conversation.messages)
+        state.conversation.outputs[self.name] = {"words": words}
 '''
 
 ENTRY_POINTS = """
@@ -61,6 +74,9 @@ localhits = swarm_plugin_demo:LocalHits
 [persona_swarm.exporters]
 plain = swarm_plugin_demo:plain
 notcallable = swarm_plugin_demo:NOT_CALLABLE
+
+[persona_swarm.steps]
+wordcount = swarm_plugin_demo:WordCount
 
 [persona_swarm.layouts]
 bios = swarm_plugin_demo:bios
@@ -92,6 +108,17 @@ def test_a_packages_search_backend_is_listed_and_crawls(plugin: dict[str, str], 
     assert done.returncode == 0, done.stderr
     fetched = rows(isolated_db, "SELECT url FROM pages WHERE error IS NULL ORDER BY url")
     assert [u for (u,) in fetched] == [f"{plugin['PLUGIN_SITE']}/articles/{n}.html" for n in (1, 2, 3)]
+
+
+def test_a_packages_step_kind_is_listed_and_a_recipe_can_use_it(plugin: dict[str, str], tmp_path: Path) -> None:
+    done = swarm_subprocess("recipe", "kinds", env={**plugin, "COLUMNS": "200"})
+    assert done.returncode == 0 and "wordcount" in done.stdout and "Counts the words" in done.stdout
+    recipe = tmp_path / "counted.toml"
+    recipe.write_text(default().text + '\n[[steps]]\nname = "length"\nkind = "wordcount"\n')
+    done = swarm_subprocess("recipe", "check", str(recipe), env=plugin)
+    assert done.returncode == 0 and "length (wordcount): no prompt" in done.stdout, done.stderr
+    done = swarm_subprocess("recipe", "check", str(recipe))  # without the package: a clear error, its line
+    assert done.returncode == 1 and "steps[6].kind: unknown step kind 'wordcount'" in done.stderr
 
 
 def test_a_packages_layout_is_recognised(plugin: dict[str, str], tmp_path: Path, isolated_db: Path) -> None:
@@ -134,8 +161,15 @@ def test_a_packages_export_format_writes_a_runs_conversations(
 ) -> None:
     env = {**swarm_env, **plugin}
     args = [a for a in RUN if a not in ("--search", "searxng")]
-    done = swarm_subprocess(*args, "--search", "localhits", "-n", "2", "--turns", "1", "--quiet", env=env, timeout=120)
+    recipe = isolated_db.parent / "counted.toml"
+    recipe.write_text(default().text + '\n[[steps]]\nname = "length"\nkind = "wordcount"\n')
+    done = swarm_subprocess(
+        *args, "--search", "localhits", "-n", "2", "--turns", "1", "--recipe", str(recipe), "--quiet", env=env,
+        timeout=120,
+    )  # fmt: skip
     assert done.returncode == 0, done.stderr
+    counted = rows(isolated_db, "SELECT CAST(outputs->>'$.length.words' AS INT) FROM conversations")
+    assert len(counted) == 2 and all(n > 0 for (n,) in counted), "the package's step ran in every cycle"
     out = isolated_db.parent / "plain.tsv"
     done = swarm_subprocess("export", "--format", "plain", "-o", str(out), env=env)
     assert done.returncode == 0, done.stderr

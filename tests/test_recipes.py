@@ -10,7 +10,6 @@ from typing import Any
 
 import pyarrow.parquet as pq
 import pytest
-from pydantic import BaseModel
 
 from agents.cycle import CycleConfig, CycleFailed, PersonaView, run_persona
 from agents.llm import LLMClient, LLMSettings
@@ -124,6 +123,8 @@ def test_a_template_cannot_reach_python_and_a_missing_attribute_is_an_error_not_
     persona = PersonaView("p", "A nurse.", {"occupation": "nurse"})
     with pytest.raises(TemplateProblem, match=r"unsafe|access"):
         render(compile_template("{{ persona.__class__.__mro__ }}"), {"persona": persona})
+    with pytest.raises(TemplateProblem, match="unsafe"):  # nor change what later steps read
+        render(compile_template("{{ outputs.update({'metadata': 1}) }}"), {"outputs": {}})
     with pytest.raises(TemplateProblem, match="shoe_size"):
         render(compile_template("{{ persona.shoe_size }}"), {"persona": persona})
     text = "{{ persona }} ({{ persona.occupation }}, {{ persona.country | default('somewhere') }})"
@@ -237,10 +238,10 @@ def test_recipe_kinds_lists_every_kind(cli: Cli) -> None:
         assert kind in out
 
 
-def test_a_recipe_is_refused_before_anything_runs(tmp_path: Path) -> None:
+def test_an_empty_recipe_and_a_field_the_answer_model_would_shadow_are_refused() -> None:
     with pytest.raises(RecipeError) as info:
         parse('name = "x"\nsteps = []\n', "x.toml")
     assert "steps" in str(info.value)
-    assert isinstance(default().steps[0].prompts[""].schema, type) and issubclass(
-        default().steps[0].prompts[""].schema, BaseModel
-    )
+    shadowing = default().text.replace("fields.tone = ", "fields.json = ", 1)
+    with pytest.raises(RecipeError, match="field name 'json' is taken"):
+        parse(shadowing)

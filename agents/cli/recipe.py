@@ -63,5 +63,6 @@ def kinds() -> None:
 
     table = Table("kind", "what it does")
     for name, kind in STEP_KINDS.items():
-        table.add_row(name, " ".join((kind.__doc__ or "").split()))
+        summary = " ".join((kind.__doc__ or "").split())
+        table.add_row(name, summary.split(". ")[0].rstrip(".") + ".")
     console.print(table)

@@ -87,6 +87,8 @@ class OutputSpec(Strict):
         for name in value:
             if not re.match(_NAME, name):
                 raise ValueError(f"field name {name!r}: use lower-case letters, digits and _ (a letter first)")
+            if hasattr(BaseModel, name) or name.startswith("model_"):  # the answer is a pydantic model
+                raise ValueError(f"field name {name!r} is taken by the answer's own methods: call it otherwise")
         return value
 
 

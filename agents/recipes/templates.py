@@ -20,7 +20,7 @@ from typing import Any
 
 import jinja2
 from jinja2 import meta
-from jinja2.sandbox import SandboxedEnvironment
+from jinja2.sandbox import ImmutableSandboxedEnvironment
 
 
 class PersonaView(Mapping[str, Any]):
@@ -45,9 +45,10 @@ class PersonaView(Mapping[str, Any]):
 
 
 @functools.cache
-def environment() -> SandboxedEnvironment:
-    # keep_trailing_newline: a template renders to exactly its text, last line break included
-    return SandboxedEnvironment(undefined=jinja2.StrictUndefined, keep_trailing_newline=True, autoescape=False)
+def environment() -> ImmutableSandboxedEnvironment:
+    # immutable: a template reads the outputs and attributes it is given, it cannot change them for the
+    # steps after it; keep_trailing_newline: a template renders to exactly its text, last line break included
+    return ImmutableSandboxedEnvironment(undefined=jinja2.StrictUndefined, keep_trailing_newline=True, autoescape=False)
 
 
 class TemplateProblem(ValueError):
