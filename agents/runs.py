@@ -253,7 +253,8 @@ class RunStore:
                 ).fetchall()
             ]
 
-    def recipe(self, record: dict[str, Any]) -> Recipe:
+    @staticmethod
+    def recipe(record: dict[str, Any]) -> Recipe:
         """The recipe a run follows: its stored text (a run from before recipes followed the default)."""
         text = record.get("recipe")
         return parse(text, f"run {record['run_id']}") if text else default()

@@ -152,6 +152,10 @@ def test_the_bundled_attributes_recipe_tells_the_simulator_the_persona_s_attribu
         isolated_db, "SELECT recipe, recipe_hash FROM runs WHERE run_id = ?", [run_id]
     )
     assert stored_text == load("attributes").text and stored_hash == load("attributes").hash
+    code, out, _ = cli("recipe", "show", "--run", run_id)
+    assert code == 0 and out == stored_text
+    code, out, _ = cli("runs", "show", run_id)
+    assert code == 0 and f"recipe attributes ({stored_hash})" in out
     # every sampled persona's attributes reached the simulator's prompt, rendered
     personas = rows(
         isolated_db,
@@ -209,6 +213,20 @@ def test_a_model_alias_sends_its_step_to_another_endpoint(
     assert not any("Metadata" in m for m in main), "the metadata step went only to its alias"
     calls = rows(isolated_db, "SELECT purpose, model, endpoint FROM llm_calls WHERE purpose = 'metadata'")
     assert {(m, e.rstrip("/")) for _, m, e in calls} == {("judge-model", judge.base_url)}
+
+
+async def test_the_number_of_turns_can_depend_on_the_persona(llm_server: LLMServer, isolated_db: Path) -> None:
+    text = default().text.replace(
+        "# turns = 4              # unset: the run's --turns",
+        "turns = \"1 if persona.occupation == 'nurse' else 3\"",
+    )
+    first, second = await cycles(isolated_db, llm_server, recipe=parse(text))  # the persona is a nurse
+    assert len(first.messages) == len(second.messages) == 2 and first.termination_reason == "turns_reached"
+    with pytest.raises(RecipeError, match=r"steps\[2\]\.turns: .*expression syntax"):
+        parse(text.replace("1 if persona.occupation", "1 if if persona.occupation"))
+    gives_text = parse(text.replace("1 if persona.occupation == 'nurse' else 3", "persona.occupation"))
+    with pytest.raises(CycleFailed, match="gave 'nurse', not 1 to 100"):
+        await cycles(isolated_db, llm_server, recipe=gives_text)
 
 
 async def test_a_step_kind_a_package_registers_runs_and_keeps_its_output(

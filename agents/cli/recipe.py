@@ -8,7 +8,7 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
-from agents.cli.common import cli_errors, console
+from agents.cli.common import cli_errors, console, database, fail
 
 app = typer.Typer(help="Recipes: the steps of a prompt cycle, in a file you can edit.", no_args_is_help=True)
 
@@ -30,14 +30,22 @@ def recipe_list() -> None:
 @cli_errors
 def show(
     recipe: Annotated[str, typer.Argument(help="A bundled recipe's name, or a recipe file.")] = "default",
+    run: Annotated[str | None, typer.Option("--run", help="The recipe this run followed, as it stored it.")] = None,
 ) -> None:
     """Print a recipe's text: copy the default, edit it, run it with swarm run --recipe FILE.
 
     Example: swarm recipe show > mine.toml
     """
     from agents.recipes import load
+    from agents.runs import RunStore
 
-    sys.stdout.write(load(recipe).text)
+    if run is None:
+        sys.stdout.write(load(recipe).text)
+        return
+    record = RunStore(database()).get(run)
+    if record is None:
+        raise fail(f"no run {run}: see swarm runs list")
+    sys.stdout.write(RunStore.recipe(record).text)
 
 
 @app.command("check")

@@ -230,6 +230,13 @@ def runs_show(
         f"started {record['started_at']:%Y-%m-%d %H:%M:%S %Z}"
         + (f", ended {record['finished_at']:%Y-%m-%d %H:%M:%S %Z}" if record["finished_at"] else "")
     )
+    if record.get("recipe_hash"):
+        name = (record["config"] or {}).get("recipe") or "default"
+        console.print(
+            f"recipe {name} ({record['recipe_hash']}); its text: swarm recipe show --run {run_id}",
+            markup=False,
+            soft_wrap=True,
+        )
     console.print("config:", markup=False)
     console.print_json(json.dumps(record["config"], default=str))
     if record["status"] in ("interrupted", "failed", "stale"):

@@ -5,20 +5,53 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from agents import reading
+from agents.recipes import templates
 from agents.recipes.spec import PromptSpec, StepSpec
-from agents.steps.base import CycleState, Problem, StepKind, field_problem
+from agents.runs import UnitReason
+from agents.steps.base import CycleState, Problem, StepFailed, StepKind, field_problem
 
 _CITE = re.compile(r"\[(\d{1,3})\]")
 
 
+MAX_TURNS = 100
+
+
 class ConverseOptions(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    turns: int | None = Field(None, ge=1, le=100)  # user turns at most; none: the run's --turns
+    # user turns at most: a number, or an expression over the persona ("2 if persona.age | int > 60
+    # else 4"); none: the run's --turns
+    turns: int | str | None = Field(None, union_mode="left_to_right")
     user: PromptSpec  # the simulator: answers {message, done}
     assistant: PromptSpec  # the assistant's system message; answers free text
+
+    @field_validator("turns")
+    @classmethod
+    def _turns(cls, value: int | str | None) -> int | str | None:
+        if isinstance(value, int) and not 1 <= value <= MAX_TURNS:
+            raise ValueError(f"turns must be 1 to {MAX_TURNS}")
+        if isinstance(value, str):
+            try:
+                templates.check_expression(value)
+            except templates.TemplateProblem as exc:
+                raise ValueError(str(exc)) from None
+        return value
+
+    def turns_for(self, state: CycleState) -> int:
+        """The turns for this persona; raises StepFailed when an expression gives no usable number."""
+        if self.turns is None:
+            return state.config.turns
+        if isinstance(self.turns, int):
+            return self.turns
+        try:
+            value = templates.evaluate(self.turns, state.values())
+        except templates.TemplateProblem as exc:
+            raise StepFailed(UnitReason.TEMPLATE_ERROR, f"turns: {exc}") from None
+        if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= MAX_TURNS:
+            raise StepFailed(UnitReason.TEMPLATE_ERROR, f"turns {self.turns!r} gave {value!r}, not 1 to {MAX_TURNS}")
+        return value
 
 
 class Converse(StepKind):
@@ -65,7 +98,7 @@ class Converse(StepKind):
         words = str(max(40, answer_tokens // 2))
         messages = conversation.messages
         system: str | None = None
-        for turn in range(options.turns or config.turns):
+        for turn in range(options.turns_for(state)):
             # the simulator gets one instruction with the conversation as a transcript: models of every size
             # follow that better than a mirrored chat where they must play the "assistant" as the user
             values = state.values(turn=turn)
