@@ -10,7 +10,7 @@ conversation: it is recorded in `failed_steps` and the conversation kept as part
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from typing import Any
 
 from agents.conversation import Conversation, CycleConfig
@@ -20,7 +20,7 @@ from agents.recipes import Recipe, default
 from agents.recipes.spec import DEFAULT_MODEL
 from agents.recipes.templates import PersonaView, TemplateProblem
 from agents.runs import UnitReason
-from agents.steps import CycleFailed, CycleState, Reader, StepFailed
+from agents.steps import CycleFailed, CycleState, Reader, StepFailed, StepKind
 
 Models = Mapping[str, LLMClient]  # model alias → client; "default" is the run's own endpoint
 
@@ -91,7 +91,7 @@ async def _no_reading(queries: list[str]) -> list[Any]:
     raise StepFailed("not_resumable", "a step that reads pages cannot run again on a kept conversation")
 
 
-async def _steps(state: CycleState, steps: Any) -> None:
+async def _steps(state: CycleState, steps: Iterable[StepKind]) -> None:
     conversation = state.conversation
     for step in steps:
         late = bool(conversation.messages)  # the conversation exists: what fails now is recorded, not fatal

@@ -18,7 +18,7 @@ from pathlib import Path
 
 import duckdb
 
-from storage.errors import DatabaseBusy, DatabaseMissing
+from storage.errors import DatabaseBusy, DatabaseMissing, StorageError
 from storage.migrations import LATEST, applied_versions, check_not_newer, migrate
 
 DEFAULT_DB = "swarm.duckdb"
@@ -101,7 +101,10 @@ class Database:
                 return duckdb.connect(str(self.path), read_only=read_only, config=config or {})
             except duckdb.IOException as exc:
                 if not _is_lock_conflict(exc):
-                    raise
+                    # a folder, a file that is not a database, a disk that refuses: one line, not a traceback
+                    first = str(exc).strip().splitlines()[0].removeprefix("IO Error: ")
+                    message = f"cannot open {self.path} as a DuckDB database: {first}; check {{--db}}"
+                    raise StorageError(message) from exc
                 if time.monotonic() >= deadline:
                     raise DatabaseBusy(
                         f"{self.path} is held by {_holder(exc)} and was not released within "

@@ -5,6 +5,7 @@ outputs become export columns. Real servers throughout: the test LLM server(s), 
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 from typing import Any
 
@@ -103,7 +104,7 @@ def test_recipe_check_names_the_line_and_field_of_every_problem(cli: Cli, tmp_pa
     said = " ".join(err.split())
     for expected in [
         "line 7: steps[0].template: the template reads {{ persnoa }}, which is not defined here",
-        "line 9: steps[0].output.fields: the output needs a string list field 'queries'",
+        "line 10: steps[0].output.fields: the output needs a string list field 'queries'",
         "line 14: steps[1].kind: unknown step kind 'red'; choose one of: interests, read, converse",
         "line 21: steps[2].user.template: template syntax",
         "line 26: steps[2].assistant.model: no model alias 'judge'",
@@ -197,13 +198,15 @@ def test_a_model_alias_sends_its_step_to_another_endpoint(
             '[[steps]]\nname = "metadata"\nkind = "structured"\n',
             '[[steps]]\nname = "metadata"\nkind = "structured"\nmodel = "judge"\n',
         )
-        text += f'\n[models.judge]\nbase_url = "{judge.base_url}"\nmodel = "judge-model"\napi_key_env = "JUDGE_KEY"\n'
+        text += (
+            f'\n[models.judge]\nbase_url = "{judge.base_url}"\nmodel = "judge-model"\napi_key_env = "SWARM_KEY_JUDGE"\n'
+        )
         recipe = tmp_path / "judged.toml"
         recipe.write_text(text)
         # its key variable unset: the run stops before it starts, and says which variable
         code, _, err = cli(*RUN, "-n", "2", "--turns", "1", "--recipe", str(recipe), "--quiet")
-        assert code == 1 and "JUDGE_KEY" in err and not rows(isolated_db, "SELECT * FROM runs")
-        monkeypatch.setenv("JUDGE_KEY", "judge-key")
+        assert code == 1 and "SWARM_KEY_JUDGE" in err and not rows(isolated_db, "SELECT * FROM runs")
+        monkeypatch.setenv("SWARM_KEY_JUDGE", "judge-key")
         code, _, err = cli(*RUN, "-n", "2", "--turns", "1", "--recipe", str(recipe), "--quiet")
         assert code == 0, err
         judged = [r["body"] for r in judge.requests]
@@ -263,3 +266,48 @@ def test_an_empty_recipe_and_a_field_the_answer_model_would_shadow_are_refused()
     shadowing = default().text.replace("fields.tone = ", "fields.json = ", 1)
     with pytest.raises(RecipeError, match="field name 'json' is taken"):
         parse(shadowing)
+
+
+def test_hostile_recipes_are_refused_with_a_reason_not_a_traceback(tmp_path: Path, cli: Cli) -> None:
+    base = default().text
+    cases = {
+        # a shared recipe must not send one of your secrets to a host of its choosing
+        "reads keys only from variables named SWARM_KEY_": base + '\n[models.x]\nbase_url = "http://127.0.0.1:9/v1"\n'
+        'api_key_env = "OPENAI_API_KEY"\n',
+        "is not an http(s) URL": base + '\n[models.x]\nbase_url = "file:///etc/passwd"\n',
+        "no step 'nothing' before this one": base.replace('from = "metadata.next_question"', 'from = "nothing.here"'),
+        "no output field 'nope'": base.replace('from = "metadata.next_question"', 'from = "metadata.nope"'),
+        "no step makes the conversation": base[: base.index("# 3. The persona")],
+        "steps[0].max_tokens": base.replace("max_tokens = 400", "max_tokens = true"),
+        "the answer's validator cannot use": base.replace(
+            'fields.tone = { type = "string", min_length = 1, max_length = 100 }',
+            'fields.tone = { type = "string", pattern = "(?<=a)b" }',
+            1,
+        ),
+        "nested too deeply": 'name = "x"\nsteps = [' + "[" * 600 + "]" * 600 + "]\n",
+    }
+    for expected, text in cases.items():
+        with pytest.raises(RecipeError) as info:
+            parse(text)
+        assert expected in str(info.value), f"{expected!r} not in {info.value}"
+    with pytest.raises(RecipeError, match="not a regular file"):
+        load("/dev/zero")
+    # a folder named like a bundled recipe does not shadow it: ./default is the way to a local file
+    (tmp_path / "default").mkdir()
+    os.chdir(tmp_path)
+    code, out, _ = cli("recipe", "show")
+    assert code == 0 and out == default().text
+
+
+async def test_a_runaway_template_in_a_late_step_keeps_the_conversation(
+    llm_server: LLMServer, isolated_db: Path
+) -> None:
+    endless = "{% macro f(n) %}{{ f(n + 1) }}{% endmacro %}{{ f(0) }}"
+    huge = "{{ 'x' * (10**9 + cycle) }}"
+    text = default().text.replace("Describe the conversation below for a training-data catalogue.", endless)
+    text = text.replace("Below is a conversation. Write {{ n }} new", huge + " {{ n }}")
+    first, _ = await cycles(isolated_db, llm_server, recipe=parse(text), turns=1, variations=1)
+    assert first.status == "partial" and len(first.messages) == 2
+    assert first.failed_steps["metadata"]["reason"] == "template_error"
+    assert "does not end" in first.failed_steps["metadata"]["detail"]
+    assert "1,000,000" in first.failed_steps["variations"]["detail"]

@@ -11,6 +11,7 @@ import duckdb
 import pytest
 
 from storage import LATEST, MIGRATIONS, BatchWriter, Database, SchemaTooNew, WriteFailed, migrate
+from storage.errors import StorageError
 from tests.support.cli import hold_database
 
 
@@ -73,6 +74,30 @@ def test_pages_crawl_id_is_run_id_after_upgrade_with_its_rows(isolated_db: Path)
             "SELECT comment FROM duckdb_columns() WHERE table_name = 'pages' AND column_name = 'run_id'"
         ).fetchone()
         assert comment is not None and "swarm crawl" in comment[0]
+
+
+def test_conversations_from_before_recipes_get_their_outputs_and_next_question(isolated_db: Path) -> None:
+    con = duckdb.connect(str(isolated_db))
+    migrate(con, upto=12)
+    metadata = {"summary": "Two sentences here. And here.", "next_question": "What about naps?"}
+    variations = [{"prompt": "p", "response": "r", "tone": "casual", "detail": "brief"}]
+    con.execute(
+        "INSERT INTO conversations (conversation_id, persona_id, cycle, messages, metadata, variations, created_at) "
+        "VALUES ('cv_1', 'p_1', 0, '[]', ?, ?, now()), ('cv_2', 'p_2', 0, '[]', NULL, NULL, now())",
+        [json.dumps(metadata), json.dumps(variations)],
+    )
+    con.close()
+    with Database(isolated_db).read() as con:
+        rows = con.execute("SELECT conversation_id, outputs, next_question FROM conversations ORDER BY 1").fetchall()
+    assert json.loads(rows[0][1]) == {"metadata": metadata, "variations": variations}
+    assert rows[0][2] == "What about naps?" and rows[1][1:] == (None, None)
+
+
+def test_a_folder_or_a_file_that_is_no_database_is_one_clear_error(tmp_path: Path) -> None:
+    (tmp_path / "not.duckdb").write_text("hello")
+    for path in (tmp_path, tmp_path / "not.duckdb"):
+        with pytest.raises(StorageError, match=r"cannot open .* as a DuckDB database"), Database(path).read():
+            pass
 
 
 def test_a_database_from_a_newer_version_is_refused_with_advice(isolated_db: Path) -> None:

@@ -36,16 +36,19 @@ def show(
 
     Example: swarm recipe show > mine.toml
     """
-    from agents.recipes import load
+    from agents.recipes import default, load
     from agents.runs import RunStore
 
     if run is None:
         sys.stdout.write(load(recipe).text)
         return
+    if recipe != "default":
+        raise fail("give a recipe or --run, not both", 2)
     record = RunStore(database()).get(run)
     if record is None:
         raise fail(f"no run {run}: see swarm runs list")
-    sys.stdout.write(RunStore.recipe(record).text)
+    # as stored, without parsing it: a recipe whose step kind's package is gone can still be read
+    sys.stdout.write(record.get("recipe") or default().text)
 
 
 @app.command("check")

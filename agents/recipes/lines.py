@@ -71,4 +71,8 @@ def line_of(lines: dict[Path, int], location: Path) -> int | None:
     for end in range(len(location), 0, -1):
         if location[:end] in lines:
             return lines[location[:end]]
+        # a table known only by what is in it (`[models.default]` for an error about `models`)
+        inside = [line for path, line in lines.items() if path[:end] == location[:end]]
+        if inside:
+            return min(inside)
     return None

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, Field, create_model
+from pydantic import BaseModel, Field, TypeAdapter, ValidationError, create_model
 
 from agents.recipes.spec import FieldSpec, OutputSpec
 
@@ -50,8 +50,13 @@ def field(spec: FieldSpec) -> tuple[Any, Any]:
         info["description"] = spec.description
     if spec.examples is not None:
         info["examples"] = spec.examples
-    default = spec.default if spec.optional else ...
-    return annotation(spec), Field(default, **info)
+    kind = annotation(spec)
+    if spec.optional:
+        try:  # a default the field's own type refuses would be handed to the steps after as if answered
+            TypeAdapter(kind).validate_python(spec.default, strict=True)
+        except ValidationError as exc:
+            raise ValueError(f"the default {spec.default!r} does not fit: {exc.errors()[0]['msg']}") from None
+    return kind, Field(spec.default if spec.optional else ..., **info)
 
 
 def model(output: OutputSpec, name: str) -> type[BaseModel]:

@@ -59,7 +59,7 @@ class StepFailed(Exception):
 
 
 class NoOptions(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", strict=True)
 
 
 @dataclass(frozen=True)
@@ -140,9 +140,15 @@ class StepKind:
         return cls.variables
 
     @classmethod
-    def check(cls, spec: StepSpec, options: BaseModel) -> list[Problem]:
-        """What is wrong with this step beyond its options' types (an output missing a field it needs …)."""
+    def check(cls, spec: StepSpec, options: BaseModel, earlier: Mapping[str, StepSpec]) -> list[Problem]:
+        """What is wrong with this step beyond its options' types (an output missing a field it needs, a
+        reference to a step that is not `earlier` …)."""
         return []
+
+    @classmethod
+    def expressions(cls, options: BaseModel) -> dict[str, str]:
+        """Its options that are Jinja expressions (option → expression), whose names the check verifies."""
+        return {}
 
     async def run(self, state: CycleState) -> None:
         raise NotImplementedError

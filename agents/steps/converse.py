@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
@@ -20,7 +21,7 @@ MAX_TURNS = 100
 
 
 class ConverseOptions(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", strict=True)
     # user turns at most: a number, or an expression over the persona ("2 if persona.age | int > 60
     # else 4"); none: the run's --turns
     turns: int | str | None = Field(None, union_mode="left_to_right")
@@ -50,7 +51,8 @@ class ConverseOptions(BaseModel):
         except templates.TemplateProblem as exc:
             raise StepFailed(UnitReason.TEMPLATE_ERROR, f"turns: {exc}") from None
         if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= MAX_TURNS:
-            raise StepFailed(UnitReason.TEMPLATE_ERROR, f"turns {self.turns!r} gave {value!r}, not 1 to {MAX_TURNS}")
+            shown = repr(value) if len(repr(value)) < 80 else repr(value)[:80] + "…"
+            raise StepFailed(UnitReason.TEMPLATE_ERROR, f"turns {self.turns!r} gave {shown}, not 1 to {MAX_TURNS}")
         return value
 
 
@@ -73,12 +75,17 @@ class Converse(StepKind):
         return {"user": options.user, "assistant": options.assistant}
 
     @classmethod
+    def expressions(cls, options: BaseModel) -> dict[str, str]:
+        assert isinstance(options, ConverseOptions)
+        return {"turns": options.turns} if isinstance(options.turns, str) else {}
+
+    @classmethod
     def part_variables(cls, part: str) -> frozenset[str]:
         # the simulator sees the conversation so far (empty at first); the assistant its answer length
         return frozenset({"transcript", "turn"}) if part == "user" else frozenset({"words"})
 
     @classmethod
-    def check(cls, spec: StepSpec, options: BaseModel) -> list[Problem]:
+    def check(cls, spec: StepSpec, options: BaseModel, earlier: Mapping[str, StepSpec]) -> list[Problem]:
         assert isinstance(options, ConverseOptions)
         problems = field_problem(options.user, "message", "string", ("user",))
         fields = options.user.output.fields if options.user.output else {}

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 from pydantic import BaseModel
@@ -20,7 +21,7 @@ class Interests(StepKind):
     provides = frozenset({"queries", "topics"})
 
     @classmethod
-    def check(cls, spec: StepSpec, options: BaseModel) -> list[Problem]:
+    def check(cls, spec: StepSpec, options: BaseModel, earlier: Mapping[str, StepSpec]) -> list[Problem]:
         return field_problem(spec.prompt(), "queries", "string list", ())
 
     async def run(self, state: CycleState) -> None:

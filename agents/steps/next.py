@@ -3,18 +3,19 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
 from agents.recipes.spec import StepSpec
-from agents.steps.base import CycleState, Problem, StepFailed, StepKind
+from agents.steps.base import CycleState, Problem, StepFailed, StepKind, field_problem
 
 MISSING_INPUT = "missing_input"  # failed_steps reason: an earlier step's output it reads is not there
 
 
 class NextOptions(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", strict=True)
     # take the question from an earlier step's output instead of asking: "metadata.next_question"
     from_output: str | None = Field(None, alias="from", pattern=r"^[a-z][a-z0-9_]*(\.[a-z][a-z0-9_]*)+$")
 
@@ -29,13 +30,20 @@ class Next(StepKind):
     max_tokens = 100
 
     @classmethod
-    def check(cls, spec: StepSpec, options: BaseModel) -> list[Problem]:
+    def check(cls, spec: StepSpec, options: BaseModel, earlier: Mapping[str, StepSpec]) -> list[Problem]:
         assert isinstance(options, NextOptions)
         if (options.from_output is None) == (spec.template is None):
             return [((), "give either from (an earlier step's output field) or a template")]
-        if spec.output is not None and "question" not in spec.output.fields:
-            return [(("output", "fields"), "the output needs a string field 'question'")]
-        return []
+        if options.from_output is not None:
+            step, field, *_ = options.from_output.split(".")
+            if step not in earlier:
+                return [(("from",), f"no step {step!r} before this one: from names an earlier step's output")]
+            output = earlier[step].output
+            if output is not None and field not in output.fields:
+                return [(("from",), f"step {step!r} has no output field {field!r} ({', '.join(output.fields)})")]
+            if output is not None and output.fields[field].type != "string":
+                return [(("from",), f"{options.from_output} is a {output.fields[field].type}, not a string")]
+        return field_problem(spec.prompt(), "question", "string", ()) if spec.output is not None else []
 
     async def run(self, state: CycleState) -> None:
         options = self.options

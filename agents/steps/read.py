@@ -10,7 +10,7 @@ from agents.steps.base import CycleFailed, CycleState, StepKind
 
 
 class ReadOptions(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", strict=True)
     pages: int | None = Field(None, ge=1, le=100)  # pages read; none: the run's --pages
     source_chars: int | None = Field(None, ge=200, le=1_000_000)  # chunk text given to the model; none: sized to it
 

@@ -28,7 +28,7 @@ class Structured(StepKind):
 
 
 class VariationsOptions(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", strict=True)
     count: int | None = Field(None, ge=0, le=50)  # pairs to write; none: the run's --variations (0 skips the step)
 
 
