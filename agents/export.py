@@ -46,21 +46,11 @@ SELECT c.conversation_id, c.run_id, c.persona_id, c.cycle,
        p.text AS persona, p.attributes AS persona_attributes{outputs}
 FROM conversations c LEFT JOIN personas p USING (persona_id)
 """
+# and a column for each field of the structured steps of the recipes the runs followed (output_columns)
 EXPORT_COLUMNS = [
-    "conversation_id",
-    "run_id",
-    "persona_id",
-    "cycle",
-    "turns",
-    "messages_count",
-    "termination_reason",
-    "status",
-    "next_question",
-    "recipe_hash",
-    "created_at",
-    "persona",
-    "persona_attributes",
-]  # fmt: skip; and a column for each field of the recipe's structured steps (see output_columns)
+    "conversation_id", "run_id", "persona_id", "cycle", "turns", "messages_count", "termination_reason", "status",
+    "next_question", "recipe_hash", "created_at", "persona", "persona_attributes",
+]  # fmt: skip
 _SQL_TYPES = {"string": "VARCHAR", "integer": "BIGINT", "number": "DOUBLE", "boolean": "BOOLEAN", "list": "VARCHAR[]"}
 
 
@@ -108,7 +98,9 @@ def _recipes(con: duckdb.DuckDBPyConnection, run_id: str | None) -> list[Recipe]
     """The recipes the selected runs followed (a run from before recipes: the default)."""
     sql = "SELECT DISTINCT recipe FROM runs" + (" WHERE run_id = ?" if run_id else "")
     texts = [text for (text,) in con.execute(sql, [run_id] if run_id else []).fetchall()]
-    found = {recipes.default().hash: recipes.default()}
+    found: dict[str, Recipe] = {}
+    if not texts or None in texts:  # no run yet, or one from before recipes
+        found[recipes.default().hash] = recipes.default()
     for text in texts:
         if text and recipes.text_hash(text) not in found:
             try:
