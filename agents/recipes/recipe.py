@@ -221,7 +221,7 @@ def _steps(
             kind = STEP_KINDS.get(step.kind)
         except UnknownName as exc:
             say(("kind",), str(exc))
-            lenient = True
+            lenient, earlier[step.name] = True, step
             continue
         kind_name = step.kind.strip().lower()
         try:
@@ -231,7 +231,7 @@ def _steps(
                 say(tuple(e["loc"]), _message(e))
             seen_kinds.add(kind_name)
             available |= kind.provides
-            lenient = True
+            lenient, earlier[step.name] = True, step
             continue
         _prompt_rules(kind, step, say)
         for problem_loc, message in kind.check(step, options, earlier):
