@@ -18,6 +18,7 @@ A package adds kinds through the entry-point group `persona_swarm.steps` (docs/e
 from __future__ import annotations
 
 import hashlib
+from abc import ABC, abstractmethod
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, ClassVar, Literal
@@ -109,7 +110,7 @@ class CycleState:
         return self.models[alias]
 
 
-class StepKind:
+class StepKind(ABC):
     """A kind of step. Subclasses set the class attributes and write `run`; the docstring's first line is
     what `swarm recipe kinds` shows."""
 
@@ -150,8 +151,9 @@ class StepKind:
         """Its options that are Jinja expressions (option → expression), whose names the check verifies."""
         return {}
 
+    @abstractmethod
     async def run(self, state: CycleState) -> None:
-        raise NotImplementedError
+        """Do the step's work on the cycle's state."""
 
     async def ask(
         self,
