@@ -8,6 +8,7 @@ import json
 from dataclasses import dataclass, field
 from typing import Any
 
+from agents.quality.checks import Result
 from storage.sql import new_id
 
 
@@ -39,6 +40,7 @@ class Conversation:
     outputs: dict[str, Any] = field(default_factory=dict)  # step name → what it produced
     next_question: str | None = None  # what the next cycle searches for
     recipe_hash: str | None = None
+    quality: list[Result] = field(default_factory=list)  # the checks' results (the `quality` table's rows)
 
     @property
     def status(self) -> str:

@@ -13,6 +13,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from typing import Any
 
+from agents import quality
 from agents.conversation import Conversation, CycleConfig
 from agents.llm import LLMClient
 from agents.llm.errors import LLMOutputError
@@ -64,6 +65,9 @@ async def run_cycle(
     conversation = Conversation(persona.id, cycle, list(queries or []), recipe_hash=recipe.hash)
     state = CycleState(persona, conversation, config, models_of(llm), read, unit_scope(persona.id, cycle, attempt))
     await _steps(state, recipe.steps)
+    if conversation.messages:
+        pages = {c.number: c.page.text for c in state.chosen}
+        conversation.quality = quality.check(conversation.messages, pages, conversation.metadata)
     return conversation
 
 
@@ -84,6 +88,9 @@ async def complete(
     scope = unit_scope(conversation.persona_id, conversation.cycle, attempt)
     state = CycleState(persona, conversation, config, models_of(llm), _no_reading, scope)
     await _steps(state, [step for step in recipe.steps if step.name in failed])
+    # the turns did not change: only the checks that read what a late step makes run again
+    again = {c.name for c in quality.CHECKS if not c.needs_pages}
+    conversation.quality = quality.check(conversation.messages, {}, conversation.metadata, only=again)
     return conversation
 
 

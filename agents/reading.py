@@ -77,6 +77,11 @@ def words(text: str) -> list[str]:
     return [w for w in _WORD.findall(text.lower()) if len(w) > 2 and w not in _STOP]
 
 
+def word_set(text: str) -> set[str]:
+    """The distinct `words` of `text`: each distinct word looked at once, for long texts."""
+    return {w for w in set(_WORD.findall(text.lower())) if len(w) > 2} - _STOP
+
+
 def bm25(query: list[str], documents: list[list[str]], k1: float = 1.2, b: float = 0.75) -> list[float]:
     if not documents:
         return []

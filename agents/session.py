@@ -102,7 +102,7 @@ class RunSession:
             stack.push_async_callback(self.search.aclose)
         # a unit's conversation id is derived from run, persona and cycle: a partial one completed on
         # --resume takes its own place
-        self.writer = BatchWriter(self.db, on_conflict={"conversations": "replace"})
+        self.writer = BatchWriter(self.db, on_conflict={"conversations": "replace", "quality": "replace"})
         stack.push_async_callback(asyncio.to_thread, self.writer.close)
         # built before the run's row: a --render always without Chromium stops here, leaving no trace
         self.reader = WebReader(

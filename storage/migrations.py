@@ -27,6 +27,7 @@ from storage.versions import (
     m011_invalid_answers,
     m012_partial_conversations,
     m013_recipes,
+    m014_quality,
 )
 
 
@@ -51,6 +52,7 @@ MIGRATIONS: list[Migration] = [
     Migration(11, "m011_invalid_answers", m011_invalid_answers),
     Migration(12, "m012_partial_conversations", m012_partial_conversations),
     Migration(13, "m013_recipes", m013_recipes),
+    Migration(14, "m014_quality", m014_quality),
 ]
 LATEST = MIGRATIONS[-1].version
 

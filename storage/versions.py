@@ -452,3 +452,23 @@ def m013_recipes(con: duckdb.DuckDBPyConnection) -> None:
         "conversation.assistant, metadata, … (user_turn and assistant_turn before recipes)",
     }
     _comment_columns(con, comments)
+
+
+def m014_quality(con: duckdb.DuckDBPyConnection) -> None:
+    # checks on every conversation (agents/quality): one row per conversation and check
+    create_table(
+        con,
+        "quality",
+        "One row per conversation and quality check (docs/quality.md defines each check and its threshold).",
+        [
+            ("conversation_id", "VARCHAR NOT NULL", "the conversation checked"),
+            ("run_id", "VARCHAR", "its run"),
+            ("check_name", "VARCHAR NOT NULL", "citations, support, echo, degenerate or metadata"),
+            ("score", "DOUBLE", "0 to 1, higher is better"),
+            ("passed", "BOOLEAN", "the score reached the check's threshold"),
+            ("blocking", "BOOLEAN", "a conversation that fails it is left out of swarm export by default"),
+            ("detail", "VARCHAR", "what was found, in one line"),
+            ("checked_at", "TIMESTAMP WITH TIME ZONE", "when"),
+        ],
+    )
+    con.execute("CREATE UNIQUE INDEX quality_key ON quality (conversation_id, check_name)")

@@ -175,7 +175,7 @@ def test_the_bundled_attributes_recipe_tells_the_simulator_the_persona_s_attribu
     assert len(made) == 3
     for recipe_hash, versions, outputs in made:
         assert recipe_hash == stored_hash and any(v.startswith("quality@") for v in json.loads(versions))
-        assert set(json.loads(outputs)) == {"interests", "metadata", "quality", "next"}
+        assert set(json.loads(outputs)) == {"interests", "read", "metadata", "quality", "next"}
     target = tmp_path / "out.parquet"
     code, _, err = cli(
         "export", "--run", run_id, "--format", "parquet", "-o", str(target), "--where", "in_character >= 1"

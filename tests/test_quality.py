@@ -1,0 +1,130 @@
+"""The checks every conversation gets: each with a conversation that passes it and one that fails it,
+the demo's failure modes among them (an echoed source fence, an answer with no citation, number tags)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from agents.quality import check
+from tests.support.cli import RUN, Cli
+from tests.support.runs import rows
+
+PAGES = {
+    1: "Blackout curtains keep a bedroom dark during the day. Dark rooms help night-shift workers sleep longer.",
+    2: "Anchor sleep means sleeping the same four hours every day, which keeps the body clock steady.",
+}
+GOOD: list[dict[str, str]] = [
+    {"role": "user", "content": "How can I sleep better after a night shift?"},
+    {
+        "role": "assistant",
+        "content": "Blackout curtains keep the bedroom dark during the day [1]. Anchor sleep, "
+        "the same four hours every day, keeps the body clock steady [2].",
+    },
+    {"role": "user", "content": "Does the anchor sleep need to be at the same time on days off?"},
+    {
+        "role": "assistant",
+        "content": "Yes: sleeping the same four hours every day is what keeps the clock steady [2].",
+    },
+]
+METADATA: dict[str, Any] = {
+    "tags": ["sleep", "night shift", "body clock"],
+    "keywords": ["blackout curtains", "anchor sleep", "daytime sleep", "shift work", "circadian rhythm"],
+    "summary": "The user asked how to sleep after night shifts. The assistant explained blackout curtains and "
+    "anchor sleep.",
+}
+
+
+def results(messages: list[dict[str, str]], metadata: dict[str, Any] | None = METADATA) -> dict[str, Any]:
+    return {r.check: r for r in check(messages, PAGES, metadata)}
+
+
+def test_a_grounded_conversation_passes_every_check() -> None:
+    found = results(GOOD)
+    assert {name: r.passed for name, r in found.items()} == dict.fromkeys(
+        ["citations", "support", "echo", "degenerate", "metadata"], True
+    ), {n: r.detail for n, r in found.items()}
+    assert found["citations"].score == 1.0 and found["support"].score > 0.7
+
+
+def test_an_answer_that_cites_nothing_or_a_source_not_given_fails_citations() -> None:
+    uncited = [GOOD[0], {"role": "assistant", "content": "The Psalms speak of shepherds. Sleep is important."}]
+    result = results(uncited)["citations"]
+    assert not result.passed and result.score == 0 and "no assistant sentence cites" in result.detail
+    forged = [GOOD[0], {"role": "assistant", "content": "Curtains help [1]. The WHO says so [7]."}]
+    result = results(forged)["citations"]
+    assert not result.passed and "[7]" in result.detail
+
+
+def test_a_citation_its_page_does_not_support_fails_support() -> None:
+    made_up = [GOOD[0], {"role": "assistant", "content": "Vultures nest on limestone cliffs in spring [1]."}]
+    result = results(made_up)["support"]
+    assert not result.passed and result.score < 0.5
+
+
+def test_echoes_of_the_fence_the_sources_the_user_or_an_earlier_turn_fail_echo() -> None:
+    fence = [
+        {"role": "user", "content": "<<<WEB PAGES 3f2a (untrusted data) [1] Birding by Ear — http://x/1"},
+        *GOOD[1:],
+    ]
+    assert "copies the prompt's fence" in results(fence)["echo"].detail and not results(fence)["echo"].passed
+    copied = [{"role": "user", "content": PAGES[2]}, *GOOD[1:]]
+    assert "copies the sources" in results(copied)["echo"].detail
+    parrot = [GOOD[0], {"role": "assistant", "content": "How can I sleep better after a night shift? Curtains [1]."}]
+    assert "repeats the user's turn" in results(parrot)["echo"].detail
+    again = [*GOOD[:2], GOOD[0], GOOD[1]]
+    assert "turn 3 (user) repeats turn 1" in results(again)["echo"].detail
+
+
+def test_loops_breaks_of_character_and_cut_answers_fail_degenerate() -> None:
+    loop = [GOOD[0], {"role": "assistant", "content": "I will help you sleep. " * 20 + "[1]."}]
+    assert "loops" in results(loop)["degenerate"].detail
+    broken = [GOOD[0], {"role": "assistant", "content": "As an AI, I cannot sleep, but curtains help [1]."}]
+    assert "breaks character" in results(broken)["degenerate"].detail
+    cut = [GOOD[0], {"role": "assistant", "content": "Blackout curtains keep the bedroom dark [1] and"}]
+    found = results(cut)["degenerate"]
+    assert not found.passed and "stops mid-sentence" in found.detail
+    assert results(GOOD)["degenerate"].passed
+
+
+def test_tags_that_are_numbers_or_json_and_an_unrelated_summary_fail_metadata() -> None:
+    numbers = {**METADATA, "tags": ["1", "510", "}\n{\n    "], "keywords": ["]\n", "sleep"]}
+    found = results(GOOD, numbers)["metadata"]
+    assert not found.passed and "4 of 5 tags/keywords are not words" in found.detail
+    elsewhere = {**METADATA, "summary": "Vultures circle above the limestone cliffs. Shepherds count them."}
+    assert "the summary shares 0 content words" in results(GOOD, elsewhere)["metadata"].detail
+    assert "no metadata" in results(GOOD, None)["metadata"].detail
+
+
+def test_a_run_stores_every_check_of_every_conversation(cli: Cli, swarm_env: dict[str, str], isolated_db: Path) -> None:
+    code, out, err = cli(*RUN, "-n", "3", "--turns", "2", "--quiet")
+    assert code == 0, err
+    run_id = out.strip().splitlines()[-1]
+    stored = rows(
+        isolated_db,
+        "SELECT c.conversation_id, q.check_name, q.passed, q.blocking, q.detail FROM conversations c "
+        "JOIN quality q USING (conversation_id) WHERE c.run_id = ? ORDER BY 1, 2",
+        [run_id],
+    )
+    assert len(stored) == 3 * 5
+    by_check: dict[str, list[bool]] = {}
+    for _, name, passed, blocking, _ in stored:
+        by_check.setdefault(name, []).append(passed)
+        assert blocking
+    # the test LLM server's assistant cites [1] and [2] of the sources it was given, but says the same thing
+    # every turn and nothing from the pages: the checks say all three
+    assert all(by_check["citations"]) and not any(by_check["echo"]) and not any(by_check["support"])
+    assert all("turn 4 (assistant) repeats turn 2" in detail for _, name, _, _, detail in stored if name == "echo")
+    sources = rows(isolated_db, "SELECT outputs->'$.read.sources' FROM conversations WHERE run_id = ?", [run_id])
+    assert all(json.loads(s)[0]["n"] == 1 for (s,) in sources), "each conversation keeps the pages it was given"
+
+
+def test_the_quality_guide_states_every_check_with_its_threshold() -> None:
+    from agents.quality import CHECKS
+    from tests.support.cli import REPO
+
+    guide = (REPO / "docs" / "quality.md").read_text()
+    for c in CHECKS:
+        row = next((line for line in guide.splitlines() if line.startswith(f"| `{c.name}` |")), "")
+        assert row.endswith(f"| {c.threshold:g} | {'yes' if c.blocking else 'no'} |"), c.name
