@@ -330,9 +330,22 @@ def count_tables(con: Any, run_id: str) -> dict[str, Any]:
             [run_id],
         ).fetchall()
     )
+    checks = con.execute(
+        "SELECT check_name, count(*) FILTER (WHERE NOT passed) FROM quality WHERE run_id = ? "
+        "GROUP BY 1 ORDER BY 2 DESC, 1",
+        [run_id],
+    ).fetchall()
+    passing = one(
+        "SELECT count(*) FROM conversations c WHERE run_id = ? AND coalesce(status, 'complete') = 'complete' "
+        "AND NOT EXISTS (SELECT 1 FROM quality q WHERE q.conversation_id = c.conversation_id AND q.blocking "
+        "AND NOT q.passed)"
+    )[0]
     return {
         "personas": int(personas),
         "personas_with_conversations": int(personas_with),
+        # complete, and passing every blocking quality check (docs/quality.md)
+        "conversations_passing": int(passing),
+        "quality_failed_by_check": {str(k): int(v) for k, v in checks},
         "conversations": int(conversations),
         "conversations_partial": int(partial),  # kept with a failed late step; --resume completes them
         "units_failed": int(sum(failed_by.values())),

@@ -116,6 +116,12 @@ def test_a_run_stores_every_check_of_every_conversation(cli: Cli, swarm_env: dic
     # every turn and nothing from the pages: the checks say all three
     assert all(by_check["citations"]) and not any(by_check["echo"]) and not any(by_check["support"])
     assert all("turn 4 (assistant) repeats turn 2" in detail for _, name, _, _, detail in stored if name == "echo")
+    # the run's summary says how many pass, and what failed how often
+    code, out, _ = cli("runs", "show", run_id)
+    failing = {name for name, values in by_check.items() if not all(values)}
+    passing = sum(all(p for conversation, _, p, _, _ in stored if conversation == c) for c in {s[0] for s in stored})
+    assert code == 0 and f"{passing} of 3 pass every check; failed:" in " ".join(out.split())
+    assert all(f"{name} " in out for name in failing)
     sources = rows(isolated_db, "SELECT outputs->'$.read.sources' FROM conversations WHERE run_id = ?", [run_id])
     assert all(json.loads(s)[0]["n"] == 1 for (s,) in sources), "each conversation keeps the pages it was given"
 

@@ -47,6 +47,7 @@ def summary_table(record: dict[str, Any]) -> Table:
         ("run", f"{record['run_id']}  [{record['status']}]"),
         ("personas", str(counts.get("personas", record.get("personas")))),
         ("conversations", _conversations(counts, record["run_id"])),
+        ("quality", _quality(counts)),
         ("units failed", f"{counts.get('units_failed', 0)} ({_reasons(counts.get('units_failed_by_reason', {}))})"),
         (
             "pages",
@@ -67,6 +68,13 @@ def summary_table(record: dict[str, Any]) -> Table:
     for key, value in rows:
         table.add_row(key, literal(value))  # the error may quote a page or a model
     return table
+
+
+def _quality(counts: dict[str, Any]) -> str:
+    """How many conversations pass every blocking check, and how many fail each check."""
+    failed = {k: v for k, v in (counts.get("quality_failed_by_check") or {}).items() if v}
+    passing = f"{counts.get('conversations_passing', 0)} of {counts.get('conversations', 0)} pass every check"
+    return passing + (f"; failed: {_reasons(failed)}" if failed else "")
 
 
 class LiveDisplay:
