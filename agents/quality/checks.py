@@ -167,10 +167,7 @@ def echo(view: View) -> tuple[float, str]:
                 if messages[j]["role"] == m["role"] and mine and len(mine & theirs) / len(mine | theirs) >= 0.8:
                     flagged[i] = f"repeats turn {j + 1}"
                     break
-    if not messages:
-        return 0.0, "no turns"
-    detail = "; ".join(f"turn {i + 1} ({messages[i]['role']}) {why}" for i, why in flagged.items())
-    return 1 - len(flagged) / len(messages), detail or "no turn echoes the prompt, the sources or another turn"
+    return _per_turn(messages, flagged, "no turn echoes the prompt, the sources or another turn")
 
 
 def degenerate(view: View) -> tuple[float, str]:
@@ -188,10 +185,15 @@ def degenerate(view: View) -> tuple[float, str]:
             flagged[i] = f"breaks character or refuses ({broken.group(0)!r})"
         elif m["role"] == "assistant" and not _ENDS.search(content):
             flagged[i] = "stops mid-sentence"
+    return _per_turn(messages, flagged, "no empty, looping, cut or out-of-character turn")
+
+
+def _per_turn(messages: list[dict[str, str]], flagged: dict[int, str], clean: str) -> tuple[float, str]:
+    """A per-turn check's result: the share of turns not flagged, and what each flagged turn did."""
     if not messages:
         return 0.0, "no turns"
     detail = "; ".join(f"turn {i + 1} ({messages[i]['role']}) {why}" for i, why in flagged.items())
-    return 1 - len(flagged) / len(messages), detail or "no empty, looping, cut or out-of-character turn"
+    return 1 - len(flagged) / len(messages), detail or clean
 
 
 def metadata_sanity(view: View) -> tuple[float, str]:
