@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from agents import fence
 
 _WORD = re.compile(r"[a-z0-9]+")
-_STOP = frozenset(
+STOP_WORDS = frozenset(
     [
         "the",
         "and",
@@ -74,12 +74,7 @@ class Chunk:
 
 
 def words(text: str) -> list[str]:
-    return [w for w in _WORD.findall(text.lower()) if len(w) > 2 and w not in _STOP]
-
-
-def word_set(text: str) -> set[str]:
-    """The distinct `words` of `text`: each distinct word looked at once, for long texts."""
-    return {w for w in set(_WORD.findall(text.lower())) if len(w) > 2} - _STOP
+    return [w for w in _WORD.findall(text.lower()) if len(w) > 2 and w not in STOP_WORDS]
 
 
 def bm25(query: list[str], documents: list[list[str]], k1: float = 1.2, b: float = 0.75) -> list[float]:

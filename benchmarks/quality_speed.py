@@ -70,7 +70,7 @@ def main() -> None:
     for view in views:
         for i in range(len(view.messages)):
             view.grams(i, 3), view.grams(i, 5)
-        view.page_text, view.page_tokens, view.said  # noqa: B018 - worked out once, cached on the view
+        view.page_text, view.page_vocabulary, view.said  # noqa: B018 - worked out once, cached on the view
         for n in view.pages:
             view.page_words(n)
     per_check = {"tokens, n-grams, content words": time.process_time() - shared}

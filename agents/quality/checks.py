@@ -17,7 +17,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from agents.reading import word_set, words
+from agents.reading import STOP_WORDS
 
 CITATION = re.compile(r"\[(\d{1,3})\]")
 _SENTENCE = re.compile(r"(?<=[.!?…])[\"')\]]*\s+")
@@ -59,6 +59,11 @@ def sentences(text: str) -> list[str]:
     return [s.strip() for s in _SENTENCE.split(text) if s.strip()]
 
 
+def content_words(tokens: list[str]) -> set[str]:
+    """The distinct words of three letters or more that are not common English words (agents/reading.py's)."""
+    return {t for t in set(tokens) if len(t) > 2} - STOP_WORDS
+
+
 def _grams(tokens: list[str], n: int) -> list[tuple[str, ...]]:
     return list(zip(*(tokens[i:] for i in range(n)), strict=False))
 
@@ -80,28 +85,33 @@ class View:
             found = self._grams[(i, n)] = _grams(self.tokens[i], n)
         return found
 
+    @functools.cached_property
+    def page_tokens(self) -> dict[int, list[str]]:
+        """Each page's words, lower-case: split once, read by every check that looks at the pages."""
+        return {n: _TOKEN.findall(text.lower()) for n, text in self.pages.items()}
+
     def page_words(self, n: int) -> set[str]:
         """The content words of page `n`, worked out when a sentence first cites it."""
         found = self._page_words.get(n)
         if found is None:
-            found = self._page_words[n] = word_set(self.pages[n])
+            found = self._page_words[n] = content_words(self.page_tokens[n])
         return found
 
     @functools.cached_property
-    def page_tokens(self) -> set[str]:
-        return {t for text in self.pages.values() for t in set(_TOKEN.findall(text.lower()))}
+    def page_vocabulary(self) -> set[str]:
+        return {t for tokens in self.page_tokens.values() for t in tokens}
 
     @functools.cached_property
     def page_text(self) -> str:
-        """Every page's words, lower-case, one space apart (and at both ends): an n-gram is in a page when
-        its words, joined the same way, are a substring — faster than a set of every n-gram of the pages."""
-        return " " + " | ".join(" ".join(_TOKEN.findall(text.lower())) for text in self.pages.values()) + " "
+        """Every page's words one space apart (and at both ends): an n-gram is in a page when its words,
+        joined the same way, are a substring — faster than a set of every n-gram of the pages."""
+        return " " + " | ".join(" ".join(tokens) for tokens in self.page_tokens.values()) + " "
 
     def in_pages(self, i: int, n: int = 5) -> float:
         """Share of message `i`'s word n-grams found in the pages. Most turns share few words with the
         pages: when under half their words are there, so are under half their n-grams, and none is looked up."""
         grams, tokens = self.grams(i, n), self.tokens[i]
-        if not grams or sum(t in self.page_tokens for t in tokens) < 0.5 * len(tokens):
+        if not grams or sum(t in self.page_vocabulary for t in tokens) < 0.5 * len(tokens):
             return 0.0
         text = self.page_text
         return sum(f" {' '.join(g)} " in text for g in grams) / len(grams)
@@ -138,7 +148,7 @@ def support(view: View) -> tuple[float, str]:
     scores = []
     for sentence, numbers in view.said:
         cited = [n for n in numbers if n in view.pages]
-        claim = word_set(CITATION.sub(" ", sentence)) if cited else set()
+        claim = content_words(_TOKEN.findall(CITATION.sub(" ", sentence).lower())) if cited else set()
         if claim:
             scores.append(max(len(claim & view.page_words(n)) / len(claim) for n in cited))
     if not scores:
@@ -202,8 +212,8 @@ def metadata_sanity(view: View) -> tuple[float, str]:
         return 0.0, "no metadata (the step failed or the recipe has none)"
     labels = [str(t) for key in ("tags", "keywords") for t in metadata.get(key) or []]
     bad = [t for t in labels if not _TAG.match(t.strip()) or t.strip().isdigit()]
-    talked = {w for m in view.messages for w in words(m["content"])}
-    summary = set(words(str(metadata.get("summary") or "")))
+    talked = {w for tokens in view.tokens for w in content_words(tokens)}
+    summary = content_words(_TOKEN.findall(str(metadata.get("summary") or "").lower()))
     shared = summary & talked
     problems = []
     if bad:
