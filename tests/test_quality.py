@@ -7,7 +7,9 @@ import json
 from pathlib import Path
 from typing import Any
 
+from agents.cli.demo import _example
 from agents.quality import check
+from storage import Database
 from tests.support.cli import RUN, Cli
 from tests.support.runs import rows
 
@@ -122,6 +124,10 @@ def test_a_run_stores_every_check_of_every_conversation(cli: Cli, swarm_env: dic
     passing = sum(all(p for conversation, _, p, _, _ in stored if conversation == c) for c in {s[0] for s in stored})
     assert code == 0 and f"{passing} of 3 pass every check; failed:" in " ".join(out.split())
     assert all(f"{name} " in out for name in failing)
+    # the demo shows the best conversation by the checks, and says how it did
+    best = _example(Database(isolated_db), run_id)
+    most = max(sum(p for c2, _, p, _, _ in stored if c2 == c) for c in {s[0] for s in stored})
+    assert best is not None and (best["passed"], best["checks"]) == (most, 5)
     sources = rows(isolated_db, "SELECT outputs->'$.read.sources' FROM conversations WHERE run_id = ?", [run_id])
     assert all(json.loads(s)[0]["n"] == 1 for (s,) in sources), "each conversation keeps the pages it was given"
 

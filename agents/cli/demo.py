@@ -28,22 +28,28 @@ def sample_personas_path() -> Path:
 
 def _example(db: Database, run_id: str) -> dict[str, Any] | None:
     with db.read() as con:
+        # the best by the quality checks: most checks passed, then the highest scores
         row = con.execute(
-            "SELECT p.text, c.messages, c.sources, c.metadata FROM conversations c JOIN personas p USING (persona_id) "
-            "WHERE c.run_id = ? ORDER BY json_array_length(c.sources) DESC, c.conversation_id LIMIT 1",
+            "SELECT p.text, c.messages, c.sources, c.metadata, coalesce(q.passed, 0), coalesce(q.checks, 0) "
+            "FROM conversations c JOIN personas p USING (persona_id) LEFT JOIN (SELECT conversation_id, "
+            "count(*) FILTER (WHERE passed) AS passed, count(*) AS checks, sum(score) AS score FROM quality "
+            "GROUP BY 1) q USING (conversation_id) WHERE c.run_id = ? ORDER BY 5 DESC, coalesce(q.score, 0) DESC, "
+            "json_array_length(c.sources) DESC, c.conversation_id LIMIT 1",
             [run_id],
         ).fetchone()
     if row is None:
         return None
     return {"persona": row[0], "messages": json.loads(row[1]), "sources": json.loads(row[2]),
-            "metadata": json.loads(row[3])}  # fmt: skip
+            "metadata": json.loads(row[3]) or {}, "passed": int(row[4]), "checks": int(row[5])}  # fmt: skip
 
 
 def _show(db: Database, record: dict[str, Any]) -> None:
     run_id = record["run_id"]
     example = _example(db, run_id)
     if example is not None:
-        console.rule("[bold]One of the conversations")
+        passed, checks = example["passed"], example["checks"]
+        verdict = "it passed every check" if passed == checks else f"it passed {passed} of {checks} checks"
+        console.rule(f"[bold]The best conversation of the run: {verdict}")
         # the persona, the turns, the titles and the summary are a model's and the web's words: shown as text
         console.print(Text.assemble(("persona: ", "bold"), literal(example["persona"])), soft_wrap=True)
         for message in example["messages"][:4]:
