@@ -228,9 +228,10 @@ class Swarm:
             return made, None
         conversation.conversation_id = conversation_id(self.run_id, persona_id, cycle)
         self.writer.submit("conversations", conversation.row(self.run_id))  # a completed one replaces its partial
+        checked = dt.datetime.now(dt.UTC)  # the checks ran as the unit ended, not when it started
         for result in conversation.quality:
             self.writer.submit(
-                "quality", {**result.row(conversation.conversation_id, self.run_id), "checked_at": started}
+                "quality", {**result.row(conversation.conversation_id, self.run_id), "checked_at": checked}
             )
         if conversation.failed_steps:  # kept, and what failed said: --resume runs only those steps
             step, failure = next(iter(conversation.failed_steps.items()))

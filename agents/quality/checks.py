@@ -127,7 +127,7 @@ class View:
         ]
 
 
-def _containment(grams: list[tuple[str, ...]], whole: set[tuple[str, ...]] | frozenset[tuple[str, ...]]) -> float:
+def _containment(grams: list[tuple[str, ...]], whole: set[tuple[str, ...]]) -> float:
     """Share of `grams` found in `whole` (0 for none)."""
     return sum(g in whole for g in grams) / len(grams) if grams else 0.0
 

@@ -175,13 +175,21 @@ def _option_problems(raw: Any, where: dict[lines.Path, int], at: lines.Path) -> 
     return []
 
 
+@functools.cache
+def _known_keys() -> list[str]:
+    """Every key a step may have: the common ones, and each registered kind's options (as written)."""
+    from agents.steps import STEP_KINDS
+
+    options = {f.alias or name for _, kind in STEP_KINDS.items() for name, f in kind.Options.model_fields.items()}
+    return [*StepSpec.model_fields, *sorted(options)]
+
+
 def _message(error: Any) -> str:
     """pydantic's message, with a likely spelling for an unknown key."""
     message = str(error["msg"]).removeprefix("Value error, ")
     key = error["loc"][-1] if error["loc"] else None
     if error.get("type") == "extra_forbidden" and isinstance(key, str):
-        known = [*StepSpec.model_fields, "turns", "pages", "count", "from", "source_chars", "user", "assistant"]
-        close = difflib.get_close_matches(key, known, n=1)
+        close = difflib.get_close_matches(key, _known_keys(), n=1)
         return f"unknown key {key!r}" + (f" (did you mean {close[0]!r}?)" if close else "")
     return message
 
