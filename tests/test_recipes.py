@@ -41,7 +41,9 @@ async def cycles(db_path: Path, server: LLMServer, recipe: Any = None, **config:
 async def test_the_default_recipe_sends_exactly_what_the_fixed_cycle_sent(
     llm_server: LLMServer, isolated_db: Path
 ) -> None:
-    # recorded once from the cycle as it was before recipes (two cycles, two turns, two variations)
+    # recorded once from the cycle as it was before recipes (two cycles, two turns, two variations), when
+    # the test server's assistant echoed the user
+    llm_server.grounded = False
     await cycles(isolated_db, llm_server, turns=2, variations=2)
     sent = [r["body"] for r in llm_server.requests]
     assert sent == json.loads(GOLDEN.read_text()), "the default recipe must reproduce the fixed cycle's requests"

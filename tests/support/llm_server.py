@@ -15,7 +15,11 @@ call), "drip" (the answer a byte every `drip` seconds), "huge" (a body of `huge_
 declared), "huge_chunked" (the same, chunked: no length known beforehand), "huge_error" (a 500 whose
 chunked body is `huge_bytes`), "gzip_bomb" (a gzip body of a few KB that inflates to `huge_bytes`),
 "400_verbose" (a 400 whose message is a megabyte), "overlong_usage" (completion_tokens 50 times
-max_tokens), "overlong_text" (text 50 characters a token of max_tokens, no usage). `models_fault`
+max_tokens), "overlong_text" (text 50 characters a token of max_tokens, no usage).
+
+With numbered sources in its system prompt, the assistant answers from them, citing each (see
+answer_from_sources), and a `summary` field is made of the conversation's words: a test run's
+conversations pass the quality checks. POST /v1/embeddings answers with hashed bags of words. `models_fault`
 answers GET /models with "not_json" or "huge". `body_bytes_sent` counts the bytes of the bodies the
 server got out before the client hung up.
 """
@@ -23,7 +27,10 @@ server got out before the client hung up.
 from __future__ import annotations
 
 import gzip
+import hashlib
 import json
+import math
+import re
 import threading
 import time
 from collections import deque
@@ -61,6 +68,50 @@ def fake_value(schema: dict[str, Any], defs: dict[str, Any], key: str = "x") -> 
     return text + " x" * max(0, (schema.get("minLength", 0) - len(text)) // 2 + 1) if schema.get("minLength") else text
 
 
+_HEADER = re.compile(r"^\[(\d{1,3})\] .* — \S+$")
+_SENTENCE = re.compile(r"[^.!?]{20,300}[.!?]")
+_WORD = re.compile(r"[A-Za-z]{4,}")
+
+
+def answer_from_sources(system: str, turn: int) -> str | None:
+    """What a grounded assistant says: the `turn`-th sentence of the first two numbered sources of the
+    prompt, each cited — so a test run's conversations pass the quality checks. None without sources."""
+    texts: dict[int, list[str]] = {}
+    current: list[str] | None = None
+    for line in system.splitlines():
+        header = _HEADER.match(line)
+        if header:
+            current = texts.setdefault(int(header.group(1)), [])
+        elif line.startswith("SOURCES ") or line.startswith("<<<"):
+            current = None
+        elif current is not None:
+            current.append(line)
+    said = []
+    for number in sorted(texts)[:2]:
+        found = _SENTENCE.findall(" ".join(texts[number]))
+        if found:
+            said.append(f"{found[turn % len(found)].strip()} [{number}]")
+    return " ".join(said) or None
+
+
+def summary_of(messages: list[dict[str, Any]]) -> str:
+    """A two-sentence summary made of the words the assistant said in the conversation the prompt quotes."""
+    prompt = str(messages[-1].get("content", "")) if messages else ""
+    quoted = prompt.split("\nASSISTANT: ", 1)[1] if "\nASSISTANT: " in prompt else ""
+    words = list(dict.fromkeys(w.lower() for w in _WORD.findall(quoted)))[:4] or ["nothing", "much", "said"]
+    return f"The conversation covered {' and '.join(words[:2])}. The assistant explained {' '.join(words[2:]) or 'it'}."
+
+
+def embedding(text: str, dimensions: int = 64) -> list[float]:
+    """A deterministic unit vector of a text's hashed words: similar texts get similar vectors."""
+    vector = [0.0] * dimensions
+    for word in _WORD.findall(text.lower()):
+        digest = hashlib.blake2b(word.encode(), digest_size=4).digest()
+        vector[int.from_bytes(digest[:3], "big") % dimensions] += 1.0 if digest[3] & 1 else -1.0
+    norm = math.sqrt(sum(v * v for v in vector)) or 1.0
+    return [v / norm for v in vector]
+
+
 class LLMServer(LoopbackServer):
     def __init__(
         self, *, latency: float = 0.0, json_schema: bool = True, hang: float = 5.0, api_key: str | None = None
@@ -73,6 +124,10 @@ class LLMServer(LoopbackServer):
         self.body_bytes_sent = 0
         self.models_fault: str | None = None  # "not_json" or "huge": how GET /models is answered
         self.faults: deque[str] = deque()
+        self.grounded = (
+            True  # False: the assistant echoes the user (and names [1] and [2]); the summary is the schema's example
+        )
+        self.embeddings = True  # whether POST /v1/embeddings answers (a hashed bag of words) or is a 404
         # schema name → how many more structured answers of that schema violate it ({"Metadata": 4})
         self.schema_faults: dict[str, int] = {}
         self.overrides: dict[str, Any] = {}  # merged into every structured answer (e.g. {"done": True})
@@ -105,6 +160,8 @@ class LLMServer(LoopbackServer):
         finish = "stop"
         if schema is not None:
             value = fake_value(schema, schema.get("$defs", {}))
+            if isinstance(value, dict) and "summary" in value and self.grounded:
+                value["summary"] = summary_of(body["messages"])
             if isinstance(value, dict):
                 value.update({k: v for k, v in self.overrides.items() if k in value})
             name = (fmt.get("json_schema") or {}).get("name", "")
@@ -117,8 +174,10 @@ class LLMServer(LoopbackServer):
             content = json.dumps(value)
         else:
             last = next((m["content"] for m in reversed(body["messages"]) if m["role"] == "user"), "")
-            content = f"Echo: {str(last)[:80]}"
-            if any("[1] " in str(m.get("content", "")) for m in body["messages"] if m["role"] == "system"):
+            system = "\n".join(str(m.get("content", "")) for m in body["messages"] if m["role"] == "system")
+            turn = sum(m["role"] == "assistant" for m in body["messages"])
+            content = (answer_from_sources(system, turn) if self.grounded else None) or f"Echo: {str(last)[:80]}"
+            if not self.grounded and "[1] " in system:
                 content += " As the first source explains [1], and the second adds [2]."
         if fault == "invalid_json":
             content = "this is { not json"
@@ -253,6 +312,14 @@ class _Handler(OwnedHandler):
         with owner._lock:
             owner.requests.append({"body": body, "headers": dict(self.headers.items()), "time": time.monotonic()})
         if self._refused_key():
+            return
+        if self.path.rstrip("/") == "/v1/embeddings" and owner.embeddings:
+            texts = body.get("input") or []
+            texts = [texts] if isinstance(texts, str) else texts
+            data = [{"object": "embedding", "index": i, "embedding": embedding(str(t))} for i, t in enumerate(texts)]
+            tokens = sum(len(str(t)) for t in texts) // 4 + 1
+            usage = {"prompt_tokens": tokens, "total_tokens": tokens}
+            self._send(200, {"object": "list", "data": data, "model": body.get("model", "test-model"), "usage": usage})
             return
         if self.path.rstrip("/") != "/v1/chat/completions":
             self._send(404, {"error": {"message": "not found"}})
