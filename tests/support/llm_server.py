@@ -124,9 +124,8 @@ class LLMServer(LoopbackServer):
         self.body_bytes_sent = 0
         self.models_fault: str | None = None  # "not_json" or "huge": how GET /models is answered
         self.faults: deque[str] = deque()
-        self.grounded = (
-            True  # False: the assistant echoes the user (and names [1] and [2]); the summary is the schema's example
-        )
+        # False: the assistant echoes the user (and names [1] and [2]); the summary is the schema's example
+        self.grounded = True
         self.embeddings = True  # whether POST /v1/embeddings answers (a hashed bag of words) or is a 404
         # schema name → how many more structured answers of that schema violate it ({"Metadata": 4})
         self.schema_faults: dict[str, int] = {}
