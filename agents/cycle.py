@@ -67,7 +67,9 @@ async def run_cycle(
     await _steps(state, recipe.steps)
     if conversation.messages:
         pages = {c.number: c.page.text for c in state.chosen}
-        conversation.quality = quality.check(conversation.messages, pages, conversation.metadata)
+        conversation.quality = quality.check(
+            conversation.messages, pages, conversation.metadata, persona=persona.text, language=recipe.spec.language
+        )
     return conversation
 
 
@@ -90,7 +92,10 @@ async def complete(
     await _steps(state, [step for step in recipe.steps if step.name in failed])
     # the turns did not change: only the checks that read what a late step makes run again
     again = {c.name for c in quality.CHECKS if not c.needs_pages}
-    conversation.quality = quality.check(conversation.messages, {}, conversation.metadata, only=again)
+    language = recipe.spec.language
+    conversation.quality = quality.check(
+        conversation.messages, {}, conversation.metadata, persona=persona.text, language=language, only=again
+    )
     return conversation
 
 

@@ -15,7 +15,7 @@ import asyncio
 from dataclasses import replace
 from typing import Any
 
-from agents import recipes, run_signals
+from agents import quality, recipes, run_signals
 from agents.cycle import Conversation
 from agents.display import Display, Guarded
 from agents.llm import LLMSettings
@@ -71,6 +71,9 @@ async def _new(db: Database, config: RunConfig, env: LLMSettings) -> RunPlan:
         raise RunError(f"say where agents read: {{--search}} BACKEND ({backends}) or {{--urls}} FILE")
     config = resolve_llm(config, env)
     recipe = recipes.load(config.recipe) if config.recipe else recipes.default()
+    problem = quality.language_problem(recipe.spec.language)
+    if problem:
+        raise RunError(f"recipe {recipe.name}: {problem}")
     personas = await asyncio.to_thread(_select, db, config)
     return RunPlan(new_run_id(), config, personas, recipe)
 

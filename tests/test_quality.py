@@ -39,14 +39,19 @@ METADATA: dict[str, Any] = {
 }
 
 
-def results(messages: list[dict[str, str]], metadata: dict[str, Any] | None = METADATA) -> dict[str, Any]:
-    return {r.check: r for r in check(messages, PAGES, metadata)}
+PERSONA = "A night-shift nurse in Leeds who wants to protect her daytime sleep and cooks soups in batches."
+
+
+def results(
+    messages: list[dict[str, str]], metadata: dict[str, Any] | None = METADATA, language: str | None = "en"
+) -> dict[str, Any]:
+    return {r.check: r for r in check(messages, PAGES, metadata, persona=PERSONA, language=language)}
 
 
 def test_a_grounded_conversation_passes_every_check() -> None:
     found = results(GOOD)
     assert {name: r.passed for name, r in found.items()} == dict.fromkeys(
-        ["citations", "support", "echo", "degenerate", "metadata"], True
+        ["citations", "support", "echo", "degenerate", "language", "metadata"], True
     ), {n: r.detail for n, r in found.items()}
     assert found["citations"].score == 1.0 and found["support"].score > 0.7
 
@@ -78,6 +83,22 @@ def test_echoes_of_the_fence_the_sources_the_user_or_an_earlier_turn_fail_echo()
     assert "repeats the user's turn" in results(parrot)["echo"].detail
     again = [*GOOD[:2], GOOD[0], GOOD[1]]
     assert "turn 3 (user) repeats turn 1" in results(again)["echo"].detail
+    # the last demo's best conversation opened with the persona's own description
+    introduced = [{"role": "user", "content": "I am a night-shift nurse in Leeds who wants to protect her daytime "
+                   "sleep and cooks soups in batches."}, *GOOD[1:]]  # fmt: skip
+    assert "turn 1 (user) copies the persona's description" in results(introduced)["echo"].detail
+    mentions = [{"role": "user", "content": "As a nurse on nights, how do I protect my daytime sleep?"}, *GOOD[1:]]
+    assert results(mentions)["echo"].passed, "a turn that speaks of the persona is not a copy of it"
+
+
+def test_a_turn_in_another_language_than_the_recipes_fails_language() -> None:
+    french = [*GOOD[:2], {"role": "user", "content": "Est-ce que le sommeil d'ancrage doit être à la même heure "
+              "les jours de repos ?"}, GOOD[3]]  # fmt: skip
+    found = results(french)["language"]
+    assert not found.passed and found.score == 0.75 and "turn 3 (user) is in fr, not en" in found.detail
+    assert results(french, language="fr")["language"].score < 1, "the English turns are not French"
+    assert results(french, language=None)["language"].passed, "a recipe with no language is not held to one"
+    assert "not one the language check knows" in results(GOOD, language="xx")["language"].detail
 
 
 def test_loops_breaks_of_character_and_cut_answers_fail_degenerate() -> None:
@@ -113,7 +134,7 @@ def test_a_run_stores_every_check_of_every_conversation(
         "JOIN quality q USING (conversation_id) WHERE c.run_id = ? ORDER BY 1, 2",
         [run_id],
     )
-    assert len(stored) == 3 * 5
+    assert len(stored) == 3 * 6
     by_check: dict[str, list[bool]] = {}
     for _, name, passed, blocking, _ in stored:
         by_check.setdefault(name, []).append(passed)
@@ -133,7 +154,7 @@ def test_a_run_stores_every_check_of_every_conversation(
     # the demo shows the best conversation by the checks, and says how it did
     best = _example(Database(isolated_db), run_id)
     most = max(sum(p for c2, _, p, _, _ in stored if c2 == c) for c in {s[0] for s in stored})
-    assert best is not None and (best["passed"], best["checks"]) == (most, 5)
+    assert best is not None and (best["passed"], best["checks"]) == (most, 6)
     sources = rows(isolated_db, "SELECT outputs->'$.read.sources' FROM conversations WHERE run_id = ?", [run_id])
     assert all(json.loads(s)[0]["n"] == 1 for (s,) in sources), "each conversation keeps the pages it was given"
 

@@ -55,9 +55,13 @@ def show(
 @cli_errors
 def check(recipe: Annotated[str, typer.Argument(help="The recipe file (or a bundled name).")]) -> None:
     """Validate a recipe: every problem is listed with its line and field; exit 1 if there is one."""
+    from agents.quality import language_problem
     from agents.recipes import load
 
     loaded = load(recipe)
+    problem = language_problem(loaded.spec.language)
+    if problem:
+        raise fail(f"{loaded.source}: {problem}", 1)
     aliases = sorted(loaded.aliases())
     console.print(f"ok: {loaded.name} ({loaded.source}), recipe hash {loaded.hash}", markup=False)
     for step in loaded.steps:

@@ -3,16 +3,19 @@ the cited pages support what cites them, does a turn echo the prompt or another 
 degenerate, is the metadata made of words. Each gives a score in [0, 1], passed or not against its
 threshold, and a detail that says what failed; `blocking` checks decide what `swarm export` keeps.
 
-    results = check(conversation, {1: page_text_1, 2: page_text_2})
+    results = check(messages, {1: page_text_1, 2: page_text_2}, metadata, persona=text, language="en")
 
-They are lexical on purpose: microseconds a conversation, the same for every model and language of
-word characters, and explainable in one line (the detail). Judges (a model's opinion) are recipe steps.
+They are lexical on purpose: a fraction of a millisecond a conversation, the same for every model and
+language of word characters, and explainable in one line (the detail). Judges (a model's opinion) are
+recipe steps. A page's words are worked out once (`prepare`, cached by text): a run's conversations
+read the same pages again and again.
 """
 
 from __future__ import annotations
 
 import functools
 import re
+import threading
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -22,10 +25,9 @@ from agents.reading import STOP_WORDS
 CITATION = re.compile(r"\[(\d{1,3})\]")
 _SENTENCE = re.compile(r"(?<=[.!?…])[\"')\]]*\s+")
 _FENCE = re.compile(r"<<<|>>>|\(untrusted data\)|^\s*\[\d{1,3}\] .{0,200} — \S+", re.MULTILINE)
-_BREAK = re.compile(
+_BREAK = re.compile(  # searched in lower-case text
     r"\b(as an ai\b|i am an ai\b|i'm an ai\b|as a language model|i am a language model|ai language model|"
-    r"i (?:can ?not|can't|am unable to) (?:help|assist|provide|comply))",
-    re.IGNORECASE,
+    r"i (?:can ?not|can't|am unable to) (?:help|assist|provide|comply))"
 )
 _ENDS = re.compile(r"[.!?…\"')\]*]\s*$")
 _TOKEN = re.compile(r"\w+")
@@ -64,57 +66,86 @@ def content_words(tokens: list[str]) -> set[str]:
     return {t for t in set(tokens) if len(t) > 2} - STOP_WORDS
 
 
-def _grams(tokens: list[str], n: int) -> list[tuple[str, ...]]:
-    return list(zip(*(tokens[i:] for i in range(n)), strict=False))
+def _grams(tokens: list[str], n: int) -> list[int]:
+    """Word n-grams, as hashes: every check compares them as sets, and a tuple that outlives its line is
+    one more object for Python's garbage collector to walk (most of the checks' time, when they were kept)."""
+    return [hash(g) for g in zip(*(tokens[i:] for i in range(n)), strict=False)]
+
+
+@dataclass(frozen=True)
+class Page:
+    """What the checks read of a page, worked out once: its words, its content words, and its word
+    5-grams (as hashes, see _grams)."""
+
+    vocabulary: frozenset[str]
+    words: frozenset[str]
+    grams: frozenset[int]
+
+
+@functools.lru_cache(maxsize=512)  # a run's pages in flight (concurrency × pages) and those read again soon
+def prepare(text: str) -> Page:
+    tokens = _TOKEN.findall(text.lower())
+    vocabulary = frozenset(tokens)
+    return Page(vocabulary, frozenset(content_words(list(vocabulary))), frozenset(_grams(tokens, 5)))
 
 
 class View:
     """One conversation and its pages, with what several checks read worked out once (tokens, n-grams,
     content words): the checks run after every conversation of a run."""
 
-    def __init__(self, messages: list[dict[str, str]], pages: Mapping[int, str], metadata: dict[str, Any] | None):
-        self.messages, self.pages, self.metadata = messages, pages, metadata
-        self.tokens = [_TOKEN.findall(m["content"].lower()) for m in messages]
-        self._grams: dict[tuple[int, int], list[tuple[str, ...]]] = {}
-        self._page_words: dict[int, set[str]] = {}
+    def __init__(
+        self,
+        messages: list[dict[str, str]],
+        pages: Mapping[int, str],
+        metadata: dict[str, Any] | None,
+        persona: str = "",
+        language: str | None = None,
+    ):
+        self.messages, self.metadata, self.persona, self.language = messages, metadata, persona, language
+        self.pages = {n: prepare(text) for n, text in pages.items()}
+        self.lower = [m["content"].lower() for m in messages]
+        self.tokens = [_TOKEN.findall(text) for text in self.lower]
+        self._grams: dict[tuple[int, int], list[int]] = {}
+        self._sets: dict[int, set[int]] = {}
 
-    def grams(self, i: int, n: int) -> list[tuple[str, ...]]:
+    def grams(self, i: int, n: int) -> list[int]:
         """Word n-grams of message `i`."""
         found = self._grams.get((i, n))
         if found is None:
             found = self._grams[(i, n)] = _grams(self.tokens[i], n)
         return found
 
-    @functools.cached_property
-    def page_tokens(self) -> dict[int, list[str]]:
-        """Each page's words, lower-case: split once, read by every check that looks at the pages."""
-        return {n: _TOKEN.findall(text.lower()) for n, text in self.pages.items()}
-
-    def page_words(self, n: int) -> set[str]:
-        """The content words of page `n`, worked out when a sentence first cites it."""
-        found = self._page_words.get(n)
+    def gram_set(self, i: int) -> set[int]:
+        """The distinct word 3-grams of message `i`."""
+        found = self._sets.get(i)
         if found is None:
-            found = self._page_words[n] = content_words(self.page_tokens[n])
+            found = self._sets[i] = set(self.grams(i, 3))
         return found
 
-    @functools.cached_property
-    def page_vocabulary(self) -> set[str]:
-        return {t for tokens in self.page_tokens.values() for t in tokens}
+    def page_words(self, n: int) -> frozenset[str]:
+        return self.pages[n].words
 
     @functools.cached_property
-    def page_text(self) -> str:
-        """Every page's words one space apart (and at both ends): an n-gram is in a page when its words,
-        joined the same way, are a substring — faster than a set of every n-gram of the pages."""
-        return " " + " | ".join(" ".join(tokens) for tokens in self.page_tokens.values()) + " "
+    def page_vocabulary(self) -> frozenset[str]:
+        return frozenset().union(*(page.vocabulary for page in self.pages.values()))
 
-    def in_pages(self, i: int, n: int = 5) -> float:
-        """Share of message `i`'s word n-grams found in the pages. Most turns share few words with the
-        pages: when under half their words are there, so are under half their n-grams, and none is looked up."""
-        grams, tokens = self.grams(i, n), self.tokens[i]
+    def in_pages(self, i: int) -> float:
+        """Share of message `i`'s word 5-grams found in the pages. Most turns share few words with the
+        pages: when under half their words are there, so are under half their 5-grams, and none is looked up."""
+        grams, tokens = self.grams(i, 5), self.tokens[i]
         if not grams or sum(t in self.page_vocabulary for t in tokens) < 0.5 * len(tokens):
             return 0.0
-        text = self.page_text
-        return sum(f" {' '.join(g)} " in text for g in grams) / len(grams)
+        pages = [page.grams for page in self.pages.values()]
+        return sum(any(h in page for page in pages) for h in grams) / len(grams)
+
+    def in_persona(self, i: int) -> float:
+        """Share of message `i`'s word 5-grams found in the persona's description."""
+        grams = self.grams(i, 5)
+        return _containment(grams, self.persona_grams) if grams else 0.0
+
+    @functools.cached_property
+    def persona_grams(self) -> set[int]:
+        return set(_grams(_TOKEN.findall(self.persona.lower()), 5))
 
     @functools.cached_property
     def said(self) -> list[tuple[str, list[int]]]:
@@ -127,7 +158,7 @@ class View:
         ]
 
 
-def _containment(grams: list[tuple[str, ...]], whole: set[tuple[str, ...]]) -> float:
+def _containment(grams: list[int], whole: set[int]) -> float:
     """Share of `grams` found in `whole` (0 for none)."""
     return sum(g in whole for g in grams) / len(grams) if grams else 0.0
 
@@ -168,12 +199,14 @@ def echo(view: View) -> tuple[float, str]:
             flagged[i] = "copies the prompt's fence or source headers"
         elif m["role"] == "user" and view.in_pages(i) >= 0.6:
             flagged[i] = "copies the sources"
+        elif m["role"] == "user" and view.in_persona(i) >= 0.6:
+            flagged[i] = "copies the persona's description"
         elif m["role"] == "assistant" and i and _containment(view.grams(i - 1, 5), set(view.grams(i, 5))) >= 0.8:
             flagged[i] = "repeats the user's turn"
         else:
-            mine = set(view.grams(i, 3))
+            mine = view.gram_set(i)
             for j in range(i):
-                theirs = set(view.grams(j, 3))
+                theirs = view.gram_set(j)
                 if messages[j]["role"] == m["role"] and mine and len(mine & theirs) / len(mine | theirs) >= 0.8:
                     flagged[i] = f"repeats turn {j + 1}"
                     break
@@ -186,7 +219,7 @@ def degenerate(view: View) -> tuple[float, str]:
     for i, m in enumerate(messages):
         content = m["content"].strip()
         grams = view.grams(i, 3)
-        broken = _BREAK.search(content)
+        broken = _BREAK.search(view.lower[i])
         if not content:
             flagged[i] = "is empty"
         elif len(grams) >= 30 and len(set(grams)) / len(grams) < 0.5:
@@ -204,6 +237,53 @@ def _per_turn(messages: list[dict[str, str]], flagged: dict[int, str], clean: st
         return 0.0, "no turns"
     detail = "; ".join(f"turn {i + 1} ({messages[i]['role']}) {why}" for i, why in flagged.items())
     return 1 - len(flagged) / len(messages), detail or clean
+
+
+_DETECTOR: Any = None
+_DETECTOR_LOCK = threading.Lock()
+
+
+def detector() -> Any:
+    """py3langid's identifier with probabilities (the model langid.py ships, 97 languages), loaded once:
+    it takes about a second."""
+    global _DETECTOR
+    with _DETECTOR_LOCK:
+        if _DETECTOR is None:
+            from py3langid import langid
+
+            _DETECTOR = langid.LanguageIdentifier.from_model_file(langid.MODEL_FILE, norm_probs=True)
+        return _DETECTOR
+
+
+def known_language(code: str) -> bool:
+    return code in detector().nb_classes
+
+
+def language_problem(code: str | None) -> str | None:
+    """What is wrong with a recipe's `language`, or None (checked when a run starts and by `recipe check`)."""
+    if code is None or known_language(code):
+        return None
+    return f"language {code!r} is not one the language check knows (ISO 639-1 codes such as en, fr, de, es)"
+
+
+def language(view: View) -> tuple[float, str]:
+    expected, messages = view.language, view.messages
+    if not expected:
+        return 1.0, "the recipe sets no language"
+    problem = language_problem(expected)
+    if problem:
+        return 0.0, problem
+    # a guess on each turn's opening: the detector reads a text byte by byte in Python, so 64 characters
+    # a turn (as reliable, for a language, as a paragraph) keep it near 30 µs a turn
+    identify = detector().classify
+    flagged: dict[int, str] = {}
+    for i, m in enumerate(messages):
+        opening = m["content"][:64]
+        if sum(map(str.isalpha, opening)) >= 20:
+            found, p = identify(opening)
+            if found != expected and p >= 0.9:
+                flagged[i] = f"is in {found}, not {expected} (p {p:.2f})"
+    return _per_turn(messages, flagged, f"every turn is in {expected}")
 
 
 def metadata_sanity(view: View) -> tuple[float, str]:
@@ -233,11 +313,16 @@ CHECKS: list[Check] = [
     Check("support", 0.5, True, "for each cited sentence, the share of its content words found in the cited page "
           "(the best of its citations); the mean over cited sentences", True, support),
     Check("echo", 1.0, True, "share of turns that do not echo: a user turn with the prompt's fence or source headers, "
-          "or 60 % of its word 5-grams in the sources; an assistant turn holding 80 % of the user turn before it; "
-          "a turn whose word 3-grams are 80 % (Jaccard) those of an earlier turn of the same speaker", True, echo),
+          "or 60 % of its word 5-grams in the sources or in the persona's description; an assistant turn holding "
+          "80 % of the user turn before it; a turn whose word 3-grams are 80 % (Jaccard) those of an earlier turn "
+          "of the same speaker", True, echo),
     Check("degenerate", 1.0, True, "share of turns that are not empty, not looping (under half their word 3-grams "
           "distinct, in 30 or more), not out of character (\"as an AI\", refusals) and, for the assistant, not "
           "cut mid-sentence", False, degenerate),
+    Check("language", 1.0, True, "share of turns in the recipe's `language` (py3langid; a turn counts as another "
+          "language when its first 64 characters, 20 letters or more, are guessed so at p ≥ 0.9); passes when the "
+          "recipe sets none",
+          False, language),
     Check("metadata", 1.0, True, "every tag and keyword is a word or phrase (a letter first, no digits alone, no "
           "JSON), and the summary shares at least two content words with the conversation", False, metadata_sanity),
 ]  # fmt: skip
@@ -249,11 +334,13 @@ def check(
     pages: Mapping[int, str],
     metadata: dict[str, Any] | None,
     *,
+    persona: str = "",
+    language: str | None = None,
     only: set[str] | None = None,
 ) -> list[Result]:
     """Every check (or those in `only`) of one conversation; `pages` maps each source number given to the
-    text of its page."""
-    view = View(messages, pages, metadata)
+    text of its page; `language` is the recipe's."""
+    view = View(messages, pages, metadata, persona, language)
     out = []
     for c in CHECKS:
         if only is not None and c.name not in only:

@@ -187,6 +187,8 @@ class ModelAlias(Strict):
 class RecipeSpec(Strict):
     name: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
     description: str = ""
+    # what the conversations are to be in: the `language` quality check holds them to it (ISO 639-1)
+    language: str | None = Field(default=None, pattern=r"^[a-z]{2,3}$")
     models: dict[str, ModelAlias] = Field(default_factory=dict)
     steps: list[StepSpec] = Field(min_length=1)
 
