@@ -10,7 +10,11 @@ three load in Hugging Face `datasets` as they are.
 
 `--where` is SQL over the export's own columns (see EXPORT_COLUMNS): the conversation's, the persona's
 and the metadata's fields flattened, so filters read naturally: `sentiment = 'positive' AND turns >= 3`,
-`list_contains(tags, 'sleep')`, `persona_attributes->>'country' = 'Chile'`.
+`list_contains(tags, 'sleep')`, `persona_attributes->>'country' = 'Chile'`, `scores['support'] >= 0.8`.
+
+By default only conversations that passed every blocking quality check are written (docs/quality.md):
+`include_all` writes the rest too; `min_scores` ({"support": 0.8}) asks more of a check or a judge.
+Parquet carries every score (`quality`, `quality_passed`).
 """
 
 from __future__ import annotations
@@ -43,13 +47,21 @@ SELECT c.conversation_id, c.run_id, c.persona_id, c.cycle,
        CAST(c.queries AS VARCHAR) AS queries_json, CAST(c.variations AS VARCHAR) AS variations_json,
        CAST(c.prompt_versions AS VARCHAR) AS prompt_versions_json, CAST(c.outputs AS VARCHAR) AS outputs_json,
        c.next_question, c.recipe_hash, c.created_at,
-       p.text AS persona, p.attributes AS persona_attributes{outputs}
-FROM conversations c LEFT JOIN personas p USING (persona_id)
+       p.text AS persona, p.attributes AS persona_attributes,
+       q.quality_passed, q.scores, q.quality_json{outputs}
+FROM conversations c LEFT JOIN personas p USING (persona_id) LEFT JOIN (
+    -- the checks (and judges) of each conversation: passed when every blocking one passed; NULL when none ran
+    SELECT conversation_id, coalesce(bool_and(passed) FILTER (WHERE blocking), true) AS quality_passed,
+           map_from_entries(list({{'key': check_name, 'value': score}} ORDER BY check_name)) AS scores,
+           CAST(to_json(list({{'check': check_name, 'score': score, 'passed': passed, 'blocking': blocking}}
+                             ORDER BY check_name)) AS VARCHAR) AS quality_json
+    FROM quality GROUP BY conversation_id
+) q USING (conversation_id)
 """
 # and a column for each field of the structured steps of the recipes the runs followed (output_columns)
 EXPORT_COLUMNS = [
     "conversation_id", "run_id", "persona_id", "cycle", "turns", "messages_count", "termination_reason", "status",
-    "next_question", "recipe_hash", "created_at", "persona", "persona_attributes",
+    "next_question", "recipe_hash", "created_at", "persona", "persona_attributes", "quality_passed", "scores",
 ]  # fmt: skip
 _SQL_TYPES = {"string": "VARCHAR", "integer": "BIGINT", "number": "DOUBLE", "boolean": "BOOLEAN", "list": "VARCHAR[]"}
 
@@ -124,6 +136,8 @@ class ExportReport:
     near_duplicates: int
     variations: int
     partial_left_out: int = 0  # partial conversations that matched and were left out (no --include-partial)
+    failed_left_out: int = 0  # conversations that failed a blocking quality check (no --all)
+    unchecked_left_out: int = 0  # conversations no check ran on: from before the checks (no --all)
 
 
 def _bad_where(where: str, exc: Exception, columns: list[str]) -> ExportError:
@@ -134,7 +148,24 @@ def _bad_where(where: str, exc: Exception, columns: list[str]) -> ExportError:
     )
 
 
-def _select(db: Database, run_id: str | None, where: str | None) -> tuple[list[dict[str, Any]], list[OutputColumn]]:
+def _min_scores(con: duckdb.DuckDBPyConnection, run_id: str | None, min_scores: dict[str, float]) -> list[str]:
+    """`--min-score CHECK=X` as SQL conditions, each check one the selected conversations were scored on."""
+    if not min_scores:
+        return []
+    sql = "SELECT DISTINCT check_name FROM quality" + (" WHERE run_id = ?" if run_id else "") + " ORDER BY 1"
+    known = [name for (name,) in con.execute(sql, [run_id] if run_id else []).fetchall()]
+    for name in min_scores:
+        if name not in known:
+            raise ExportError(
+                f"{{--min-score}} {name}: no conversation {'of this run ' if run_id else ''}has a score of that name; "
+                f"they have: {', '.join(known) or 'none (swarm eval scores them)'}"
+            )
+    return [f"coalesce(scores[{quote(name)}], -1) >= {float(value)!r}" for name, value in min_scores.items()]
+
+
+def _select(
+    db: Database, run_id: str | None, where: str | None, min_scores: dict[str, float] | None = None
+) -> tuple[list[dict[str, Any]], list[OutputColumn]]:
     clauses, params = [], []
     if run_id:
         clauses.append("run_id = ?")
@@ -150,6 +181,7 @@ def _select(db: Database, run_id: str | None, where: str | None) -> tuple[list[d
             raise _bad_where(where or "", exc, names) from exc
         if condition:
             clauses.append(condition)
+        clauses += _min_scores(con, run_id, min_scores or {})
         filters = "WHERE " + " AND ".join(clauses) if clauses else ""
         rows_sql = _ROWS.format(outputs="".join(f",\n       {c.sql()}" for c in outputs))
         sql = f"SELECT * FROM ({rows_sql}) {filters} ORDER BY created_at, conversation_id"
@@ -260,16 +292,23 @@ def export(
     variations: bool = False,
     system: str | None = None,
     include_partial: bool = False,
+    include_all: bool = False,
+    min_scores: dict[str, float] | None = None,
 ) -> ExportReport:
+    """Write the selected conversations; by default only the complete ones that passed every blocking
+    quality check (`include_all` keeps those that failed one, or were never checked)."""
     try:
         writer = EXPORT_FORMATS.get(fmt)
     except UnknownName as exc:
         raise ExportError(f"{{--format}}: {exc}") from None
     if not 0.0 < threshold <= 1.0:
         raise ExportError(f"{{--threshold}} is a Jaccard similarity in (0, 1] (0.9 drops near copies), not {threshold}")
-    rows, outputs = _select(db, run_id, where)
+    rows, outputs = _select(db, run_id, where, min_scores)
     left_out = 0 if include_partial else sum(r["status"] == "partial" for r in rows)
     rows = rows if include_partial else [r for r in rows if r["status"] != "partial"]
+    failed = 0 if include_all else sum(r["quality_passed"] is False for r in rows)
+    unchecked = 0 if include_all else sum(r["quality_passed"] is None for r in rows)
+    rows = rows if include_all else [r for r in rows if r["quality_passed"]]
     matched = len(rows)
     dropped = _near_duplicates(rows, threshold) if dedup else set()
     rows = [r for r in rows if r["conversation_id"] not in dropped]
@@ -289,7 +328,9 @@ def export(
         raise ExportError(f"cannot write {path} ({{--output}}): {exc.strerror or exc}") from exc
     finally:
         tmp.unlink(missing_ok=True)
-    return ExportReport(path, fmt.lower(), written, matched, len(dropped), max(0, written - len(rows)), left_out)
+    return ExportReport(
+        path, fmt.lower(), written, matched, len(dropped), max(0, written - len(rows)), left_out, failed, unchecked
+    )
 
 
 _ARROW_TYPES = {
@@ -299,6 +340,11 @@ _ARROW_TYPES = {
     "boolean": pa.bool_(),
     "list": pa.list_(pa.string()),
 }
+
+
+_QUALITY = pa.list_(
+    pa.struct([("check", pa.string()), ("score", pa.float64()), ("passed", pa.bool_()), ("blocking", pa.bool_())])
+)
 
 
 @EXPORT_FORMATS.register("parquet")
@@ -330,6 +376,9 @@ def parquet(rows: list[dict[str, Any]], path: Path, options: ExportOptions) -> i
             pa.list_(pa.struct([(k, pa.string()) for k in ("prompt", "response", "tone", "detail")])),
         ),
         "created_at": pa.array([r["created_at"] for r in rows], pa.timestamp("us", tz="UTC")),
+        # every check and judge of the conversation (docs/quality.md), and whether the blocking ones passed
+        "quality_passed": pa.array([r["quality_passed"] for r in rows], pa.bool_()),
+        "quality": pa.array([json.loads(r["quality_json"] or "[]") for r in rows], _QUALITY),
     }
     for column in options.columns:
         kind = _ARROW_TYPES[column.type]

@@ -10,6 +10,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
+from storage import Database
 from tests.support.cli import RUN, Cli
 from tests.support.llm_server import LLMServer
 
@@ -75,6 +76,44 @@ def test_parquet_has_typed_metadata_and_persona_columns(
     assert len(row["variations"]) == 2 and set(row["variations"][0]) == {"prompt", "response", "tone", "detail"}
     loaded = load("parquet", out, tmp_path, monkeypatch)
     assert loaded.num_rows == 3 and loaded[0]["messages"][0]["role"] == "user" and loaded[0]["tags"] == row["tags"]
+    # the scores ride along: every check of the conversation, and whether the blocking ones passed
+    assert row["quality_passed"] is True and {q["check"] for q in row["quality"]} >= {"citations", "support", "echo"}
+    assert loaded[0]["quality"][0]["check"] == row["quality"][0]["check"]
+
+
+def test_export_keeps_only_conversations_that_pass_the_blocking_checks_unless_told(
+    cli: Cli, finished_run: str, llm_server: LLMServer, isolated_db: Path, tmp_path: Path
+) -> None:
+    llm_server.grounded = False  # a second run whose assistant echoes the user: it fails echo and support
+    code, out, err = cli(*RUN, "-n", "2", "--turns", "2", "--quiet")
+    assert code == 0, err
+    echoing = out.strip().splitlines()[-1]
+    with Database(isolated_db).write() as con:  # a conversation from before the checks: never checked
+        con.execute(
+            "DELETE FROM quality WHERE conversation_id = (SELECT min(conversation_id) FROM conversations "
+            "WHERE run_id = ?)",
+            [finished_run],
+        )
+    path = tmp_path / "out.jsonl"
+    code, said, err = cli("export", "--format", "openai", "-o", str(path))
+    assert code == 0, err
+    said = " ".join(said.split())
+    assert "2 examples" in said and "2 that failed a blocking quality check left out (--all keeps them)" in said
+    assert "1 never checked left out (swarm eval checks them; --all keeps them)" in said
+    assert len(path.read_text().splitlines()) == 2
+    code, said, _ = cli("export", "--format", "openai", "--all", "-o", str(path))
+    assert code == 0 and len(path.read_text().splitlines()) == 5 and "left out" not in said
+    # finer cuts: a minimum per check, or SQL over the scores
+    code, said, err = cli("export", "--run", echoing, "--all", "--min-score", "echo=1", "--format", "openai", "-o",
+                          str(path))  # fmt: skip
+    assert code == 0 and "0 examples" in said, err
+    where = "scores['support'] >= 0.5 AND quality_passed"
+    code, said, err = cli("export", "--all", "--where", where, "--format", "openai", "-o", str(path))
+    assert code == 0 and "2 examples" in said, err
+    code, _, err = cli("export", "--min-score", "helpfulness=0.5", "--format", "openai", "-o", str(path))
+    assert code != 0 and "no conversation has a score of that name; they have: citations, degenerate" in err
+    code, _, err = cli("export", "--min-score", "support=2", "--format", "openai", "-o", str(path))
+    assert code != 0 and "give CHECK=X with X from 0 to 1" in err
 
 
 def test_filters_on_metadata_dedup_and_errors(cli: Cli, finished_run: str, tmp_path: Path) -> None:

@@ -8,7 +8,7 @@ from typing import Annotated
 import typer
 
 from agents.cli.common import cli_errors, console, database
-from agents.export import EXPORT_COLUMNS, EXPORT_FORMATS, export
+from agents.export import EXPORT_COLUMNS, EXPORT_FORMATS, ExportError, export
 
 
 @cli_errors
@@ -35,6 +35,18 @@ def export_command(
         str | None,
         typer.Option(help="A system message to prepend; 'persona' describes the user from the persona text."),
     ] = None,
+    include_all: Annotated[
+        bool,
+        typer.Option("--all", help="Also conversations that failed a blocking quality check or were never checked."),
+    ] = False,
+    min_score: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--min-score",
+            help="CHECK=X: only conversations whose CHECK (or judge) scored at least X, 0–1 (repeatable).",
+            show_default=False,
+        ),
+    ] = None,
     include_partial: Annotated[
         bool,
         typer.Option(
@@ -44,6 +56,9 @@ def export_command(
 ) -> None:
     """Write conversations for fine-tuning: OpenAI chat JSONL, ShareGPT JSONL, or Parquet with metadata.
 
+    Only conversations that passed every blocking quality check are written unless --all is given
+    (docs/quality.md); Parquet carries every score.
+
     Examples:
 
       swarm export --run run_20261126T101500_a1b2c3 --format openai -o train.jsonl
@@ -51,6 +66,8 @@ def export_command(
       swarm export --format sharegpt --where "sentiment <> 'negative' AND turns >= 2" --dedup -o sharegpt.jsonl
 
       swarm export --format parquet -o conversations.parquet
+
+      swarm export --format openai --min-score support=0.8 --min-score persona=0.75 -o strict.jsonl
     """
     report = export(
         database(),
@@ -63,6 +80,8 @@ def export_command(
         variations=variations,
         system=system,
         include_partial=include_partial,
+        include_all=include_all,
+        min_scores=_min_scores(min_score or []),
     )
     parts = [f"{report.written} examples → {report.path} ({report.fmt})", f"{report.matched} conversations matched"]
     if dedup:
@@ -73,4 +92,24 @@ def export_command(
         parts.append(
             f"{report.partial_left_out} partial left out (--include-partial, or complete them: swarm run --resume)"
         )
+    if report.failed_left_out:
+        parts.append(f"{report.failed_left_out} that failed a blocking quality check left out (--all keeps them)")
+    if report.unchecked_left_out:
+        parts.append(f"{report.unchecked_left_out} never checked left out (swarm eval checks them; --all keeps them)")
     console.print("; ".join(parts), markup=False, soft_wrap=True)
+
+
+def _min_scores(given: list[str]) -> dict[str, float]:
+    found: dict[str, float] = {}
+    for item in given:
+        name, _, value = item.partition("=")
+        try:
+            score = float(value)
+        except ValueError:
+            score = -1.0
+        if not name.strip() or not 0.0 <= score <= 1.0:
+            raise ExportError(
+                f"{{--min-score}} {item!r}: give CHECK=X with X from 0 to 1, for example {{--min-score}} support=0.8"
+            )
+        found[name.strip()] = score
+    return found
