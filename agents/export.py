@@ -123,6 +123,13 @@ def _recipes(con: duckdb.DuckDBPyConnection, run_id: str | None) -> list[Recipe]
     return list(found.values())
 
 
+def _partial_kept(row: dict[str, Any]) -> bool:
+    """A partial conversation asked for (--include-partial) whose only failed blocking check is `metadata`:
+    it has no metadata because that step failed, which is what partial means."""
+    failed = {q["check"] for q in json.loads(row["quality_json"] or "[]") if q["blocking"] and not q["passed"]}
+    return row["status"] == "partial" and failed <= {"metadata"}
+
+
 class ExportError(StorageError):
     """A bad filter, an unknown run or format: the message says what to do."""
 
@@ -306,9 +313,9 @@ def export(
     rows, outputs = _select(db, run_id, where, min_scores)
     left_out = 0 if include_partial else sum(r["status"] == "partial" for r in rows)
     rows = rows if include_partial else [r for r in rows if r["status"] != "partial"]
-    failed = 0 if include_all else sum(r["quality_passed"] is False for r in rows)
+    failed = 0 if include_all else sum(r["quality_passed"] is False and not _partial_kept(r) for r in rows)
     unchecked = 0 if include_all else sum(r["quality_passed"] is None for r in rows)
-    rows = rows if include_all else [r for r in rows if r["quality_passed"]]
+    rows = rows if include_all else [r for r in rows if r["quality_passed"] or _partial_kept(r)]
     matched = len(rows)
     dropped = _near_duplicates(rows, threshold) if dedup else set()
     rows = [r for r in rows if r["conversation_id"] not in dropped]
