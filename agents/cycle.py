@@ -67,9 +67,10 @@ async def run_cycle(
     await _steps(state, recipe.steps)
     if conversation.messages:
         pages = {c.number: c.page.text for c in state.chosen}
-        conversation.quality = quality.check(
+        checks = quality.check(
             conversation.messages, pages, conversation.metadata, persona=persona.text, language=recipe.spec.language
         )
+        conversation.quality = [*checks, *conversation.quality]  # and what inline judges said
     return conversation
 
 
@@ -93,9 +94,10 @@ async def complete(
     # the turns did not change: only the checks that read what a late step makes run again
     again = {c.name for c in quality.CHECKS if not c.needs_pages}
     language = recipe.spec.language
-    conversation.quality = quality.check(
+    checks = quality.check(
         conversation.messages, {}, conversation.metadata, persona=persona.text, language=language, only=again
     )
+    conversation.quality = [*checks, *conversation.quality]  # and what the judges run again said
     return conversation
 
 

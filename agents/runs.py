@@ -20,6 +20,7 @@ from typing import Any
 import pyarrow as pa
 
 from agents.llm.settings import LLMSettings
+from agents.quality import CHECKS
 from agents.recipes import Recipe, default, parse
 from agents.recipes.templates import PersonaView
 from crawler.settings import CrawlSettings
@@ -201,6 +202,11 @@ class RunStore:
         assert record is not None
         return record
 
+    def refresh_counts(self, run_id: str) -> None:
+        """Count the run's work again (after `swarm eval` scored it)."""
+        with self.db.write() as con:
+            self._update_counts(con, run_id)
+
     def _update_counts(self, con: Any, run_id: str) -> None:
         counts = count_tables(con, run_id)
         con.execute(
@@ -289,6 +295,11 @@ class RunStore:
             )
 
 
+def _distribution(n: int, mean: float, quartiles: list[float], passed: int) -> dict[str, Any]:
+    return {"n": int(n), "mean": round(float(mean), 3), "quartiles": [round(float(q), 3) for q in quartiles],
+            "passed": int(passed)}  # fmt: skip
+
+
 def count_tables(con: Any, run_id: str) -> dict[str, Any]:
     """A run's counts, read from the tables that hold its work."""
 
@@ -331,9 +342,19 @@ def count_tables(con: Any, run_id: str) -> dict[str, Any]:
         ).fetchall()
     )
     checks = con.execute(
-        "SELECT check_name, count(*) FILTER (WHERE NOT passed) FROM quality WHERE run_id = ? "
+        "SELECT check_name, count(*) FILTER (WHERE NOT passed) FROM quality WHERE run_id = ? AND blocking "
         "GROUP BY 1 ORDER BY 2 DESC, 1",
         [run_id],
+    ).fetchall()
+    # the judges' scores (every name that is not one of the checks), as distributions
+    judged = con.execute(
+        "SELECT check_name, count(*), avg(score), quantile_cont(score, [0.25, 0.5, 0.75]), "
+        "count(*) FILTER (WHERE passed) FROM quality WHERE run_id = ? AND NOT list_contains(?, check_name) "
+        "GROUP BY 1 ORDER BY 1",
+        [run_id, [c.name for c in CHECKS]],
+    ).fetchall()
+    figures = con.execute(
+        "SELECT metric, value FROM run_metrics WHERE run_id = ? AND stratum = '' ORDER BY metric", [run_id]
     ).fetchall()
     passing = one(
         "SELECT count(*) FROM conversations c WHERE run_id = ? AND coalesce(status, 'complete') = 'complete' "
@@ -346,6 +367,8 @@ def count_tables(con: Any, run_id: str) -> dict[str, Any]:
         # complete, and passing every blocking quality check (docs/quality.md)
         "conversations_passing": int(passing),
         "quality_failed_by_check": {str(k): int(v) for k, v in checks},
+        "judge_scores": {str(name): _distribution(n, mean, qs, passed) for name, n, mean, qs, passed in judged},
+        "diversity": {str(metric): (None if value is None else round(float(value), 4)) for metric, value in figures},
         "conversations": int(conversations),
         "conversations_partial": int(partial),  # kept with a failed late step; --resume completes them
         "units_failed": int(sum(failed_by.values())),

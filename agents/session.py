@@ -10,7 +10,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import os
 import time
 from dataclasses import dataclass, field, replace
 from typing import Any
@@ -18,14 +17,13 @@ from typing import Any
 from agents import heartbeat, run_signals
 from agents.cycle import Conversation, CycleConfig
 from agents.display import Display
-from agents.llm import LLMClient, LLMSettings
-from agents.llm.errors import LLMUnavailable
+from agents.endpoints import open_models
+from agents.llm import LLMSettings
 from agents.llm.local import LocalModel
 from agents.reader import WebReader
 from agents.recipes import Recipe, default
-from agents.recipes.spec import DEFAULT_MODEL
 from agents.recipes.templates import PersonaView
-from agents.runs import RunConfig, RunError, RunStore
+from agents.runs import RunConfig, RunStore
 from agents.swarm import Swarm
 from crawler import CrawlSettings
 from crawler.pages import PageRow
@@ -120,39 +118,9 @@ class RunSession:
             run_id=self.plan.run_id,
         )
         stack.push_async_callback(self.reader.aclose)
-        self.models: dict[str, LLMClient] = {}
-        for alias, settings in self._aliases(await self._llm_settings()).items():
-            client = LLMClient(settings, self.db, self.writer, run_id=self.plan.run_id)
-            stack.push_async_callback(client.aclose)
-            self.models[alias] = client
-        for alias, client in self.models.items():
-            try:
-                await client.check()
-            except LLMUnavailable as exc:
-                if alias == DEFAULT_MODEL:
-                    raise
-                raise LLMUnavailable(f"model alias {alias!r}: {exc}", exc.reason) from exc
-
-    def _aliases(self, run_endpoint: LLMSettings) -> dict[str, LLMSettings]:
-        """The endpoint of each model alias the recipe's prompts use; what an alias leaves out is the run's.
-        A key variable that is not set stops the run here, before its row exists."""
-        recipe = self.plan.recipe
-        found = {DEFAULT_MODEL: run_endpoint}
-        for alias in sorted(recipe.aliases() - {DEFAULT_MODEL}):
-            spec = recipe.spec.models[alias]
-            key = run_endpoint.api_key if spec.base_url in (None, run_endpoint.base_url) else None
-            if spec.api_key_env:
-                key = os.environ.get(spec.api_key_env) or None
-                if key is None:
-                    raise RunError(f"model alias {alias!r} reads its key from ${spec.api_key_env}, which is not set")
-            found[alias] = replace(
-                run_endpoint,
-                base_url=spec.base_url or run_endpoint.base_url,
-                model=spec.model or run_endpoint.model,
-                api_key=key,
-                max_concurrency=spec.max_concurrency or run_endpoint.max_concurrency,
-            )
-        return found
+        self.models = await open_models(
+            stack, self.plan.recipe, await self._llm_settings(), self.db, self.writer, run_id=self.plan.run_id
+        )
 
     async def _llm_settings(self) -> LLMSettings:
         config = self.plan.config

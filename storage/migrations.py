@@ -28,6 +28,7 @@ from storage.versions import (
     m012_partial_conversations,
     m013_recipes,
     m014_quality,
+    m015_run_metrics,
 )
 
 
@@ -53,6 +54,7 @@ MIGRATIONS: list[Migration] = [
     Migration(12, "m012_partial_conversations", m012_partial_conversations),
     Migration(13, "m013_recipes", m013_recipes),
     Migration(14, "m014_quality", m014_quality),
+    Migration(15, "m015_run_metrics", m015_run_metrics),
 ]
 LATEST = MIGRATIONS[-1].version
 

@@ -472,3 +472,35 @@ def m014_quality(con: duckdb.DuckDBPyConnection) -> None:
         ],
     )
     con.execute("CREATE UNIQUE INDEX quality_key ON quality (conversation_id, check_name)")
+
+
+def m015_run_metrics(con: duckdb.DuckDBPyConnection) -> None:
+    # what `swarm eval` measures of a run as a whole (diversity), per persona stratum and for all of it
+    create_table(
+        con,
+        "run_metrics",
+        "Figures of a run as a whole, from swarm eval: diversity of its conversations, per persona stratum.",
+        [
+            ("run_id", "VARCHAR NOT NULL", "the run measured"),
+            ("stratum", "VARCHAR NOT NULL", "'' for the whole run, else attribute=value of the personas measured"),
+            (
+                "metric",
+                "VARCHAR NOT NULL",
+                "distinct_1, distinct_2, near_duplicate_rate, embedding_distance, vendi_score, "
+                "persona_similarity_correlation (docs/quality.md)",
+            ),
+            ("value", "DOUBLE", "the figure (NULL when it cannot be worked out, see detail)"),
+            ("n", "INTEGER", "conversations it was worked out from"),
+            ("detail", "VARCHAR", "how, or why not"),
+            ("measured_at", "TIMESTAMP WITH TIME ZONE", "when"),
+        ],
+    )
+    con.execute("CREATE UNIQUE INDEX run_metrics_key ON run_metrics (run_id, stratum, metric)")
+    _comment_columns(
+        con,
+        {
+            "quality.check_name": "a check (citations, support, echo, degenerate, language, metadata) or a judge "
+            "step's name (grounding_recall, grounding_precision, persona, helpfulness in the default recipe)",
+            "quality.blocking": "a conversation that fails it is left out of swarm export by default",
+        },
+    )

@@ -118,7 +118,7 @@ def test_a_packages_step_kind_is_listed_and_a_recipe_can_use_it(plugin: dict[str
     done = swarm_subprocess("recipe", "check", str(recipe), env=plugin)
     assert done.returncode == 0 and "length (wordcount): no prompt" in done.stdout, done.stderr
     done = swarm_subprocess("recipe", "check", str(recipe))  # without the package: a clear error, its line
-    assert done.returncode == 1 and "steps[6].kind: unknown step kind 'wordcount'" in done.stderr
+    assert done.returncode == 1 and "steps[9].kind: unknown step kind 'wordcount'" in done.stderr
 
 
 def test_a_packages_layout_is_recognised(plugin: dict[str, str], tmp_path: Path, isolated_db: Path) -> None:

@@ -6,7 +6,7 @@ from typing import Annotated
 
 import typer
 
-from agents.cli import crawl, demo, export, personas, query, recipe, run
+from agents.cli import crawl, demo, evaluate, export, personas, query, recipe, run
 from agents.cli.common import state
 
 app = typer.Typer(
@@ -35,6 +35,7 @@ app.command("crawl")(crawl.crawl)
 app.command("run")(run.run)
 app.add_typer(run.runs_app, name="runs")
 app.add_typer(recipe.app, name="recipe")
+app.command("eval")(evaluate.evaluate_command)
 app.command("export")(export.export_command)
 app.command("demo")(demo.demo)
 

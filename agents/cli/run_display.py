@@ -48,6 +48,8 @@ def summary_table(record: dict[str, Any]) -> Table:
         ("personas", str(counts.get("personas", record.get("personas")))),
         ("conversations", _conversations(counts, record["run_id"])),
         ("quality", _quality(counts)),
+        *([("judges", _judges(counts["judge_scores"]))] if counts.get("judge_scores") else []),
+        *([("diversity", _diversity(counts["diversity"]))] if counts.get("diversity") else []),
         ("units failed", f"{counts.get('units_failed', 0)} ({_reasons(counts.get('units_failed_by_reason', {}))})"),
         (
             "pages",
@@ -75,6 +77,35 @@ def _quality(counts: dict[str, Any]) -> str:
     failed = {k: v for k, v in (counts.get("quality_failed_by_check") or {}).items() if v}
     passing = f"{counts.get('conversations_passing', 0)} of {counts.get('conversations', 0)} pass every check"
     return passing + (f"; failed: {_reasons(failed)}" if failed else "")
+
+
+def _judges(scores: dict[str, Any]) -> str:
+    """Each judge's scores (0–1) as a distribution, and how many passed its threshold."""
+    return "; ".join(
+        f"{name} mean {s['mean']:.2f} (quartiles {' / '.join(f'{q:.2f}' for q in s['quartiles'])}), "
+        f"{s['passed']} of {s['n']} pass"
+        for name, s in scores.items()
+    )
+
+
+_FIGURES = {
+    "distinct_1": "distinct-1 {:.2f}",
+    "distinct_2": "distinct-2 {:.2f}",
+    "near_duplicate_rate": "near-duplicates {:.0%}",
+    "embedding_distance": "embedding distance {:.2f}",
+    "vendi_score": "Vendi score {:.1f}",
+    "persona_similarity_correlation": "persona/conversation similarity r {:+.2f}",
+}
+
+
+def _diversity(figures: dict[str, float | None]) -> str:
+    """The run's diversity figures (swarm eval), in a fixed order; one that could not be worked out is –."""
+    shown = []
+    for metric, form in _FIGURES.items():
+        if metric in figures:
+            value = figures[metric]
+            shown.append(form.format(value) if value is not None else form.split(" {")[0] + " –")
+    return ", ".join(shown)
 
 
 class LiveDisplay:

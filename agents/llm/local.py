@@ -59,6 +59,7 @@ class LocalModel:
         chat_format: str = "chatml",
         n_ctx: int = 4096,
         startup_timeout: float = 120.0,
+        embedding: bool = False,
     ):
         configured = model_path or os.environ.get("SWARM_LOCAL_MODEL")
         self.model_path = Path(configured) if configured else bundled_model_path()
@@ -67,6 +68,7 @@ class LocalModel:
         if importlib.util.find_spec("llama_cpp") is None:
             raise LocalModelUnavailable("llama-cpp-python is not installed: pip install 'persona-swarm[local]'")
         self.chat_format, self.n_ctx, self.startup_timeout = chat_format, n_ctx, startup_timeout
+        self.embedding = embedding  # also serve /v1/embeddings (swarm eval's diversity figures)
         self.port = 0
         self._process: subprocess.Popen[bytes] | None = None
         self._log: IO[bytes] | None = None
@@ -117,6 +119,7 @@ class LocalModel:
                 str(self.n_ctx),
                 "--n_threads",
                 str(os.cpu_count() or 1),
+                *(["--embedding", "true"] if self.embedding else []),
                 # no --cache (its RAM prompt cache): each saved state also copies the logits, which its
                 # size limit does not count, so the server grew by ~250 MB a prompt (5 GB in the demo)
                 # for no gain in the demo's time (4:51 without, 3:54-4:55 with)

@@ -61,6 +61,16 @@ def sentences(text: str) -> list[str]:
     return [s.strip() for s in _SENTENCE.split(text) if s.strip()]
 
 
+def claims(messages: list[dict[str, str]]) -> list[tuple[str, list[int]]]:
+    """The assistant's sentences, in order, each with the source numbers it cites."""
+    return [
+        (s, [int(n) for n in CITATION.findall(s)])
+        for m in messages
+        if m["role"] == "assistant"
+        for s in sentences(m["content"])
+    ]
+
+
 def content_words(tokens: list[str]) -> set[str]:
     """The distinct words of three letters or more that are not common English words (agents/reading.py's)."""
     return {t for t in set(tokens) if len(t) > 2} - STOP_WORDS
@@ -149,13 +159,7 @@ class View:
 
     @functools.cached_property
     def said(self) -> list[tuple[str, list[int]]]:
-        """The assistant's sentences, in order, each with the source numbers it cites."""
-        return [
-            (s, [int(n) for n in CITATION.findall(s)])
-            for m in self.messages
-            if m["role"] == "assistant"
-            for s in sentences(m["content"])
-        ]
+        return claims(self.messages)
 
 
 def _containment(grams: list[int], whole: set[int]) -> float:

@@ -90,6 +90,7 @@ class CycleState:
     chosen: list[Chunk] = field(default_factory=list)
     fenced: dict[str, str] = field(default_factory=dict)  # sources, digest: web text, fenced by `read`
     used: set[str] = field(default_factory=set)  # prompt ids
+    judging: bool = False  # `swarm eval`: every judge step runs (in a run, only the inline ones)
 
     def values(self, **extra: Any) -> dict[str, Any]:
         """The template variables at this point of the cycle (`extra`: a step's own)."""
@@ -210,5 +211,7 @@ STEP_KINDS: Registry[type[StepKind]] = Registry(
         "structured": "agents.steps.structured:Structured",
         "variations": "agents.steps.structured:Variations",
         "next": "agents.steps.next:Next",
+        "judge": "agents.steps.judge:Judge",
+        "grounding": "agents.steps.judge:Grounding",
     },
 )

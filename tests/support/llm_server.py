@@ -102,6 +102,19 @@ def summary_of(messages: list[dict[str, Any]]) -> str:
     return f"The conversation covered {' and '.join(words[:2])}. The assistant explained {' '.join(words[2:]) or 'it'}."
 
 
+def question_of(messages: list[dict[str, Any]]) -> str | None:
+    """A user simulator's question made of its persona's words, other words each turn (so a test run's
+    conversations differ from each other as their personas do, and no turn repeats the one before)."""
+    prompt = str(messages[-1].get("content", "")) if messages else ""
+    if "Role-play this person:" not in prompt:
+        return None
+    persona = prompt.split("Role-play this person:", 1)[1].strip().split("\n", 1)[0]
+    turn = prompt.count("\nUSER: ") + prompt.startswith("USER: ")
+    words = list(dict.fromkeys(w.lower() for w in _WORD.findall(persona) if len(w) > 4))
+    picked = words[turn * 3 : turn * 3 + 3] or words[:3] or ["this"]
+    return f"What do the pages say about {', '.join(picked)} for someone like me?"
+
+
 def embedding(text: str, dimensions: int = 64) -> list[float]:
     """A deterministic unit vector of a text's hashed words: similar texts get similar vectors."""
     vector = [0.0] * dimensions
@@ -161,6 +174,8 @@ class LLMServer(LoopbackServer):
             value = fake_value(schema, schema.get("$defs", {}))
             if isinstance(value, dict) and "summary" in value and self.grounded:
                 value["summary"] = summary_of(body["messages"])
+            if isinstance(value, dict) and "message" in value and self.grounded:
+                value["message"] = question_of(body["messages"]) or value["message"]
             if isinstance(value, dict):
                 value.update({k: v for k, v in self.overrides.items() if k in value})
             name = (fmt.get("json_schema") or {}).get("name", "")
