@@ -119,7 +119,7 @@ class LocalModel:
                 str(self.n_ctx),
                 "--n_threads",
                 str(os.cpu_count() or 1),
-                *(["--embedding", "true"] if self.embedding else []),
+                *(["--embedding", "true", "--mean-pooling"] if self.embedding else []),
                 # no --cache (its RAM prompt cache): each saved state also copies the logits, which its
                 # size limit does not count, so the server grew by ~250 MB a prompt (5 GB in the demo)
                 # for no gain in the demo's time (4:51 without, 3:54-4:55 with)

@@ -26,8 +26,28 @@ def _exit_with_parent() -> None:
         os._exit(0)  # the parent is gone: nobody is left to answer
 
 
+MEAN_POOLING = "--mean-pooling"  # ours, not llama_cpp.server's: taken out before it reads the arguments
+
+
+def _mean_pooling() -> None:
+    """Embeddings pooled by llama.cpp itself, one vector a text. The server has no setting for it, and a
+    model file that declares no pooling (SmolLM2's) makes it answer a vector a token: megabytes a text."""
+    import llama_cpp
+
+    original = llama_cpp.Llama.__init__
+
+    def init(self: llama_cpp.Llama, *args: object, **kwargs: object) -> None:
+        kwargs.setdefault("pooling_type", llama_cpp.LLAMA_POOLING_TYPE_MEAN)
+        original(self, *args, **kwargs)  # type: ignore[arg-type]
+
+    llama_cpp.Llama.__init__ = init  # type: ignore[method-assign]
+
+
 def main() -> None:
     threading.Thread(target=_exit_with_parent, name="parent-watch", daemon=True).start()
+    if MEAN_POOLING in sys.argv:
+        sys.argv.remove(MEAN_POOLING)
+        _mean_pooling()
     sys.argv = ["llama_cpp.server", *sys.argv[1:]]
     runpy.run_module("llama_cpp.server", run_name="__main__", alter_sys=True)
 

@@ -3,9 +3,9 @@
     figures = lexical(user_texts, whole_texts)            # distinct-1/2, near-duplicate rate
     figures += semantic(conversation_vectors, persona_vectors)   # embedding distance, Vendi score, …
 
-Lexical figures need no model. Semantic ones take unit vectors from an embeddings endpoint; they are
-centred on the set's mean before use, since the embeddings of a small language model all point much
-the same way (a cosine near 1 for any two texts) and only their differences tell texts apart.
+Lexical figures need no model. Semantic ones take unit vectors from an embeddings endpoint, as they
+come: their figures compare runs scored with the same embedding model, not across models (a small
+language model's vectors all point much the same way, so its distances are small for any texts).
 """
 
 from __future__ import annotations
@@ -62,9 +62,8 @@ def lexical(user_texts: list[str], whole_texts: list[str]) -> list[Figure]:
     return [distinct(user_texts, 1), distinct(user_texts, 2), near_duplicate_rate(whole_texts)]
 
 
-def _centred(vectors: list[list[float]]) -> np.ndarray:
+def _unit(vectors: list[list[float]]) -> np.ndarray:
     matrix = np.asarray(vectors, dtype=np.float64)
-    matrix = matrix - matrix.mean(axis=0)
     norms = np.linalg.norm(matrix, axis=1, keepdims=True)
     return matrix / np.where(norms > 0, norms, 1.0)
 
@@ -78,7 +77,7 @@ def semantic(conversations: list[list[float]], personas: list[list[float]] | Non
         return [Figure(m, None, n, why) for m in ("embedding_distance", "vendi_score")] + (
             [Figure("persona_similarity_correlation", None, n, why)] if personas is not None else []
         )
-    x = _centred(conversations)
+    x = _unit(conversations)
     total = x.sum(axis=0)
     mean_cosine = (float(total @ total) - float((x * x).sum())) / (n * (n - 1))
     # Vendi score (Friedman & Dieng, 2023): exp of the entropy of the eigenvalues of K/n, K = X Xᵀ; they
@@ -87,11 +86,11 @@ def semantic(conversations: list[list[float]], personas: list[list[float]] | Non
     eigenvalues = eigenvalues[eigenvalues > 1e-12]
     vendi = float(np.exp(-(eigenvalues * np.log(eigenvalues)).sum()))
     figures = [
-        Figure("embedding_distance", 1 - mean_cosine, n, "1 − mean cosine of pairs of conversations (centred vectors)"),
+        Figure("embedding_distance", 1 - mean_cosine, n, "1 − mean cosine of pairs of conversations"),
         Figure("vendi_score", vendi, n, f"the effective number of distinct conversations, of {n}"),
     ]
     if personas is not None:
-        figures.append(_correlation(x, _centred(personas)))
+        figures.append(_correlation(x, _unit(personas)))
     return figures
 
 
