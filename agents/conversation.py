@@ -22,6 +22,7 @@ class CycleConfig:
     context_chars: int = 24_000  # the whole prompt kept within about 6,000 tokens
     variations: int = 0  # rephrased prompt/response pairs to add (0 = none)
     answer_tokens: int = 700  # an assistant answer's budget; a longer one is cut at its last full sentence
+    checks: bool = True  # the quality checks after each conversation (agents/quality)
 
 
 @dataclass

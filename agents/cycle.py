@@ -65,7 +65,7 @@ async def run_cycle(
     conversation = Conversation(persona.id, cycle, list(queries or []), recipe_hash=recipe.hash)
     state = CycleState(persona, conversation, config, models_of(llm), read, unit_scope(persona.id, cycle, attempt))
     await _steps(state, recipe.steps)
-    if conversation.messages:
+    if conversation.messages and config.checks:
         pages = {c.number: c.page.text for c in state.chosen}
         checks = quality.check(
             conversation.messages, pages, conversation.metadata, persona=persona.text, language=recipe.spec.language
@@ -92,7 +92,7 @@ async def complete(
     state = CycleState(persona, conversation, config, models_of(llm), _no_reading, scope)
     await _steps(state, [step for step in recipe.steps if step.name in failed])
     # the turns did not change: only the checks that read what a late step makes run again
-    again = {c.name for c in quality.CHECKS if not c.needs_pages}
+    again = {c.name for c in quality.CHECKS if not c.needs_pages and config.checks}
     language = recipe.spec.language
     checks = quality.check(
         conversation.messages, {}, conversation.metadata, persona=persona.text, language=language, only=again

@@ -12,6 +12,7 @@ default's of that name, or those of `judges_from`. Each conversation's pages com
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import datetime as dt
 import json
 from collections import Counter, defaultdict
@@ -59,7 +60,7 @@ class EvalPlan:
     diversity: bool = True
     by: str | None = None  # persona attribute whose values are the strata of the diversity figures
     force: bool = False  # score again what is already scored
-    concurrency: int = 4  # conversations judged at once
+    concurrency: int = 4  # judge calls at once
     source_chars: int = 4_000  # of each page a judge is shown
 
 
@@ -180,10 +181,15 @@ def check(item: Stored, recipe: Recipe, force: bool) -> list[Result]:
 
 
 async def judge(
-    item: Stored, steps: Sequence[StepKind], models: Mapping[str, LLMClient], source_chars: int
+    item: Stored,
+    steps: Sequence[StepKind],
+    models: Mapping[str, LLMClient],
+    source_chars: int,
+    slots: asyncio.Semaphore | None = None,
 ) -> dict[str, str]:
-    """Run the judge steps on one stored conversation; its results land in `conversation.quality`.
-    Returns the steps that failed, with why."""
+    """Run the judge steps on one stored conversation, each as soon as a slot is free (they are
+    independent: a judge reads the conversation, not another judge); their results land in
+    `conversation.quality`. Returns the steps that failed, with why."""
     conversation = item.conversation
     conversation.quality = []
     scope = f"eval/{conversation.conversation_id}"  # the cache's: judged again, the same answers come back
@@ -193,12 +199,15 @@ async def judge(
         chosen = [reading.Chunk(n, page, page.text[:source_chars]) for n, page in sorted(item.pages.items())]
         state.fenced["sources"] = fence.fence("SOURCES", reading.render_sources(chosen))
     failed = {}
-    for step in steps:
-        try:
-            await step.run(state)
-        except (LLMOutputError, StepFailed, TemplateProblem) as exc:
-            reason = str(getattr(exc, "reason", "template_error"))
-            failed[step.name] = f"{reason}: {exc}"
+
+    async def one(step: StepKind) -> None:
+        async with slots or contextlib.nullcontext():
+            try:
+                await step.run(state)
+            except (LLMOutputError, StepFailed, TemplateProblem) as exc:
+                failed[step.name] = f"{getattr(exc, 'reason', 'template_error')}: {exc}"
+
+    await asyncio.gather(*(one(step) for step in steps))
     return failed
 
 
@@ -231,7 +240,7 @@ async def evaluate(
             results = check(item, recipe, plan.force)
             report.checked += bool(results)
             keep(item.conversation.conversation_id, results)
-    semaphore = asyncio.Semaphore(plan.concurrency)
+    slots = asyncio.Semaphore(plan.concurrency)  # judge calls at once, whichever conversations they are of
 
     async def one(item: Stored) -> None:
         due = []
@@ -242,8 +251,7 @@ async def evaluate(
                 due.append(step)
         if not due or not item.conversation.messages:
             return
-        async with semaphore:
-            failed = await judge(item, due, models, plan.source_chars)
+        failed = await judge(item, due, models, plan.source_chars, slots)
         keep(item.conversation.conversation_id, item.conversation.quality)
         for step in due:
             if step.name in failed:

@@ -82,6 +82,7 @@ class RunConfig:
     llm_concurrency: int = LLMSettings.max_concurrency
     grace: float = 20.0  # seconds in-flight units get to finish after a first Ctrl-C
     recipe: str | None = None  # the recipe as given (a bundled name or a file); its text is in runs.recipe
+    checks: bool = True  # the quality checks after each conversation (swarm eval runs them later otherwise)
 
     def to_json(self) -> str:
         return json.dumps(asdict(self), sort_keys=True)

@@ -197,6 +197,7 @@ class RunSession:
             source_chars=config.source_chars or (2_400 if small else CycleConfig.source_chars),
             context_chars=config.context_chars or (9_000 if small else CycleConfig.context_chars),
             answer_tokens=config.answer_tokens or (160 if small else CycleConfig.answer_tokens),
+            checks=config.checks,
         )
         swarm = Swarm(
             self.plan.run_id,

@@ -21,6 +21,12 @@ Both servers run in their own processes so they never compete for our GIL.
 
     git worktree add /tmp/before c5d263d
     python benchmarks/swarm_speed.py --vs /tmp/before --rounds 2
+
+4. Checks on and off (`--part checks`): the throughput part with the inline quality checks and with
+   `--no-checks`, alternating the same way; prints both ratios and the CPU this process spent a
+   conversation, and the checks' share of it.
+
+    python benchmarks/swarm_speed.py --part checks --rounds 3
 """
 
 from __future__ import annotations
@@ -119,15 +125,22 @@ class Quiet:
         self.marks[100] = rss_mb()
 
 
-def run(db: Database, config: RunConfig, n: int) -> tuple[dict[str, Any], float, Quiet]:
+def run(db: Database, config: RunConfig, n: int) -> tuple[dict[str, Any], float, Quiet, float]:
+    """The run's record, its wall time, its display and the CPU seconds this process spent on it."""
     display = Quiet(n)
-    started = time.perf_counter()
+    started, cpu = time.perf_counter(), time.process_time()
     record = asyncio.run(execute(db, config, display))
-    return record, time.perf_counter() - started, display
+    return record, time.perf_counter() - started, display, time.process_time() - cpu
 
 
 def config_for(
-    llm_port: int, site_port: int, n: int, agents: int, llm_concurrency: int, recipe: str | None = None
+    llm_port: int,
+    site_port: int,
+    n: int,
+    agents: int,
+    llm_concurrency: int,
+    recipe: str | None = None,
+    checks: bool = True,
 ) -> RunConfig:
     os.environ.update(
         SEARXNG_URL=f"http://127.0.0.1:{site_port}",
@@ -151,14 +164,17 @@ def config_for(
         model="bench-model",
         llm_concurrency=llm_concurrency,
         recipe=recipe,
+        checks=checks,
     )
 
 
 def throughput(args: argparse.Namespace, workdir: Path, llm_port: int, site_port: int) -> None:
     db = Database(workdir / "throughput.duckdb")
     import_files(db, [personas_file(workdir / "personas.jsonl", args.personas)])
-    config = config_for(llm_port, site_port, args.personas, args.agents, args.llm_concurrency, args.recipe)
-    record, elapsed, display = run(db, config, args.personas)
+    config = config_for(
+        llm_port, site_port, args.personas, args.agents, args.llm_concurrency, args.recipe, not args.no_checks
+    )
+    record, elapsed, display, cpu = run(db, config, args.personas)
     swarm_s = display.swarm_ended - display.swarm_started
     counts = record["counts"]
     requests = counts["llm_calls"] - counts["llm_calls_cached"]
@@ -168,7 +184,8 @@ def throughput(args: argparse.Namespace, workdir: Path, llm_port: int, site_port
     rate = conversations / elapsed
     steady = conversations / swarm_s
     print(f"throughput: {args.personas} personas, {args.agents} agents, LLM at L = {args.latency} s, C = "
-          f"{args.llm_concurrency}, recipe {args.recipe or 'default'}")  # fmt: skip
+          f"{args.llm_concurrency}, recipe {args.recipe or 'default'}, checks "
+          f"{'off' if args.no_checks else 'on'}")  # fmt: skip
     print(f"  {conversations} conversations in {elapsed:.1f} s (setup and the final flush included); "
           f"{counts['units_failed']} failed; {counts['pages_ok']} pages read")  # fmt: skip
     print(f"  LLM requests per conversation: {per_conversation:.2f} ({counts['llm_calls_cached']} more calls "
@@ -178,6 +195,7 @@ def throughput(args: argparse.Namespace, workdir: Path, llm_port: int, site_port
           f"{rate:.2f} → ratio {rate / bound:.3f} (target ≥ 0.85)")  # fmt: skip
     print(f"  conversations/s, agents working ({swarm_s:.1f} s): "
           f"{steady:.2f} → ratio {steady / bound:.3f}")  # fmt: skip
+    print(f"  CPU of this process: {cpu:.1f} s, {cpu / max(1, conversations) * 1000:.1f} ms a conversation")
 
 
 def memory(args: argparse.Namespace, workdir: Path, llm_port: int, site_port: int) -> None:
@@ -185,7 +203,7 @@ def memory(args: argparse.Namespace, workdir: Path, llm_port: int, site_port: in
     import_files(db, [personas_file(workdir / "many.jsonl", args.memory_personas)])
     config = config_for(llm_port, site_port, args.memory_personas, 64, 64)
     base = rss_mb()
-    record, elapsed, display = run(db, config, args.memory_personas)
+    record, elapsed, display, _ = run(db, config, args.memory_personas)
     counts = record["counts"]
     peak = max(display.samples or [0.0])
     marks = ", ".join(f"{q}%: {mb:.0f} MB" for q, mb in sorted(display.marks.items()))
@@ -194,18 +212,20 @@ def memory(args: argparse.Namespace, workdir: Path, llm_port: int, site_port: in
     print(f"  resident memory before the run {base:.0f} MB; at {marks}; peak {peak:.0f} MB (target < 500 MB)")
 
 
-_RATIOS = re.compile(r"start to end of the run.*?ratio ([0-9.]+).*?agents working.*?ratio ([0-9.]+)", re.S)
+_RATIOS = re.compile(
+    r"start to end of the run.*?ratio ([0-9.]+).*?agents working.*?ratio ([0-9.]+).*?, ([0-9.]+) ms a conversation",
+    re.S,
+)
 
 
-def side_by_side(args: argparse.Namespace) -> None:
-    """The throughput part of this checkout and of `args.vs`, alternating, each in its own process."""
-    checkouts = {"this checkout": ROOT, f"{args.vs}": Path(args.vs).resolve()}
+def side_by_side(args: argparse.Namespace, variants: dict[str, tuple[Path, list[str]]]) -> None:
+    """The throughput part of each variant (a checkout and its extra flags), alternating, each in its own
+    process; the first variant is compared with the second."""
     flags = ["--part", "throughput", "--latency", str(args.latency), "--llm-concurrency", str(args.llm_concurrency),
              "--agents", str(args.agents), "--personas", str(args.personas)]  # fmt: skip
-    found: dict[str, list[tuple[float, float]]] = {name: [] for name in checkouts}
+    found: dict[str, list[tuple[float, float, float]]] = {name: [] for name in variants}
     for round_number in range(args.rounds):
-        for name, root in checkouts.items():
-            extra = ["--recipe", args.recipe] if args.recipe and root == ROOT else []
+        for name, (root, extra) in variants.items():
             done = subprocess.run(
                 [sys.executable, str(root / "benchmarks" / "swarm_speed.py"), *flags, *extra],
                 capture_output=True,
@@ -216,20 +236,23 @@ def side_by_side(args: argparse.Namespace) -> None:
             match = _RATIOS.search(done.stdout)
             if done.returncode or not match:
                 sys.exit(f"{name}: the benchmark failed ({done.returncode}):\n{done.stdout}\n{done.stderr[-2000:]}")
-            found[name].append((float(match[1]), float(match[2])))
-            print(f"round {round_number + 1}, {name}: ratio {match[1]} (run), {match[2]} (agents working)", flush=True)
+            found[name].append((float(match[1]), float(match[2]), float(match[3])))
+            print(f"round {round_number + 1}, {name}: ratio {match[1]} (run), {match[2]} (agents working), "
+                  f"CPU {match[3]} ms a conversation", flush=True)  # fmt: skip
     print(f"side by side, medians of {args.rounds} round(s), L = {args.latency} s, C = {args.llm_concurrency}:")
-    (mine, theirs) = (tuple(statistics.median(r[i] for r in runs) for i in (0, 1)) for runs in found.values())
+    (first, second) = list(variants)
+    mine, theirs = (tuple(statistics.median(r[i] for r in found[name]) for i in (0, 1, 2)) for name in (first, second))
     for i, label in enumerate(["start to end of the run", "agents working"]):
         change = (mine[i] / theirs[i] - 1) * 100
-        print(
-            f"  {label}: this checkout {mine[i]:.3f} | {args.vs} {theirs[i]:.3f} | {change:+.1f} % (bound: within 3 %)"
-        )
+        print(f"  {label}: {first} {mine[i]:.3f} | {second} {theirs[i]:.3f} | {change:+.1f} % (bound: within 3 %)")
+    share = (mine[2] - theirs[2]) / mine[2] * 100
+    print(f"  CPU a conversation: {first} {mine[2]:.1f} ms | {second} {theirs[2]:.1f} ms | the difference is "
+          f"{share:+.1f} % of {first}'s")  # fmt: skip
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--part", choices=["throughput", "memory", "both"], default="both")
+    parser.add_argument("--part", choices=["throughput", "memory", "both", "checks"], default="both")
     parser.add_argument("--latency", type=float, default=0.5)
     parser.add_argument("--llm-concurrency", type=int, default=16)
     parser.add_argument("--agents", type=int, default=64)
@@ -239,9 +262,14 @@ def main() -> None:
     parser.add_argument("--recipe", help="a bundled recipe's name or a recipe file (default: the default recipe)")
     parser.add_argument("--vs", help="another checkout to run side by side with this one (throughput only)")
     parser.add_argument("--rounds", type=int, default=1, help="with --vs: alternating rounds (medians are shown)")
+    parser.add_argument("--no-checks", action="store_true", help="the run without its inline quality checks")
     args = parser.parse_args()
+    recipe = ["--recipe", args.recipe] if args.recipe else []
     if args.vs:
-        side_by_side(args)
+        side_by_side(args, {"this checkout": (ROOT, recipe), args.vs: (Path(args.vs).resolve(), [])})
+        return
+    if args.part == "checks":
+        side_by_side(args, {"checks on": (ROOT, recipe), "checks off": (ROOT, [*recipe, "--no-checks"])})
         return
     with tempfile.TemporaryDirectory() as tmp:
         workdir = Path(tmp)

@@ -39,7 +39,7 @@ def test_eval_judges_every_conversation_once_and_goes_on_where_it_stopped(
     cli: Cli, run_id: str, llm_server: LLMServer, isolated_db: Path
 ) -> None:
     llm_server.schema_faults["PersonaAdherence"] = 2  # one conversation's persona judge fails, repair included
-    code, out, err = cli("eval", "--run", run_id, "--judge", "all")
+    code, out, err = cli("eval", "--run", run_id, "--judge", "all", "--concurrency", "1")
     assert code == 0, err
     said = " ".join(out.split())
     assert "judge grounding: 4 judged now" in said and "judge persona: 3 judged now" in said

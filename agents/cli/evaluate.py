@@ -56,7 +56,7 @@ def evaluate_command(
     model: Annotated[
         str | None, typer.Option(help="The judges' model (default: the run's).", show_default=False)
     ] = None,
-    concurrency: Annotated[int, typer.Option(min=1, max=256, help="Conversations judged at once.")] = 4,
+    concurrency: Annotated[int, typer.Option(min=1, max=256, help="Judge calls at once.")] = 16,
 ) -> None:
     """Score a run's stored conversations, regenerating nothing: the quality checks they lack, the judge
     steps asked for (a model's opinion), and the run's diversity. What is already scored is kept, so an
@@ -122,7 +122,8 @@ async def _evaluate(
                 settings = replace(settings, base_url=local.base_url, api_key="local", model=local.name,
                                    max_concurrency=1)  # fmt: skip
             else:
-                settings = replace(settings, base_url=endpoint or settings.base_url, model=model or settings.model)
+                settings = replace(settings, base_url=endpoint or settings.base_url, model=model or settings.model,
+                                   max_concurrency=plan.concurrency)  # fmt: skip
             aliases = {"default"} | {p.spec.model for step in steps for p in step.prompts.values()}
             source = plan.judges_from or recipe
             models = await open_models(stack, source, settings, db, writer, run_id=plan.run_id, aliases=aliases)

@@ -109,6 +109,10 @@ def run(
         str | None,
         typer.Option(help="The steps of each cycle: a recipe file, or a bundled name (swarm recipe list)."),
     ] = None,
+    checks: Annotated[
+        bool,
+        typer.Option("--checks/--no-checks", help="Check each conversation as it is made (else later, by swarm eval)."),
+    ] = D.checks,
     resume: Annotated[str | None, typer.Option(help="Continue this run with its own config.")] = None,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No live progress; the summary at the end.")] = False,
     json_lines: Annotated[bool, typer.Option("--json", help="Progress as JSON lines on stdout.")] = False,
@@ -165,6 +169,7 @@ def run(
         llm_concurrency=llm_concurrency,
         grace=grace,
         recipe=recipe,
+        checks=checks,
     )
     if resume:
         given = [p for p in ctx.command.params if p.name not in _NOT_CONFIG and _given(ctx, p.name)]
