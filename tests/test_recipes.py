@@ -42,7 +42,8 @@ async def test_the_default_recipe_sends_exactly_what_the_fixed_cycle_sent(
     llm_server: LLMServer, isolated_db: Path
 ) -> None:
     # recorded once from the cycle as it was before recipes (two cycles, two turns, two variations), when
-    # the test server's assistant echoed the user
+    # the test server's assistant echoed the user; since then only the metadata schema's tags and keywords
+    # changed (a pattern: words, not JSON or numbers), re-recorded after checking nothing else did
     llm_server.grounded = False
     await cycles(isolated_db, llm_server, turns=2, variations=2)
     sent = [r["body"] for r in llm_server.requests]
