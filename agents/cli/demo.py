@@ -77,7 +77,9 @@ def _show(db: Database, record: dict[str, Any]) -> None:
         f"AS tokens FROM llm_calls WHERE run_id = '{run_id}' GROUP BY 1 ORDER BY 2 DESC\"",
         f"swarm query \"SELECT coalesce(error, 'ok') AS outcome, count(*) AS pages FROM pages WHERE run_id = "
         f"'{run_id}' GROUP BY 1\"",
-        f"swarm export --run {run_id} --format openai -o demo.jsonl",
+        f"swarm eval --run {run_id}                 # the run's diversity (a minute)",
+        f"swarm eval --run {run_id} --judge all     # the embedded model judges each conversation",
+        f"swarm export --run {run_id} --format openai -o demo.jsonl   # those that pass the checks (--all: every one)",
         f"swarm runs show {run_id}",
     ):
         console.print(f"  {example_command}", soft_wrap=True, markup=False)
