@@ -45,6 +45,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from agents import cycle
 from agents.launch import execute
 from agents.runs import RunConfig
 from agents.swarm import Swarm
@@ -168,12 +169,30 @@ def config_for(
     )
 
 
+class CheckTime:
+    """The CPU the inline quality checks take, on the thread that runs them (the event loop's)."""
+
+    def __init__(self) -> None:
+        self.seconds, self.calls = 0.0, 0
+        self.check = cycle.quality.check
+        cycle.quality.check = self  # type: ignore[assignment]
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        started = time.thread_time()
+        try:
+            return self.check(*args, **kwargs)
+        finally:
+            self.seconds += time.thread_time() - started
+            self.calls += 1
+
+
 def throughput(args: argparse.Namespace, workdir: Path, llm_port: int, site_port: int) -> None:
     db = Database(workdir / "throughput.duckdb")
     import_files(db, [personas_file(workdir / "personas.jsonl", args.personas)])
     config = config_for(
         llm_port, site_port, args.personas, args.agents, args.llm_concurrency, args.recipe, not args.no_checks
     )
+    checks = CheckTime()
     record, elapsed, display, cpu = run(db, config, args.personas)
     swarm_s = display.swarm_ended - display.swarm_started
     counts = record["counts"]
@@ -196,6 +215,9 @@ def throughput(args: argparse.Namespace, workdir: Path, llm_port: int, site_port
     print(f"  conversations/s, agents working ({swarm_s:.1f} s): "
           f"{steady:.2f} → ratio {steady / bound:.3f}")  # fmt: skip
     print(f"  CPU of this process: {cpu:.1f} s, {cpu / max(1, conversations) * 1000:.1f} ms a conversation")
+    if checks.calls:
+        print(f"  the quality checks themselves: {checks.seconds / checks.calls * 1000:.2f} ms a conversation, "
+              f"{checks.seconds / cpu * 100:.1f} % of the process's CPU (target < 2 %)")  # fmt: skip
 
 
 def memory(args: argparse.Namespace, workdir: Path, llm_port: int, site_port: int) -> None:

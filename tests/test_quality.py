@@ -115,7 +115,11 @@ def test_loops_breaks_of_character_and_cut_answers_fail_degenerate() -> None:
 def test_tags_that_are_numbers_or_json_and_an_unrelated_summary_fail_metadata() -> None:
     numbers = {**METADATA, "tags": ["1", "510", "}\n{\n    "], "keywords": ["]\n", "sleep"]}
     found = results(GOOD, numbers)["metadata"]
-    assert not found.passed and "4 of 5 tags/keywords are not words" in found.detail
+    assert not found.passed and "4 of 5 tags/keywords are not words, or the prompt's own" in found.detail
+    # the last demo's best conversation had the prompt's speakers and a fence tag for tags
+    prompt = {**METADATA, "tags": ["user", "ASSISTANT", "CONVERSATION eb83d3fc81ff", "sleep"]}
+    assert "3 of 9 tags/keywords are not words, or the prompt's own: 'user'" in results(GOOD, prompt)["metadata"].detail
+    assert results(GOOD, {**METADATA, "tags": ["user experience", "sleep"]})["metadata"].passed
     elsewhere = {**METADATA, "summary": "Vultures circle above the limestone cliffs. Shepherds count them."}
     assert "the summary shares 0 content words" in results(GOOD, elsewhere)["metadata"].detail
     assert "no metadata" in results(GOOD, None)["metadata"].detail

@@ -32,6 +32,10 @@ _BREAK = re.compile(  # searched in lower-case text
 _ENDS = re.compile(r"[.!?…\"')\]*]\s*$")
 _TOKEN = re.compile(r"\w+")
 _TAG = re.compile(r"^[^\W\d_][\w'’ .&+/-]{0,39}$")
+# a label that names the prompt's structure (a speaker, a fence's name or its hex tag), not the content
+_PROMPT_WORDS = re.compile(
+    r"^\s*(user|assistant|system|conversation|sources?|web pages|untrusted data)\s*$|\b[0-9a-f]{12}\b", re.IGNORECASE
+)
 
 
 @dataclass(frozen=True)
@@ -299,14 +303,14 @@ def metadata_sanity(view: View) -> tuple[float, str]:
     if not isinstance(metadata, dict):
         return 0.0, "no metadata (the step failed or the recipe has none)"
     labels = [str(t) for key in ("tags", "keywords") for t in metadata.get(key) or []]
-    bad = [t for t in labels if not _TAG.match(t.strip()) or t.strip().isdigit()]
+    bad = [t for t in labels if not _TAG.match(t.strip()) or t.strip().isdigit() or _PROMPT_WORDS.search(t)]
     talked = {w for tokens in view.tokens for w in content_words(tokens)}
     summary = content_words(_TOKEN.findall(str(metadata.get("summary") or "").lower()))
     shared = summary & talked
     problems = []
     if bad:
         shown = ", ".join(repr(t)[:30] for t in bad[:5])
-        problems.append(f"{len(bad)} of {len(labels)} tags/keywords are not words: {shown}")
+        problems.append(f"{len(bad)} of {len(labels)} tags/keywords are not words, or the prompt's own: {shown}")
     if summary and len(shared) < 2:
         problems.append(f"the summary shares {len(shared)} content words with the conversation")
     score = (1 - len(bad) / len(labels) if labels else 1.0) * (1.0 if not summary or len(shared) >= 2 else 0.5)
@@ -332,7 +336,8 @@ CHECKS: list[Check] = [
           "when the recipe sets none",
           False, language),
     Check("metadata", 1.0, True, "every tag and keyword is a word or phrase (a letter first, no digits alone, no "
-          "JSON), and the summary shares at least two content words with the conversation", False, metadata_sanity),
+          "JSON, not a speaker or fence of the prompt: `user`, `CONVERSATION 3f2a…`), and the summary shares at "
+          "least two content words with the conversation", False, metadata_sanity),
 ]  # fmt: skip
 BY_NAME = {c.name: c for c in CHECKS}
 
