@@ -234,6 +234,7 @@ def memory(args: argparse.Namespace, workdir: Path, llm_port: int, site_port: in
     print(f"  resident memory before the run {base:.0f} MB; at {marks}; peak {peak:.0f} MB (target < 500 MB)")
 
 
+_CHECKS = re.compile(r"the quality checks themselves: .*?, ([0-9.]+) % of the process")
 _RATIOS = re.compile(
     r"start to end of the run.*?ratio ([0-9.]+).*?agents working.*?ratio ([0-9.]+).*?, ([0-9.]+) ms a conversation",
     re.S,
@@ -246,6 +247,7 @@ def side_by_side(args: argparse.Namespace, variants: dict[str, tuple[Path, list[
     flags = ["--part", "throughput", "--latency", str(args.latency), "--llm-concurrency", str(args.llm_concurrency),
              "--agents", str(args.agents), "--personas", str(args.personas)]  # fmt: skip
     found: dict[str, list[tuple[float, float, float]]] = {name: [] for name in variants}
+    checks: dict[str, list[float]] = {name: [] for name in variants}
     for round_number in range(args.rounds):
         for name, (root, extra) in variants.items():
             done = subprocess.run(
@@ -259,8 +261,12 @@ def side_by_side(args: argparse.Namespace, variants: dict[str, tuple[Path, list[
             if done.returncode or not match:
                 sys.exit(f"{name}: the benchmark failed ({done.returncode}):\n{done.stdout}\n{done.stderr[-2000:]}")
             found[name].append((float(match[1]), float(match[2]), float(match[3])))
+            own = _CHECKS.search(done.stdout)
+            if own:
+                checks[name].append(float(own[1]))
+            shown = f", the checks' own {own[1]} %" if own else ""
             print(f"round {round_number + 1}, {name}: ratio {match[1]} (run), {match[2]} (agents working), "
-                  f"CPU {match[3]} ms a conversation", flush=True)  # fmt: skip
+                  f"CPU {match[3]} ms a conversation{shown}", flush=True)  # fmt: skip
     print(f"side by side, medians of {args.rounds} round(s), L = {args.latency} s, C = {args.llm_concurrency}:")
     (first, second) = list(variants)
     mine, theirs = (tuple(statistics.median(r[i] for r in found[name]) for i in (0, 1, 2)) for name in (first, second))
@@ -270,6 +276,9 @@ def side_by_side(args: argparse.Namespace, variants: dict[str, tuple[Path, list[
     share = (mine[2] - theirs[2]) / mine[2] * 100
     print(f"  CPU a conversation: {first} {mine[2]:.1f} ms | {second} {theirs[2]:.1f} ms | the difference is "
           f"{share:+.1f} % of {first}'s")  # fmt: skip
+    for name, shares in checks.items():
+        if shares:
+            print(f"  {name}: the checks' own CPU, median {statistics.median(shares):.1f} % of the process's (< 2 %)")
 
 
 def main() -> None:
