@@ -73,6 +73,7 @@ class EvalReport:
     already: Counter[str] = field(default_factory=Counter)  # judge → conversations that had its scores
     failed: Counter[str] = field(default_factory=Counter)  # "judge: reason" → conversations
     without_pages: int = 0  # conversations whose pages are not known: citations and support not checked
+    by: str | None = None  # the persona attribute of the strata
     figures: dict[str, list[diversity.Figure]] = field(default_factory=dict)  # stratum → figures
 
 
@@ -227,7 +228,7 @@ async def evaluate(
     recipe, _ = run_recipe(db, plan.run_id)
     steps = judge_steps(plan, recipe) if plan.judges else []
     stored = await asyncio.to_thread(load, db, plan.run_id)
-    report = EvalReport(plan.run_id, conversations=len(stored))
+    report = EvalReport(plan.run_id, conversations=len(stored), by=plan.by)
     now = dt.datetime.now(dt.UTC)
 
     def keep(cid: str, results: list[Result]) -> None:

@@ -50,8 +50,9 @@ SELECT c.conversation_id, c.run_id, c.persona_id, c.cycle,
        p.text AS persona, p.attributes AS persona_attributes,
        q.quality_passed, q.scores, q.quality_json{outputs}
 FROM conversations c LEFT JOIN personas p USING (persona_id) LEFT JOIN (
-    -- the checks (and judges) of each conversation: passed when every blocking one passed; NULL when none ran
-    SELECT conversation_id, coalesce(bool_and(passed) FILTER (WHERE blocking), true) AS quality_passed,
+    -- the checks (and judges) of each conversation: passed when every blocking one passed; NULL when no
+    -- blocking one ran (never checked: a run from before the checks, or with --no-checks)
+    SELECT conversation_id, bool_and(passed) FILTER (WHERE blocking) AS quality_passed,
            map_from_entries(list({{'key': check_name, 'value': score}} ORDER BY check_name)) AS scores,
            CAST(to_json(list({{'check': check_name, 'score': score, 'passed': passed, 'blocking': blocking}}
                              ORDER BY check_name)) AS VARCHAR) AS quality_json

@@ -159,3 +159,22 @@ def test_diversity_figures_on_known_inputs() -> None:
     assert followed.metric == "persona_similarity_correlation" and followed.value == pytest.approx(1.0)
     # llama-cpp-python's server without pooling answers a vector a token: averaged into one unit vector
     assert _pooled([[1.0, 0.0], [0.0, 1.0]]) == pytest.approx([0.7071, 0.7071], abs=1e-4)
+
+
+def test_a_run_without_checks_is_never_checked_until_eval_checks_it(
+    cli: Cli, swarm_env: dict[str, str], isolated_db: Path, tmp_path: Path
+) -> None:
+    code, out, err = cli(*RUN, "-n", "2", "--turns", "2", "--quiet", "--no-checks")
+    assert code == 0, err
+    run = out.strip().splitlines()[-1]
+    assert rows(isolated_db, "SELECT count(*) FROM quality WHERE run_id = ?", [run]) == [(0,)]
+    # a judge's score is not a check: the conversations stay unchecked, and export says so
+    code, _, err = cli("eval", "--run", run, "--judge", "persona", "--no-checks", "--no-diversity")
+    assert code == 0, err
+    path = tmp_path / "out.jsonl"
+    code, said, _ = cli("export", "--run", run, "--format", "openai", "-o", str(path))
+    assert code == 0 and "2 never checked left out (swarm eval checks them" in " ".join(said.split())
+    code, said, _ = cli("eval", "--run", run, "--no-diversity")
+    assert code == 0 and "checks run on 2" in said
+    code, said, _ = cli("export", "--run", run, "--format", "openai", "-o", str(path))
+    assert code == 0 and "2 examples" in said

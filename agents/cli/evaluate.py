@@ -152,6 +152,8 @@ def _print(report: Any, judges: list[str]) -> None:
             shown += "; failed: " + ", ".join(f"{reason} {n}" for reason, n in failed.items())
             shown += " (run the same command again to retry them)"
         console.print(shown, markup=False, soft_wrap=True)
+    if report.figures and report.by and len(report.figures) == 1:
+        console.print(f"  no conversation's persona has a value for {report.by!r}: no strata", markup=False)
     for stratum, figures in report.figures.items():
         if stratum:
             shown = ", ".join(f"{f.metric} {f.value:.3f}" for f in figures if f.value is not None)
