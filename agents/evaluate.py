@@ -28,8 +28,10 @@ from agents.quality import diversity
 from agents.quality.checks import Result
 from agents.recipes import Recipe
 from agents.recipes.templates import PersonaView, TemplateProblem
+from agents.session import LOCAL
 from agents.steps import CycleState, StepFailed, StepKind
-from agents.steps.judge import Grounding, JudgeKind
+from agents.steps.judge import JudgeKind
+from agents.steps.read import Read, ReadOptions
 from storage import BatchWriter, Database
 from storage.errors import StorageError
 from storage.sql import fetch_dicts
@@ -49,6 +51,7 @@ class Stored:
     persona: PersonaView
     pages: dict[int, reading.Page]  # source number → page; empty when the run kept no record of them
     scored: set[str]  # the check and judge names it already has rows for
+    seen: dict[int, str] = field(default_factory=dict)  # source number → the text the assistant was given
 
 
 @dataclass
@@ -61,7 +64,6 @@ class EvalPlan:
     by: str | None = None  # persona attribute whose values are the strata of the diversity figures
     force: bool = False  # score again what is already scored
     concurrency: int = 4  # judge calls at once
-    source_chars: int = 4_000  # of each page a judge is shown
 
 
 @dataclass
@@ -116,10 +118,29 @@ def judge_steps(plan: EvalPlan, run: Recipe) -> list[JudgeKind]:
 
 def result_names(step: JudgeKind) -> list[str]:
     """The `quality` rows a judge step writes."""
-    return [f"{step.name}_recall", f"{step.name}_precision"] if isinstance(step, Grounding) else [step.name]
+    return step.result_names(step.name)
 
 
-def load(db: Database, run_id: str) -> list[Stored]:
+def source_budget(recipe: Recipe, config: Mapping[str, Any]) -> int:
+    """The characters of chunks the run's read step gave the assistant (as agents/session.py sized them)."""
+    for step in recipe.steps:
+        if isinstance(step, Read) and isinstance(step.options, ReadOptions) and step.options.source_chars:
+            return step.options.source_chars
+    return int(config.get("source_chars") or (2_400 if config.get("base_url") == LOCAL else CycleConfig.source_chars))
+
+
+def rebuilt(numbered: Mapping[int, str], pages: Mapping[str, reading.Page], budget: int) -> dict[int, str]:
+    """Each source number's text as the assistant saw it: the read step's chunks, made again from the
+    same pages in the same order (reading.chunks is deterministic). When they do not come out numbered
+    as stored (a page the read step chose gave no chunk), each number gets its page's opening."""
+    order = [pages[page_id] for page_id in dict.fromkeys(numbered[n] for n in sorted(numbered))]
+    chunks = reading.chunks(order, budget)
+    if {c.number: c.page.page_id for c in chunks} == dict(numbered):
+        return {c.number: c.text for c in chunks}
+    return {n: pages[page_id].text[:1500] for n, page_id in numbered.items()}
+
+
+def load(db: Database, run_id: str, budget: int = CycleConfig.source_chars) -> list[Stored]:
     with db.read() as con:
         rows = fetch_dicts(
             con.execute(
@@ -154,8 +175,12 @@ def load(db: Database, run_id: str) -> list[Stored]:
         conversation.metadata = json.loads(row["metadata"]) if row["metadata"] else None
         conversation.outputs = json.loads(row["outputs"] or "{}")
         persona = PersonaView(row["persona_id"], row["persona_text"], json.loads(row["attributes"] or "{}") or {})
-        known = {n: pages[page_id] for n, page_id in numbered[cid].items() if page_id in pages}
-        stored.append(Stored(conversation, persona, known, scored[cid]))
+        # a page missing from the table makes its number unknown: the checks would read it as a citation of
+        # no source, so the conversation counts as one whose pages are not known
+        known = numbered[cid] if all(page_id in pages for page_id in numbered[cid].values()) else {}
+        item = Stored(conversation, persona, {n: pages[page_id] for n, page_id in known.items()}, scored[cid])
+        item.seen = rebuilt(known, pages, budget) if known else {}
+        stored.append(item)
     return stored
 
 
@@ -185,7 +210,6 @@ async def judge(
     item: Stored,
     steps: Sequence[StepKind],
     models: Mapping[str, LLMClient],
-    source_chars: int,
     slots: asyncio.Semaphore | None = None,
 ) -> dict[str, str]:
     """Run the judge steps on one stored conversation, each as soon as a slot is free (they are
@@ -193,11 +217,12 @@ async def judge(
     `conversation.quality`. Returns the steps that failed, with why."""
     conversation = item.conversation
     conversation.quality = []
-    scope = f"eval/{conversation.conversation_id}"  # the cache's: judged again, the same answers come back
+    # the cache's scope: judged again by the same endpoint, the same answers come back; by another, its own
+    scope = f"eval/{models['default'].settings.endpoint}/{conversation.conversation_id}"
     state = CycleState(item.persona, conversation, CycleConfig(), models, _no_reading, scope)
     state.judging = True
-    if item.pages:
-        chosen = [reading.Chunk(n, page, page.text[:source_chars]) for n, page in sorted(item.pages.items())]
+    if item.seen:
+        chosen = [reading.Chunk(n, item.pages[n], text) for n, text in sorted(item.seen.items())]
         state.fenced["sources"] = fence.fence("SOURCES", reading.render_sources(chosen))
     failed = {}
 
@@ -225,9 +250,9 @@ async def evaluate(
     embed: Embed | None = None,
     progress: Callable[[EvalReport], None] | None = None,
 ) -> EvalReport:
-    recipe, _ = run_recipe(db, plan.run_id)
+    recipe, config = run_recipe(db, plan.run_id)
     steps = judge_steps(plan, recipe) if plan.judges else []
-    stored = await asyncio.to_thread(load, db, plan.run_id)
+    stored = await asyncio.to_thread(load, db, plan.run_id, source_budget(recipe, config))
     report = EvalReport(plan.run_id, conversations=len(stored), by=plan.by)
     now = dt.datetime.now(dt.UTC)
 
@@ -242,6 +267,7 @@ async def evaluate(
             report.checked += bool(results)
             keep(item.conversation.conversation_id, results)
     slots = asyncio.Semaphore(plan.concurrency)  # judge calls at once, whichever conversations they are of
+    conversations = asyncio.Semaphore(plan.concurrency)
 
     async def one(item: Stored) -> None:
         due = []
@@ -252,7 +278,8 @@ async def evaluate(
                 due.append(step)
         if not due or not item.conversation.messages:
             return
-        failed = await judge(item, due, models, plan.source_chars, slots)
+        async with conversations:  # its prompts are built only when it is its turn: memory stays flat
+            failed = await judge(item, due, models, slots)
         keep(item.conversation.conversation_id, item.conversation.quality)
         for step in due:
             if step.name in failed:
@@ -265,6 +292,8 @@ async def evaluate(
     await asyncio.gather(*(one(item) for item in stored))
     if plan.diversity:
         report.figures = await measure(stored, plan.by, embed)
+        await writer.aflush()
+        await asyncio.to_thread(_forget_figures, db, plan.run_id)  # strata or figures of an earlier eval go
         for stratum, figures in report.figures.items():
             for f in figures:
                 row = {"run_id": plan.run_id, "stratum": stratum, "metric": f.metric, "value": f.value, "n": f.n,
@@ -272,6 +301,11 @@ async def evaluate(
                 writer.submit("run_metrics", row)
     await writer.aflush()
     return report
+
+
+def _forget_figures(db: Database, run_id: str) -> None:
+    with db.write() as con:
+        con.execute("DELETE FROM run_metrics WHERE run_id = ?", [run_id])
 
 
 async def measure(stored: list[Stored], by: str | None, embed: Embed | None) -> dict[str, list[diversity.Figure]]:
@@ -282,7 +316,8 @@ async def measure(stored: list[Stored], by: str | None, embed: Embed | None) -> 
     groups: dict[str, list[int]] = {"": list(range(len(items)))}
     if by:
         for index, item in enumerate(items):
-            value = item.persona.attributes.get(by)
+            # as --stratify-by names a column: any case
+            value = next((v for k, v in item.persona.attributes.items() if k.lower() == by.lower()), None)
             if value is not None and value != "":
                 groups.setdefault(f"{by}={value}", []).append(index)
     vectors = personas = None

@@ -30,6 +30,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from agents import recipes
+from agents.quality import CHECKS
 from agents.recipes import Recipe
 from storage import Database, check_read_only, filter_expression, minhash
 from storage.errors import StorageError
@@ -50,9 +51,11 @@ SELECT c.conversation_id, c.run_id, c.persona_id, c.cycle,
        p.text AS persona, p.attributes AS persona_attributes,
        q.quality_passed, q.scores, q.quality_json{outputs}
 FROM conversations c LEFT JOIN personas p USING (persona_id) LEFT JOIN (
-    -- the checks (and judges) of each conversation: passed when every blocking one passed; NULL when no
-    -- blocking one ran (never checked: a run from before the checks, or with --no-checks)
-    SELECT conversation_id, bool_and(passed) FILTER (WHERE blocking) AS quality_passed,
+    -- the checks (and judges) of each conversation: passed when every blocking one passed; NULL until every
+    -- check ran (a run from before the checks, one with --no-checks, one whose pages are not known)
+    SELECT conversation_id, CASE WHEN count(DISTINCT check_name) FILTER (WHERE list_contains({checks}, check_name))
+                                      < {check_count} THEN NULL
+                                 ELSE bool_and(passed) FILTER (WHERE blocking) END AS quality_passed,
            map_from_entries(list({{'key': check_name, 'value': score}} ORDER BY check_name)) AS scores,
            CAST(to_json(list({{'check': check_name, 'score': score, 'passed': passed, 'blocking': blocking}}
                              ORDER BY check_name)) AS VARCHAR) AS quality_json
@@ -128,7 +131,7 @@ def _partial_kept(row: dict[str, Any]) -> bool:
     """A partial conversation asked for (--include-partial) whose only failed blocking check is `metadata`:
     it has no metadata because that step failed, which is what partial means."""
     failed = {q["check"] for q in json.loads(row["quality_json"] or "[]") if q["blocking"] and not q["passed"]}
-    return row["status"] == "partial" and failed <= {"metadata"}
+    return row["status"] == "partial" and row["quality_passed"] is False and failed <= {"metadata"}
 
 
 class ExportError(StorageError):
@@ -145,7 +148,7 @@ class ExportReport:
     variations: int
     partial_left_out: int = 0  # partial conversations that matched and were left out (no --include-partial)
     failed_left_out: int = 0  # conversations that failed a blocking quality check (no --all)
-    unchecked_left_out: int = 0  # conversations no check ran on: from before the checks (no --all)
+    unchecked_left_out: int = 0  # conversations not every check ran on (no --all): swarm eval checks them
 
 
 def _bad_where(where: str, exc: Exception, columns: list[str]) -> ExportError:
@@ -191,7 +194,11 @@ def _select(
             clauses.append(condition)
         clauses += _min_scores(con, run_id, min_scores or {})
         filters = "WHERE " + " AND ".join(clauses) if clauses else ""
-        rows_sql = _ROWS.format(outputs="".join(f",\n       {c.sql()}" for c in outputs))
+        rows_sql = _ROWS.format(
+            outputs="".join(f",\n       {c.sql()}" for c in outputs),
+            checks="[" + ", ".join(quote(c.name) for c in CHECKS) + "]",
+            check_count=len(CHECKS),
+        )
         sql = f"SELECT * FROM ({rows_sql}) {filters} ORDER BY created_at, conversation_id"
         try:
             check_read_only(sql)
@@ -304,7 +311,7 @@ def export(
     min_scores: dict[str, float] | None = None,
 ) -> ExportReport:
     """Write the selected conversations; by default only the complete ones that passed every blocking
-    quality check (`include_all` keeps those that failed one, or were never checked)."""
+    quality check (`include_all` keeps those that failed one, or were not checked by every check)."""
     try:
         writer = EXPORT_FORMATS.get(fmt)
     except UnknownName as exc:

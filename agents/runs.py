@@ -342,6 +342,7 @@ def count_tables(con: Any, run_id: str) -> dict[str, Any]:
             [run_id],
         ).fetchall()
     )
+    names = [c.name for c in CHECKS]
     checks = con.execute(
         "SELECT check_name, count(*) FILTER (WHERE NOT passed) FROM quality WHERE run_id = ? AND blocking "
         "GROUP BY 1 ORDER BY 2 DESC, 1",
@@ -352,16 +353,19 @@ def count_tables(con: Any, run_id: str) -> dict[str, Any]:
         "SELECT check_name, count(*), avg(score), quantile_cont(score, [0.25, 0.5, 0.75]), "
         "count(*) FILTER (WHERE passed) FROM quality WHERE run_id = ? AND NOT list_contains(?, check_name) "
         "GROUP BY 1 ORDER BY 1",
-        [run_id, [c.name for c in CHECKS]],
+        [run_id, names],
     ).fetchall()
     figures = con.execute(
         "SELECT metric, value FROM run_metrics WHERE run_id = ? AND stratum = '' ORDER BY metric", [run_id]
     ).fetchall()
-    passing = one(
+    # complete, every check run on it (see swarm eval), and no blocking one failed: what swarm export writes
+    passing = con.execute(
         "SELECT count(*) FROM conversations c WHERE run_id = ? AND coalesce(status, 'complete') = 'complete' "
         "AND NOT EXISTS (SELECT 1 FROM quality q WHERE q.conversation_id = c.conversation_id AND q.blocking "
-        "AND NOT q.passed)"
-    )[0]
+        "AND NOT q.passed) AND (SELECT count(DISTINCT check_name) FROM quality q WHERE q.conversation_id = "
+        "c.conversation_id AND list_contains(?, q.check_name)) = ?",
+        [run_id, names, len(names)],
+    ).fetchone()[0]
     return {
         "personas": int(personas),
         "personas_with_conversations": int(personas_with),

@@ -236,7 +236,9 @@ def memory(args: argparse.Namespace, workdir: Path, llm_port: int, site_port: in
 
 _CHECKS = re.compile(r"the quality checks themselves: .*?, ([0-9.]+) % of the process")
 _RATIOS = re.compile(
-    r"start to end of the run.*?ratio ([0-9.]+).*?agents working.*?ratio ([0-9.]+).*?, ([0-9.]+) ms a conversation",
+    # the CPU line is newer than some checkouts --vs compares with
+    r"start to end of the run.*?ratio ([0-9.]+).*?agents working.*?ratio ([0-9.]+)"
+    r"(?:.*?, ([0-9.]+) ms a conversation)?",
     re.S,
 )
 
@@ -260,7 +262,7 @@ def side_by_side(args: argparse.Namespace, variants: dict[str, tuple[Path, list[
             match = _RATIOS.search(done.stdout)
             if done.returncode or not match:
                 sys.exit(f"{name}: the benchmark failed ({done.returncode}):\n{done.stdout}\n{done.stderr[-2000:]}")
-            found[name].append((float(match[1]), float(match[2]), float(match[3])))
+            found[name].append((float(match[1]), float(match[2]), float(match[3] or "nan")))
             own = _CHECKS.search(done.stdout)
             if own:
                 checks[name].append(float(own[1]))

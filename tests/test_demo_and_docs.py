@@ -50,12 +50,18 @@ def test_the_demo_runs_the_whole_job_offline_and_its_commands_work(isolated_db: 
     assert complete == [(conversations,)]
     assert rows(isolated_db, "SELECT count(*) FROM pages WHERE run_id = ? AND error IS NULL", [run_id])[0][0] >= 3
     commands = [line.strip() for line in out.splitlines() if line.strip().startswith("swarm ")]
-    assert len(commands) == 5 and sum(c.startswith("swarm query") for c in commands) == 3
+    assert len(commands) == 7 and sum(c.startswith("swarm query") for c in commands) == 3
+    # every one works as printed (a shell drops the comments): the judges and the diversity with the
+    # embedded model too
     for command in commands:
         if command.startswith("swarm export"):
             command = command.replace("-o demo.jsonl", f"-o {isolated_db.parent / 'demo.jsonl'}")
-        code, _, err = cli(*shlex.split(command)[1:])
+        code, said, err = cli(*shlex.split(command, comments=True)[1:])
         assert code == 0, (command, err)
+        if "--judge all" in command:
+            assert "judge persona:" in said and "judges " in said, said
+    figures = rows(isolated_db, "SELECT metric FROM run_metrics WHERE run_id = ? AND stratum = ''", [run_id])
+    assert {"distinct_1", "vendi_score"} <= {m for (m,) in figures}
     print(f"demo took {elapsed:.0f} s")
 
 

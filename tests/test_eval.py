@@ -53,20 +53,31 @@ def test_eval_judges_every_conversation_once_and_goes_on_where_it_stopped(
     )
     assert len(stored) == 4 * 4 - 1
     for _, messages, name, score, passed, blocking, detail in stored:
-        said_ = [(s, n) for s, n in claims(json.loads(messages)) if n]
-        citations = sum(len(set(n)) for _, n in said_)
+        sentences = claims(json.loads(messages))
+        cited = [(s, n) for s, n in sentences if n]
         # the test server's judge says: claim 1 supported, citation 2:1 irrelevant, scores at the minimum (1 of 5)
-        if name == "grounding_recall":
-            assert score == round(1 / len(said_), 4) and f"1 of {len(said_)} cited sentences supported" in detail
-        elif name == "grounding_precision":
-            cites_1 = len(said_) >= 2 and 1 in said_[1][1]
-            assert score == round(1 - cites_1 / citations, 4)
+        if name == "grounding_recall":  # ALCE: of all the assistant's sentences
+            assert score == round(1 / len(sentences), 4) and f"1 of {len(sentences)} assistant sentences" in detail
+        elif name == "grounding_precision":  # the citations of claim 1, the only one supported
+            citations = sum(len(set(n)) for _, n in cited)
+            assert score == round(len(set(cited[0][1])) / citations, 4), detail
         else:
             assert (score, passed) == (0.0, False) and detail.startswith("1 on 1–5")
         assert not blocking
     asked = judge_requests(llm_server)
     grounding = [text for text in asked if "CLAIMS" in text]
     assert grounding and all("<<<SOURCES" in text and "1. " in text for text in grounding)
+    # the judges read the sources as the assistant was given them: the same chunks, so the same fence tag
+    fences = {line for text in grounding for line in text.splitlines() if line.startswith("<<<SOURCES")}
+    given = {
+        line
+        for r in llm_server.requests
+        for m in r["body"].get("messages", [])
+        if m["role"] == "system"
+        for line in str(m["content"]).splitlines()
+        if line.startswith("<<<SOURCES")
+    }
+    assert fences and fences <= given
     texts = [t for (t,) in rows(isolated_db, "SELECT p.text FROM conversations c JOIN personas p USING (persona_id) "
                                 "WHERE c.run_id = ?", [run_id])]  # fmt: skip
     rated = [text for text in asked if "plays a given persona" in text]
@@ -124,6 +135,26 @@ def test_eval_measures_the_runs_diversity_per_stratum(
     assert "distinct-1" in out and "Vendi score" in out
 
 
+def test_eval_without_its_endpoint_still_checks_and_measures_what_needs_no_model(
+    cli: Cli, run_id: str, llm_server: LLMServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("OPENAI_BASE_URL", "http://127.0.0.1:9/v1")  # nothing listens on the discard port
+    code, out, err = cli("eval", "--run", run_id, "--force", "--base-url", "http://127.0.0.1:9/v1")
+    said = " ".join(out.split())
+    assert (
+        code == 0 and "checks run on 4" in said and "vendi_score: not worked out (embeddings: cannot reach" in said
+    ), err
+    code, _, err = cli("eval", "--run", run_id, "--judge", "persona", "--base-url", "http://127.0.0.1:9/v1")
+    assert code == 1 and "cannot reach the LLM endpoint" in err
+
+
+def test_a_judge_cannot_take_a_checks_name(cli: Cli, tmp_path: Path) -> None:
+    recipe = tmp_path / "clash.toml"
+    recipe.write_text(default().text.replace('name = "helpfulness"\nkind = "judge"', 'name = "echo"\nkind = "judge"'))
+    code, _, err = cli("recipe", "check", str(recipe))
+    assert code == 1 and "'echo' is a quality check's or another step's name" in err
+
+
 def test_eval_says_which_judges_there_are(cli: Cli, run_id: str) -> None:
     code, _, err = cli("eval", "--run", run_id, "--judge", "fluency")
     assert code == 1 and "no judge step 'fluency'" in err and "there are: grounding, persona, helpfulness" in err
@@ -173,7 +204,7 @@ def test_a_run_without_checks_is_never_checked_until_eval_checks_it(
     assert code == 0, err
     path = tmp_path / "out.jsonl"
     code, said, _ = cli("export", "--run", run, "--format", "openai", "-o", str(path))
-    assert code == 0 and "2 never checked left out (swarm eval checks them" in " ".join(said.split())
+    assert code == 0 and "2 not checked left out (swarm eval checks them" in " ".join(said.split())
     code, said, _ = cli("eval", "--run", run, "--no-diversity")
     assert code == 0 and "checks run on 2" in said
     code, said, _ = cli("export", "--run", run, "--format", "openai", "-o", str(path))

@@ -99,7 +99,7 @@ def test_export_keeps_only_conversations_that_pass_the_blocking_checks_unless_to
     assert code == 0, err
     said = " ".join(said.split())
     assert "2 examples" in said and "2 that failed a blocking quality check left out (--all keeps them)" in said
-    assert "1 never checked left out (swarm eval checks them; --all keeps them)" in said
+    assert "1 not checked left out (swarm eval checks them; --all keeps them)" in said
     assert len(path.read_text().splitlines()) == 2
     code, said, _ = cli("export", "--format", "openai", "--all", "-o", str(path))
     assert code == 0 and len(path.read_text().splitlines()) == 5 and "left out" not in said

@@ -119,7 +119,8 @@ def test_tags_that_are_numbers_or_json_and_an_unrelated_summary_fail_metadata() 
     # the last demo's best conversation had the prompt's speakers and a fence tag for tags
     prompt = {**METADATA, "tags": ["user", "ASSISTANT", "CONVERSATION eb83d3fc81ff", "sleep"]}
     assert "3 of 9 tags/keywords are not words, or the prompt's own: 'user'" in results(GOOD, prompt)["metadata"].detail
-    assert results(GOOD, {**METADATA, "tags": ["user experience", "sleep"]})["metadata"].passed
+    for fine in (["user experience", "sleep"], ["user", "system", "sleep"]):  # a UX or an OS conversation's
+        assert results(GOOD, {**METADATA, "tags": fine})["metadata"].passed, fine
     elsewhere = {**METADATA, "summary": "Vultures circle above the limestone cliffs. Shepherds count them."}
     assert "the summary shares 0 content words" in results(GOOD, elsewhere)["metadata"].detail
     assert "no metadata" in results(GOOD, None)["metadata"].detail

@@ -103,6 +103,7 @@ async def _evaluate(
     from agents.endpoints import open_models
     from agents.llm import LLMSettings
     from agents.llm.embeddings import embed
+    from agents.llm.errors import LLMUnavailable
     from agents.llm.local import LocalModel
     from agents.runs import RunStore
     from agents.session import LOCAL
@@ -113,6 +114,7 @@ async def _evaluate(
         writer = BatchWriter(db, on_conflict={"quality": "replace", "run_metrics": "replace"})
         stack.push_async_callback(asyncio.to_thread, writer.close)
         models: dict[str, Any] = {}
+        down: LLMUnavailable | None = None
         if needs_model:
             settings = LLMSettings.from_env()
             if endpoint in (None, LOCAL) and (endpoint == LOCAL or not settings.api_key):
@@ -126,8 +128,15 @@ async def _evaluate(
                                    max_concurrency=plan.concurrency)  # fmt: skip
             aliases = {"default"} | {p.spec.model for step in steps for p in step.prompts.values()}
             source = plan.judges_from or recipe
-            models = await open_models(stack, source, settings, db, writer, run_id=plan.run_id, aliases=aliases)
-        vectors = functools.partial(embed, models["default"]) if plan.diversity and embeddings else None
+            try:
+                models = await open_models(stack, source, settings, db, writer, run_id=plan.run_id, aliases=aliases)
+            except LLMUnavailable as exc:
+                if steps:
+                    raise
+                down = exc  # only the embeddings needed it: the checks and the lexical figures go on
+        vectors: Any = None
+        if plan.diversity and embeddings:
+            vectors = functools.partial(embed, models["default"]) if models else functools.partial(_down, down)
         if steps:
             console.print(f"judging run {plan.run_id} with {', '.join(s.name for s in steps)} "
                           f"({models['default'].settings.model} at {models['default'].settings.endpoint})",
@@ -135,6 +144,10 @@ async def _evaluate(
         report = await ev.evaluate(db, plan, writer, models, embed=vectors)
     await asyncio.to_thread(RunStore(db).refresh_counts, plan.run_id)
     return report
+
+
+async def _down(error: Any, texts: list[str]) -> list[list[float]]:
+    raise error
 
 
 def _print(report: Any, judges: list[str]) -> None:

@@ -37,7 +37,7 @@ def export_command(
     ] = None,
     include_all: Annotated[
         bool,
-        typer.Option("--all", help="Also conversations that failed a blocking quality check or were never checked."),
+        typer.Option("--all", help="Also conversations that failed a blocking quality check or were not checked."),
     ] = False,
     min_score: Annotated[
         list[str] | None,
@@ -95,7 +95,7 @@ def export_command(
     if report.failed_left_out:
         parts.append(f"{report.failed_left_out} that failed a blocking quality check left out (--all keeps them)")
     if report.unchecked_left_out:
-        parts.append(f"{report.unchecked_left_out} never checked left out (swarm eval checks them; --all keeps them)")
+        parts.append(f"{report.unchecked_left_out} not checked left out (swarm eval checks them; --all keeps them)")
     console.print("; ".join(parts), markup=False, soft_wrap=True)
 
 

@@ -43,7 +43,10 @@ async def embed(client: LLMClient, texts: list[str], *, purpose: str = "embeddin
         for i, vector in zip(batch, vectors, strict=True):
             found[keys[i]] = vector
             client.cache.put(keys[i], model, CachedAnswer(json.dumps(vector), len(texts[i]) // 4 + 1, 0))
-    return [found[key] for key in keys]
+    vectors = [found[key] for key in keys]
+    if len({len(v) for v in vectors}) > 1:  # a cached vector of another model by the same name, say
+        raise LLMOutputError(f"vectors of {len({len(v) for v in vectors})} sizes for one model", Status.BAD_RESPONSE)
+    return vectors
 
 
 async def _request(client: LLMClient, texts: list[str], purpose: str, key: str) -> list[list[float]]:
@@ -77,6 +80,11 @@ async def _request(client: LLMClient, texts: list[str], purpose: str, key: str) 
             last = exc
             client.limiter.rate_limited(client._backoff(attempt))
             continue
+        except openai.APIStatusError as exc:  # 405, 413 …: this endpoint will not embed these texts
+            error = LLMUnavailable(f"{settings.endpoint} refused the embeddings request ({exc.status_code})",
+                                   Status.BAD_REQUEST)  # fmt: skip
+            client._log(call, purpose, error.reason, error=str(exc)[:500])
+            raise error from exc
         call.prompt_tokens = getattr(answer.usage, "prompt_tokens", 0) or 0
         try:
             vectors = [_pooled(item.embedding) for item in sorted(answer.data, key=lambda d: d.index)]

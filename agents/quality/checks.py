@@ -16,6 +16,7 @@ from __future__ import annotations
 import functools
 import re
 import threading
+from collections import OrderedDict
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -32,10 +33,10 @@ _BREAK = re.compile(  # searched in lower-case text
 _ENDS = re.compile(r"[.!?…\"')\]*]\s*$")
 _TOKEN = re.compile(r"\w+")
 _TAG = re.compile(r"^[^\W\d_][\w'’ .&+/-]{0,39}$")
-# a label that names the prompt's structure (a speaker, a fence's name or its hex tag), not the content
-_PROMPT_WORDS = re.compile(
-    r"^\s*(user|assistant|system|conversation|sources?|web pages|untrusted data)\s*$|\b[0-9a-f]{12}\b", re.IGNORECASE
-)
+# a label that is the prompt's structure, not the content: a speaker or fence name as the prompt writes it
+# (upper case), or a fence's tag of 12 hex digits; `user` and `assistant` in lower case only as a pair
+_PROMPT_WORDS = re.compile(r"^\s*(USER|ASSISTANT|SYSTEM|CONVERSATION|SOURCES|WEB PAGES)\s*$|\b[0-9a-f]{12}\b")
+_SPEAKERS = {"user", "assistant"}
 
 
 @dataclass(frozen=True)
@@ -96,11 +97,35 @@ class Page:
     grams: frozenset[int]
 
 
-@functools.lru_cache(maxsize=512)  # a run's pages in flight (concurrency × pages) and those read again soon
-def prepare(text: str) -> Page:
-    tokens = _TOKEN.findall(text.lower())
-    vocabulary = frozenset(tokens)
-    return Page(vocabulary, frozenset(content_words(list(vocabulary))), frozenset(_grams(tokens, 5)))
+class _Prepared:
+    """The pages worked out lately, least recently used first out, bounded by their characters: a page
+    costs ~18 bytes a character once worked out, so 4 million characters hold ~70 MB (a run's pages in
+    flight, concurrency × pages, and those read again soon), whatever the pages' sizes."""
+
+    def __init__(self, budget: int = 4_000_000):
+        self.budget, self.held = budget, 0
+        self.pages: OrderedDict[str, Page] = OrderedDict()
+        self.lock = threading.Lock()
+
+    def __call__(self, text: str) -> Page:
+        with self.lock:
+            found = self.pages.get(text)
+            if found is not None:
+                self.pages.move_to_end(text)
+                return found
+        tokens = _TOKEN.findall(text.lower())
+        vocabulary = frozenset(tokens)
+        page = Page(vocabulary, frozenset(content_words(list(vocabulary))), frozenset(_grams(tokens, 5)))
+        with self.lock:
+            if text not in self.pages:
+                self.pages[text] = page
+                self.held += len(text)
+            while self.held > self.budget and len(self.pages) > 1:
+                self.held -= len(self.pages.popitem(last=False)[0])
+        return page
+
+
+prepare = _Prepared()
 
 
 class View:
@@ -303,7 +328,15 @@ def metadata_sanity(view: View) -> tuple[float, str]:
     if not isinstance(metadata, dict):
         return 0.0, "no metadata (the step failed or the recipe has none)"
     labels = [str(t) for key in ("tags", "keywords") for t in metadata.get(key) or []]
-    bad = [t for t in labels if not _TAG.match(t.strip()) or t.strip().isdigit() or _PROMPT_WORDS.search(t)]
+    speakers = {t.strip().lower() for t in labels} >= _SPEAKERS
+    bad = [
+        t
+        for t in labels
+        if not _TAG.match(t.strip())
+        or t.strip().isdigit()
+        or _PROMPT_WORDS.search(t)
+        or (speakers and t.strip().lower() in _SPEAKERS)
+    ]
     talked = {w for tokens in view.tokens for w in content_words(tokens)}
     summary = content_words(_TOKEN.findall(str(metadata.get("summary") or "").lower()))
     shared = summary & talked
@@ -336,8 +369,8 @@ CHECKS: list[Check] = [
           "when the recipe sets none",
           False, language),
     Check("metadata", 1.0, True, "every tag and keyword is a word or phrase (a letter first, no digits alone, no "
-          "JSON, not a speaker or fence of the prompt: `user`, `CONVERSATION 3f2a…`), and the summary shares at "
-          "least two content words with the conversation", False, metadata_sanity),
+          "JSON, not the prompt's speakers or fences: `USER`, `user` beside `assistant`, `CONVERSATION 3f2a…`), "
+          "and the summary shares at least two content words with the conversation", False, metadata_sanity),
 ]  # fmt: skip
 BY_NAME = {c.name: c for c in CHECKS}
 

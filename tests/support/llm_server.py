@@ -90,7 +90,8 @@ def answer_from_sources(system: str, turn: int) -> str | None:
     for number in sorted(texts)[:2]:
         found = _SENTENCE.findall(" ".join(texts[number]))
         if found:
-            said.append(f"{found[turn % len(found)].strip()} [{number}]")
+            sentence = found[turn % len(found)].strip()
+            said.append(f"{sentence[:-1]} [{number}]{sentence[-1]}")  # the citation before the full stop
     return " ".join(said) or None
 
 
