@@ -1,6 +1,7 @@
 """Numbered schema migrations, applied once each and recorded in `schema_migrations`.
 
-A migration is a function `mNNN_name(con)` in storage/versions.py; add new ones at the end of
+A migration is a function `mNNN_name(con)` in storage/versions.py (from m013 on, in
+storage/versions_recipes.py); add new ones at the end of
 `MIGRATIONS` and never edit an applied one. Opening a database applies whatever it is missing, so an
 older file is upgraded in place.
 """
@@ -26,10 +27,8 @@ from storage.versions import (
     m010_pages_run_id,
     m011_invalid_answers,
     m012_partial_conversations,
-    m013_recipes,
-    m014_quality,
-    m015_run_metrics,
 )
+from storage.versions_recipes import m013_recipes, m014_quality, m015_run_metrics
 
 
 @dataclass(frozen=True)
