@@ -248,7 +248,6 @@ async def evaluate(
     models: Mapping[str, LLMClient],
     *,
     embed: Embed | None = None,
-    progress: Callable[[EvalReport], None] | None = None,
 ) -> EvalReport:
     recipe, config = run_recipe(db, plan.run_id)
     steps = judge_steps(plan, recipe) if plan.judges else []
@@ -286,8 +285,6 @@ async def evaluate(
                 report.failed[f"{step.name}: {failed[step.name].split(':', 1)[0]}"] += 1
             else:
                 report.judged[step.name] += 1
-        if progress:
-            progress(report)
 
     await asyncio.gather(*(one(item) for item in stored))
     if plan.diversity:
