@@ -49,11 +49,11 @@ class JudgeKind(StepKind):
     def check(cls, spec: StepSpec, options: BaseModel, earlier: Mapping[str, StepSpec]) -> list[Problem]:
         # a row's key is (conversation, name): a judge named as a check, or as another judge's row, would
         # overwrite it
-        taken = set(BY_NAME) | {n for step in earlier.values() for n in (step.name, f"{step.name}_recall",
-                                                                             f"{step.name}_precision")}  # fmt: skip
-        clash = [n for n in cls.result_names(spec.name) if n in taken]
-        return [(("name",), f"{clash[0]!r} is a quality check's or another step's name: name the judge otherwise")] \
-            if clash else []  # fmt: skip
+        earlier_rows = {f"{step.name}{end}" for step in earlier.values() for end in ("", "_recall", "_precision")}
+        clash = [n for n in cls.result_names(spec.name) if n in BY_NAME or n in earlier_rows]
+        if not clash:
+            return []
+        return [(("name",), f"{clash[0]!r} is a quality check's or another step's name: name the judge otherwise")]
 
     async def answer(self, state: CycleState) -> dict[str, Any] | None:
         """The model's judgement; in a run, an answer that stays invalid is no judgement, not a failed
