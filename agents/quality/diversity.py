@@ -80,9 +80,9 @@ def semantic(conversations: list[list[float]], personas: list[list[float]] | Non
     x = _unit(conversations)
     total = x.sum(axis=0)
     mean_cosine = (float(total @ total) - float((x * x).sum())) / (n * (n - 1))
-    # Vendi score (Friedman & Dieng, 2023): exp of the entropy of the eigenvalues of K/n, K = X Xᵀ; they
-    # are those of Xᵀ X / n, a matrix the size of the vectors rather than of the run
-    eigenvalues = np.linalg.eigvalsh(x.T @ x / n)
+    # Vendi score (Friedman & Dieng, 2023): exp of the entropy of the eigenvalues of K/n, K = X Xᵀ. Those
+    # of Xᵀ X / n are the same (but zeros): the smaller of the two matrices is the one decomposed
+    eigenvalues = np.linalg.eigvalsh((x @ x.T if n < x.shape[1] else x.T @ x) / n)
     eigenvalues = eigenvalues[eigenvalues > 1e-12]
     vendi = float(np.exp(-(eigenvalues * np.log(eigenvalues)).sum()))
     figures = [
