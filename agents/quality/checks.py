@@ -84,7 +84,7 @@ def content_words(tokens: list[str]) -> set[str]:
 def _grams(tokens: list[str], n: int) -> list[int]:
     """Word n-grams, as hashes: every check compares them as sets, and a tuple that outlives its line is
     one more object for Python's garbage collector to walk (most of the checks' time, when they were kept)."""
-    return [hash(g) for g in zip(*(tokens[i:] for i in range(n)), strict=False)]
+    return list(map(hash, zip(*(tokens[i:] for i in range(n)), strict=False)))
 
 
 @dataclass(frozen=True)
