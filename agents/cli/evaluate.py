@@ -100,13 +100,10 @@ async def _evaluate(
     db: Any, plan: Any, steps: list[Any], recipe: Any, endpoint: str | None, model: str | None, embeddings: bool
 ) -> Any:
     from agents import evaluate as ev
-    from agents.endpoints import open_models
-    from agents.llm import LLMSettings
     from agents.llm.embeddings import embed
-    from agents.llm.errors import LLMUnavailable
-    from agents.llm.local import LocalModel
+    from agents.llm.errors import LLMUnavailable, Status
+    from agents.llm.local import LocalModelUnavailable
     from agents.runs import RunStore
-    from agents.session import LOCAL
     from storage import BatchWriter
 
     needs_model = bool(steps) or (plan.diversity and embeddings)
@@ -116,24 +113,13 @@ async def _evaluate(
         models: dict[str, Any] = {}
         down: LLMUnavailable | None = None
         if needs_model:
-            settings = LLMSettings.from_env()
-            if endpoint in (None, LOCAL) and (endpoint == LOCAL or not settings.api_key):
-                local = LocalModel(embedding=True)
-                stack.push_async_callback(asyncio.to_thread, local.stop)
-                await asyncio.to_thread(local.start)
-                settings = replace(settings, base_url=local.base_url, api_key="local", model=local.name,
-                                   max_concurrency=1)  # fmt: skip
-            else:
-                settings = replace(settings, base_url=endpoint or settings.base_url, model=model or settings.model,
-                                   max_concurrency=plan.concurrency)  # fmt: skip
-            aliases = {"default"} | {p.spec.model for step in steps for p in step.prompts.values()}
-            source = plan.judges_from or recipe
             try:
-                models = await open_models(stack, source, settings, db, writer, run_id=plan.run_id, aliases=aliases)
-            except LLMUnavailable as exc:
+                models = await _models(stack, db, writer, plan, steps, recipe, endpoint, model)
+            except (LLMUnavailable, LocalModelUnavailable) as exc:
                 if steps:
                     raise
-                down = exc  # only the embeddings needed it: the checks and the lexical figures go on
+                # only the embeddings needed it: the checks and the lexical figures go on
+                down = exc if isinstance(exc, LLMUnavailable) else LLMUnavailable(str(exc), Status.UNAVAILABLE)
         vectors: Any = None
         if plan.diversity and embeddings:
             vectors = functools.partial(embed, models["default"]) if models else functools.partial(_down, down)
@@ -144,6 +130,37 @@ async def _evaluate(
         report = await ev.evaluate(db, plan, writer, models, embed=vectors)
     await asyncio.to_thread(RunStore(db).refresh_counts, plan.run_id)
     return report
+
+
+async def _models(
+    stack: contextlib.AsyncExitStack,
+    db: Any,
+    writer: Any,
+    plan: Any,
+    steps: list[Any],
+    recipe: Any,
+    endpoint: str | None,
+    model: str | None,
+) -> dict[str, Any]:
+    """The clients of the judges' model aliases ("default" among them: the embeddings' too), on the
+    run's endpoint unless told otherwise; the embedded model is started again, serving embeddings too."""
+    from agents.endpoints import open_models
+    from agents.llm import LLMSettings
+    from agents.llm.local import LocalModel
+    from agents.session import LOCAL
+
+    settings = LLMSettings.from_env()
+    if endpoint in (None, LOCAL) and (endpoint == LOCAL or not settings.api_key):
+        local = LocalModel(embedding=True)
+        stack.push_async_callback(asyncio.to_thread, local.stop)
+        await asyncio.to_thread(local.start)
+        settings = replace(settings, base_url=local.base_url, api_key="local", model=local.name, max_concurrency=1)
+    else:
+        settings = replace(settings, base_url=endpoint or settings.base_url, model=model or settings.model,
+                           max_concurrency=plan.concurrency)  # fmt: skip
+    aliases = {"default"} | {p.spec.model for step in steps for p in step.prompts.values()}
+    source = plan.judges_from or recipe
+    return await open_models(stack, source, settings, db, writer, run_id=plan.run_id, aliases=aliases)
 
 
 async def _down(error: Any, texts: list[str]) -> list[list[float]]:
