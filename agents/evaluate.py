@@ -144,9 +144,7 @@ def load(db: Database, run_id: str, budget: int = CycleConfig.source_chars) -> l
     with db.read() as con:
         rows = fetch_dicts(
             con.execute(
-                "SELECT c.conversation_id, c.persona_id, c.cycle, CAST(c.messages AS VARCHAR) AS messages, "
-                "CAST(c.metadata AS VARCHAR) AS metadata, CAST(c.outputs AS VARCHAR) AS outputs, "
-                "coalesce(p.text, '') AS persona_text, CAST(p.attributes AS VARCHAR) AS attributes "
+                "SELECT c.*, coalesce(p.text, '') AS persona_text, CAST(p.attributes AS VARCHAR) AS attributes "
                 "FROM conversations c LEFT JOIN personas p USING (persona_id) WHERE c.run_id = ? "
                 "ORDER BY c.created_at, c.conversation_id",
                 [run_id],
@@ -156,7 +154,7 @@ def load(db: Database, run_id: str, budget: int = CycleConfig.source_chars) -> l
         names = con.execute("SELECT conversation_id, check_name FROM quality WHERE run_id = ?", [run_id])
         for cid, name in names.fetchall():
             scored[cid].add(name)
-        numbered = {row["conversation_id"]: _sources(json.loads(row["outputs"] or "{}")) for row in rows}
+        numbered = {row["conversation_id"]: _sources(_json(row["outputs"])) for row in rows}
         wanted = sorted({page_id for sources in numbered.values() for page_id in sources.values()})
         pages: dict[str, reading.Page] = {}
         for start in range(0, len(wanted), 500):
@@ -170,18 +168,21 @@ def load(db: Database, run_id: str, budget: int = CycleConfig.source_chars) -> l
     stored = []
     for row in rows:
         cid = row["conversation_id"]
-        conversation = Conversation(row["persona_id"], int(row["cycle"]), [], conversation_id=cid)
-        conversation.messages = json.loads(row["messages"] or "[]")
-        conversation.metadata = json.loads(row["metadata"]) if row["metadata"] else None
-        conversation.outputs = json.loads(row["outputs"] or "{}")
+        conversation = Conversation.from_row(row)
         persona = PersonaView(row["persona_id"], row["persona_text"], json.loads(row["attributes"] or "{}") or {})
         # a page missing from the table makes its number unknown: the checks would read it as a citation of
         # no source, so the conversation counts as one whose pages are not known
         known = numbered[cid] if all(page_id in pages for page_id in numbered[cid].values()) else {}
-        item = Stored(conversation, persona, {n: pages[page_id] for n, page_id in known.items()}, scored[cid])
-        item.seen = rebuilt(known, pages, budget) if known else {}
-        stored.append(item)
+        chosen = {n: pages[page_id] for n, page_id in known.items()}
+        stored.append(
+            Stored(conversation, persona, chosen, scored[cid], rebuilt(known, pages, budget) if known else {})
+        )
     return stored
+
+
+def _json(value: Any) -> Any:
+    """A JSON column as DuckDB gives it back: text (or None)."""
+    return json.loads(value) if isinstance(value, str) else (value or {})
 
 
 def _sources(outputs: Mapping[str, Any]) -> dict[int, str]:

@@ -93,7 +93,7 @@ def evaluate_command(
     except KeyboardInterrupt:
         err_console.print("interrupted: what was scored is saved; the same command goes on from there", markup=False)
         raise typer.Exit(130) from None
-    _print(report, [s.name for s in steps])
+    _print(db, report, [s.name for s in steps])
 
 
 async def _evaluate(
@@ -167,7 +167,7 @@ async def _down(error: Any, texts: list[str]) -> list[list[float]]:
     raise error
 
 
-def _print(report: Any, judges: list[str]) -> None:
+def _print(db: Any, report: Any, judges: list[str]) -> None:
     from agents.cli.run_display import summary_table
     from agents.runs import RunStore
 
@@ -191,6 +191,6 @@ def _print(report: Any, judges: list[str]) -> None:
     for f in report.figures.get("", []):
         if f.value is None:
             console.print(f"  {f.metric}: not worked out ({f.detail})", markup=False, soft_wrap=True)
-    record = RunStore(database()).get(report.run_id)
+    record = RunStore(db).get(report.run_id)
     if record is not None:
         console.print(summary_table(record))
