@@ -3,8 +3,8 @@
 Each conversation is made like a swarm's: four user turns and four cited assistant answers of about
 80 words (most words of a cited sentence from its page), five source pages of about 1,500 characters
 each, and the default recipe's metadata. Words are drawn, as often as they occur there, from the
-bundled sample site's articles (English: the `language` check takes its one-guess path, as it does
-for a conversation in the recipe's language). The checks run one conversation after another in this
+bundled sample site's articles (English: CLD2 places every turn in the recipe's language, and fastText
+is asked about none, as for any conversation in the recipe's language). The checks run one conversation after another in this
 process (one core), as `swarm run` runs them after each conversation.
 
 A page's words are worked out once (agents/quality/checks.py `prepare`) and reused by every
@@ -97,9 +97,11 @@ def main() -> None:
     views = [View(*conversation(text, pool), language="en") for _ in range(args.conversations)]
     started = time.process_time()
     for view in views:
-        for i in range(len(view.messages)):
-            view.grams(i, 3), view.grams(i, 5)
-        view.page_vocabulary, view.said  # noqa: B018 - worked out once, cached on the view
+        for i, m in enumerate(view.messages):
+            view.gram_set(i)  # every turn's word 3-grams; a user turn's 5-grams as well (echo compares them)
+            if m["role"] == "user":
+                view.grams(i, 5)
+        view.words, view.said  # noqa: B018 - worked out once, cached on the view
     per_check = {"n-grams of the turns": time.process_time() - started}
     for c in CHECKS:
         t = time.process_time()

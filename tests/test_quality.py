@@ -4,11 +4,13 @@ the demo's failure modes among them (an echoed source fence, an answer with no c
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 from typing import Any
 
 from agents.cli.demo import _example
 from agents.quality import check
+from agents.quality.checks import words_of
 from storage import Database
 from tests.support.cli import RUN, Cli
 from tests.support.llm_server import LLMServer
@@ -99,6 +101,16 @@ def test_a_turn_in_another_language_than_the_recipes_fails_language() -> None:
     assert results(french, language="fr")["language"].score < 1, "the English turns are not French"
     assert results(french, language=None)["language"].passed, "a recipe with no language is not held to one"
     assert "not one the language check knows" in results(GOOD, language="xx")["language"].detail
+    shouted = [{"role": "user", "content": "HOW CAN I SLEEP BETTER AFTER A NIGHT SHIFT AND ON MY DAYS OFF?"}, GOOD[1]]
+    assert results(shouted)["language"].passed, "shouted English is English"
+    # a lone surrogate (JSON can carry one) is refused by CLD2 and cannot be encoded for fastText
+    broken = [{**french[2], "content": french[2]["content"] + " \ud800"}, GOOD[1]]
+    assert "turn 1 (user) is in fr, not en" in results(broken)["language"].detail
+
+
+def test_the_checks_words_are_the_words_a_regular_expression_finds() -> None:
+    for text in ("don't cite [3] 4.5 times, under_score\x1f\x00tab\tend-line\n", "naïve café, ça va ? 日本語 ok", ""):
+        assert words_of(text) == re.findall(r"\w+", text), text
 
 
 def test_loops_breaks_of_character_and_cut_answers_fail_degenerate() -> None:
@@ -171,4 +183,4 @@ def test_the_quality_guide_states_every_check_with_its_threshold() -> None:
     guide = (REPO / "docs" / "quality.md").read_text()
     for c in CHECKS:
         row = next((line for line in guide.splitlines() if line.startswith(f"| `{c.name}` |")), "")
-        assert row.endswith(f"| {c.threshold:g} | {'yes' if c.blocking else 'no'} |"), c.name
+        assert row == f"| `{c.name}` | {c.definition} | {c.threshold:g} | {'yes' if c.blocking else 'no'} |", c.name

