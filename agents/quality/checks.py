@@ -96,20 +96,16 @@ def content_words(tokens: Iterable[str]) -> set[str]:
     return {t for t in set(tokens) if len(t) > 2} - STOP_WORDS
 
 
-def _grams(tokens: list[str], n: int) -> list[int]:
-    """Word n-grams, as hashes: every check compares them as sets, and a tuple that outlives its line is
+def _five_grams(tokens: list[str]) -> list[int]:
+    """Word 5-grams, as hashes: every check compares them as sets, and a tuple that outlives its line is
     one more object for Python's garbage collector to walk (most of the checks' time, when they were kept)."""
-    if n == 3:  # the slices spelled out: a third faster than a generator of them, for the two sizes used
-        return list(map(hash, zip(tokens, tokens[1:], tokens[2:], strict=False)))
-    if n == 5:
-        return list(map(hash, zip(tokens, tokens[1:], tokens[2:], tokens[3:], tokens[4:], strict=False)))
-    return list(map(hash, zip(*(tokens[i:] for i in range(n)), strict=False)))
+    return list(map(hash, zip(tokens, tokens[1:], tokens[2:], tokens[3:], tokens[4:], strict=False)))
 
 
 @dataclass(frozen=True)
 class Page:
     """What the checks read of a page, worked out once: its words, its content words, and its word
-    5-grams (as hashes, see _grams)."""
+    5-grams (as hashes, see _five_grams)."""
 
     vocabulary: frozenset[str]
     words: frozenset[str]
@@ -134,7 +130,7 @@ class _Prepared:
                 return found
         tokens = words_of(text.lower())
         vocabulary = frozenset(tokens)
-        page = Page(vocabulary, frozenset(content_words(vocabulary)), frozenset(_grams(tokens, 5)))
+        page = Page(vocabulary, frozenset(content_words(vocabulary)), frozenset(_five_grams(tokens)))
         with self.lock:
             if text not in self.pages:
                 self.pages[text] = page
@@ -163,21 +159,22 @@ class View:
         self.pages = {n: prepare(text) for n, text in pages.items()}
         self.lower = [m["content"].lower() for m in messages]
         self.tokens = [words_of(text) for text in self.lower]
-        self._grams: dict[tuple[int, int], list[int]] = {}
+        self._grams: dict[int, list[int]] = {}
         self._sets: dict[int, set[int]] = {}
 
-    def grams(self, i: int, n: int) -> list[int]:
-        """Word n-grams of message `i`."""
-        found = self._grams.get((i, n))
+    def five_grams(self, i: int) -> list[int]:
+        """Word 5-grams of message `i`."""
+        found = self._grams.get(i)
         if found is None:
-            found = self._grams[(i, n)] = _grams(self.tokens[i], n)
+            found = self._grams[i] = _five_grams(self.tokens[i])
         return found
 
     def gram_set(self, i: int) -> set[int]:
         """The distinct word 3-grams of message `i`."""
         found = self._sets.get(i)
         if found is None:
-            found = self._sets[i] = set(self.grams(i, 3))
+            tokens = self.tokens[i]  # straight into the set: no check needs the list
+            found = self._sets[i] = set(map(hash, zip(tokens, tokens[1:], tokens[2:], strict=False)))
         return found
 
     @functools.cached_property
@@ -189,7 +186,7 @@ class View:
         """Share of message `i`'s word 5-grams found in the pages. Most turns share few words with the
         pages: when over half their words are in no page, so are over half their 5-grams, and none is
         looked up."""
-        grams, tokens = self.grams(i, 5), self.tokens[i]
+        grams, tokens = self.five_grams(i), self.tokens[i]
         if not grams:
             return 0.0
         elsewhere = set(tokens).difference(*(page.vocabulary for page in self.pages.values()))
@@ -199,12 +196,12 @@ class View:
 
     def in_persona(self, i: int) -> float:
         """Share of message `i`'s word 5-grams found in the persona's description."""
-        grams = self.grams(i, 5)
+        grams = self.five_grams(i)
         return _containment(grams, self.persona_grams) if grams else 0.0
 
     @functools.cached_property
     def persona_grams(self) -> set[int]:
-        return set(_grams(words_of(self.persona.lower()), 5))
+        return set(_five_grams(words_of(self.persona.lower())))
 
     @functools.cached_property
     def said(self) -> list[tuple[str, list[int]]]:
@@ -262,7 +259,7 @@ def echo(view: View) -> tuple[float, str]:
             flagged[i] = "copies the sources"
         elif role == "user" and view.in_persona(i) >= 0.6:
             flagged[i] = "copies the persona's description"
-        elif role == "assistant" and i and _containment(view.grams(i - 1, 3), mine) >= 0.8:
+        elif role == "assistant" and i and sets[i - 1] and len(sets[i - 1] & mine) >= 0.8 * len(sets[i - 1]):
             flagged[i] = "repeats the user's turn"
         elif mine:
             for j in range(i):
@@ -282,13 +279,13 @@ def degenerate(view: View) -> tuple[float, str]:
     flagged: dict[int, str] = {}
     for i, m in enumerate(messages):
         content, lower = m["content"].rstrip(), view.lower[i]
-        grams = view.grams(i, 3)
+        grams = max(0, len(view.tokens[i]) - 2)  # word 3-grams
         # every phrase _BREAK finds holds one of these: most turns need no regular expression
         broken = _BREAK.search(lower) if any(map(lower.__contains__, _BREAK_HINTS)) else None
         if not content.strip():
             flagged[i] = "is empty"
-        elif len(grams) >= 30 and len(view.gram_set(i)) < 0.5 * len(grams):
-            flagged[i] = f"loops ({len(view.gram_set(i))} distinct word 3-grams of {len(grams)})"
+        elif grams >= 30 and len(view.gram_set(i)) < 0.5 * grams:
+            flagged[i] = f"loops ({len(view.gram_set(i))} distinct word 3-grams of {grams})"
         elif broken:
             flagged[i] = f"breaks character or refuses ({broken.group(0)!r})"
         elif m["role"] == "assistant" and content[-1] not in _ENDINGS:
@@ -360,7 +357,8 @@ def language(view: View) -> tuple[float, str]:
     for i, m in enumerate(messages):
         # the opening is enough for a language (the guesses' time grows with the text)
         opening = m["content"][:100]
-        if sum(map(len, view.tokens[i])) >= 20 and not _plainly(opening, expected):
+        # 20 word characters: a word has one at least, so the first 20 words tell
+        if sum(map(len, view.tokens[i][:20])) >= 20 and not _plainly(opening, expected):
             # fastText reads one line of UTF-8: a lone surrogate (JSON can carry one) becomes "?"
             text = " ".join(opening.encode("utf-8", "replace").decode("utf-8").split())
             found = detect(text.lower() if text.isupper() else text)[0]  # it takes shouted Latin for Japanese
