@@ -6,7 +6,7 @@ from typing import Annotated
 
 import typer
 
-from agents.cli import crawl, demo, evaluate, export, personas, query, recipe, run
+from agents.cli import crawl, demo, evaluate, export, personas, query, recipe, run, serve
 from agents.cli.common import state
 
 app = typer.Typer(
@@ -38,6 +38,8 @@ app.add_typer(recipe.app, name="recipe")
 app.command("eval")(evaluate.evaluate_command)
 app.command("export")(export.export_command)
 app.command("demo")(demo.demo)
+app.command("serve")(serve.serve)
+app.command("report")(serve.report)
 
 
 def main() -> None:

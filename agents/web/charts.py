@@ -1,0 +1,169 @@
+"""A run's charts: Vega-Lite specifications made with altair, drawn to SVG by vl-convert in this process.
+
+The browser gets pictures, not scripts: the view keeps a Content-Security-Policy that runs no inline
+script, and the report opens with no network. vl-convert starts its renderer once (~1 s), then a chart
+takes tens of milliseconds; a drawn chart is kept until its run's data changes (the key has the run's
+latest write in it).
+"""
+
+from __future__ import annotations
+
+import threading
+from collections import OrderedDict
+from collections.abc import Callable
+from typing import Any
+
+import altair as alt
+import duckdb
+
+WIDTH = 420
+MAX_POINTS = 5000  # latencies and scores drawn at most (a sample beyond): a histogram needs no more
+
+CHARTS: dict[str, str] = {
+    "conversations": "conversations over time",
+    "latency": "LLM latency",
+    "pages": "pages by outcome",
+    "judges": "judge and check scores",
+}
+
+
+def _empty(title: str) -> alt.Chart:
+    return (
+        alt.Chart(alt.Data(values=[{"text": "nothing yet"}]))
+        .mark_text(size=14, color="#888")
+        .encode(text="text:N")
+        .properties(width=WIDTH, height=60, title=title)
+    )
+
+
+def _conversations(con: duckdb.DuckDBPyConnection, run_id: str) -> alt.Chart:
+    rows = con.execute(
+        "SELECT strftime(date_trunc('second', created_at), '%Y-%m-%dT%H:%M:%S') AS t, count(*) AS n "
+        "FROM conversations WHERE run_id = ? GROUP BY 1 ORDER BY 1",
+        [run_id],
+    ).fetchall()
+    if not rows:
+        return _empty(CHARTS["conversations"])
+    total, values = 0, []
+    for t, n in rows:
+        total += int(n)
+        values.append({"time": t, "conversations": total})
+    return (
+        alt.Chart(alt.Data(values=values))
+        .mark_line(point=len(values) < 40, interpolate="step-after")
+        .encode(x=alt.X("time:T", title=None), y=alt.Y("conversations:Q", title="conversations"))
+        .properties(width=WIDTH, height=180, title=CHARTS["conversations"])
+    )
+
+
+def _latency(con: duckdb.DuckDBPyConnection, run_id: str) -> alt.Chart:
+    rows = con.execute(
+        "SELECT * FROM (SELECT latency_ms / 1000.0 AS s, purpose FROM llm_calls WHERE run_id = ? AND NOT cached "
+        f"AND latency_ms IS NOT NULL) USING SAMPLE {MAX_POINTS} ROWS",
+        [run_id],
+    ).fetchall()
+    if not rows:
+        return _empty(CHARTS["latency"])
+    values = [{"seconds": float(s), "purpose": str(p)} for s, p in rows]
+    return (
+        alt.Chart(alt.Data(values=values))
+        .mark_bar()
+        .encode(
+            x=alt.X("seconds:Q", bin=alt.Bin(maxbins=30), title="seconds a call"),
+            y=alt.Y("count():Q", title="calls"),
+            color=alt.Color("purpose:N", title="purpose"),
+        )
+        .properties(width=WIDTH, height=180, title=CHARTS["latency"])
+    )
+
+
+def _pages(con: duckdb.DuckDBPyConnection, run_id: str) -> alt.Chart:
+    rows = con.execute(
+        "SELECT coalesce(error, 'ok') AS outcome, count(*) AS n FROM pages WHERE run_id = ? GROUP BY 1 "
+        "ORDER BY 2 DESC LIMIT 15",
+        [run_id],
+    ).fetchall()
+    if not rows:
+        return _empty(CHARTS["pages"])
+    values = [{"outcome": str(o), "pages": int(n)} for o, n in rows]
+    return (
+        alt.Chart(alt.Data(values=values))
+        .mark_bar()
+        .encode(x=alt.X("pages:Q", title="pages"), y=alt.Y("outcome:N", sort="-x", title=None))
+        .properties(width=WIDTH, height=max(40, 22 * len(values)), title=CHARTS["pages"])
+    )
+
+
+def _judges(con: duckdb.DuckDBPyConnection, run_id: str) -> alt.Chart:
+    rows = con.execute(
+        "SELECT * FROM (SELECT check_name, score FROM quality WHERE run_id = ? AND score IS NOT NULL) "
+        f"USING SAMPLE {MAX_POINTS * 4} ROWS",
+        [run_id],
+    ).fetchall()
+    if not rows:
+        return _empty(CHARTS["judges"])
+    values = [{"name": str(n), "score": float(s)} for n, s in rows]
+    return (
+        alt.Chart(alt.Data(values=values))
+        .mark_bar()
+        .encode(
+            x=alt.X("score:Q", bin=alt.Bin(extent=[0, 1], step=0.1), title="score"),
+            y=alt.Y("count():Q", title="conversations"),
+        )
+        .properties(width=130, height=90)
+        .facet(facet=alt.Facet("name:N", title=None), columns=3)
+        .properties(title=CHARTS["judges"])
+    )
+
+
+_MAKERS: dict[str, Callable[[duckdb.DuckDBPyConnection, str], Any]] = {
+    "conversations": _conversations,
+    "latency": _latency,
+    "pages": _pages,
+    "judges": _judges,
+}
+
+
+def spec(con: duckdb.DuckDBPyConnection, run_id: str, name: str) -> dict[str, Any]:
+    """The Vega-Lite specification of chart `name` (one of CHARTS) of a run."""
+    return dict(_MAKERS[name](con, run_id).to_dict())
+
+
+class _Drawn:
+    """SVGs drawn lately, by (run, chart, the run's latest write): at most `size` of them."""
+
+    def __init__(self, size: int = 256):
+        self.size, self.lock = size, threading.Lock()
+        self.items: OrderedDict[tuple[str, ...], str] = OrderedDict()
+
+    def get(self, key: tuple[str, ...]) -> str | None:
+        with self.lock:
+            found = self.items.get(key)
+            if found is not None:
+                self.items.move_to_end(key)
+            return found
+
+    def put(self, key: tuple[str, ...], svg: str) -> None:
+        with self.lock:
+            self.items[key] = svg
+            while len(self.items) > self.size:
+                self.items.popitem(last=False)
+
+
+drawn = _Drawn()
+
+
+def svg(specification: dict[str, Any]) -> str:
+    import vl_convert  # ~0.5 s to import: only when a chart is drawn
+
+    return str(vl_convert.vegalite_to_svg(specification))
+
+
+def run_chart(con: duckdb.DuckDBPyConnection, run_id: str, name: str, version: str) -> str:
+    """Chart `name` of a run as SVG; `version` is what changes when the run's data does."""
+    key = (run_id, name, version)
+    found = drawn.get(key)
+    if found is None:
+        found = svg(spec(con, run_id, name))
+        drawn.put(key, found)
+    return found
