@@ -104,6 +104,8 @@ def test_the_sql_box_reads_and_refuses_writes_files_and_the_network(
         )
         assert table.headers["content-type"].startswith("text/csv") and table.text.splitlines()[0] == "persona_id"
         assert len(table.text.splitlines()) == personas + 1
+        many = httpx.get(f"{base}/api/sql", params={"q": "SELECT * FROM range(100005)"}, timeout=60).json()
+        assert len(many["rows"]) == 100_000 and many["truncated"] is True
     assert rows(isolated_db, "SELECT count(*) FROM personas")[0][0] == personas
 
 

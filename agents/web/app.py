@@ -39,7 +39,8 @@ from storage import Database, QueryTimeout, run_query
 from storage.errors import DatabaseBusy, DatabaseMissing, SwarmError
 
 HERE = Path(__file__).resolve().parent
-SQL_ROWS_SHOWN = 1000  # rows the SQL page shows; the CSV/JSON download has them all
+SQL_ROWS_SHOWN = 1000  # rows the SQL page shows
+SQL_ROWS_SENT = 100_000  # rows /api/sql answers at most (held in memory to answer): swarm query has no bound
 SQL_TIMEOUT_S = 10.0
 TOKEN_COOKIE = "swarm_token"
 CSP = (
@@ -324,18 +325,20 @@ def create_app(db: Database, *, token: str | None = None, allowed_hosts: list[st
         if not sql:
             return JSONResponse({"error": "give a query: /api/sql?q=SELECT …"}, status_code=400)
         try:
-            columns, types, rows, _ = _query(sql, None)
+            columns, types, rows, more = _query(sql, SQL_ROWS_SENT)
         except QueryTimeout:
             return JSONResponse({"error": f"stopped after {SQL_TIMEOUT_S:g} s"}, status_code=400)
         except SwarmError as exc:
             return JSONResponse({"error": str(exc)}, status_code=400)
+        cut = {"x-swarm-truncated": f"the first {SQL_ROWS_SENT} rows"} if more else {}
         if fmt == "csv":
             out = io.StringIO()
             write_rows("csv", columns, [rows], types, out=out)
             return Response(out.getvalue(), media_type="text/csv; charset=utf-8",
-                            headers={"content-disposition": 'attachment; filename="query.csv"'})  # fmt: skip
+                            headers={"content-disposition": 'attachment; filename="query.csv"', **cut})  # fmt: skip
         shown = [[plain(v, t) for v, t in zip(row, types, strict=True)] for row in rows]
-        return Response(dumps({"columns": columns, "rows": shown}), media_type="application/json")
+        answer = {"columns": columns, "rows": shown, **({"truncated": True} if more else {})}
+        return Response(dumps(answer), media_type="application/json", headers=cut)
 
     routes = [
         Route("/", guarded(home)),
