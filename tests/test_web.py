@@ -20,16 +20,17 @@ from tests.support.web import chromium, served, wait_until
 
 HOSTILE = 'A beekeeper <script>window.pwned=1</script> who writes <img src=x onerror="window.pwned=2"> notes'
 TOKEN = "0123456789abcdef0123456789abcdef"
+HOSTILE_ID = "hostile/1?x=1#y"  # a source's own id: a path, a query and a fragment, were it not encoded
 
 
 def _run(cli: Cli, tmp_path: Path, *extra: str) -> str:
     """A finished run of three personas, the hostile one among them."""
     hostile = tmp_path / "hostile.jsonl"
-    record = {"id": "hostile-1", "persona": HOSTILE, "occupation": "beekeeper", "age": 47, "country": "Wales"}
+    record = {"id": HOSTILE_ID, "persona": HOSTILE, "occupation": "beekeeper", "age": 47, "country": "Wales"}
     hostile.write_text(json.dumps(record) + "\n")
     code, _, err = cli("personas", "import", str(hostile))
     assert code == 0, err
-    where = "persona_id IN ('hostile-1', 'sample-001', 'sample-002')"
+    where = f"persona_id IN ('{HOSTILE_ID}', 'sample-001', 'sample-002')"
     code, out, err = cli(*RUN, "-n", "3", "--turns", "2", "--quiet", "--where", where, *extra)
     assert code == 0, err
     return out.strip().splitlines()[-1]
@@ -62,6 +63,11 @@ def test_the_view_shows_a_run_its_conversations_as_chats_and_the_pages_they_cite
         # the persona's and the model's text are shown as text: nothing in them runs
         assert HOSTILE in page.locator(".persona-card").inner_text()
         assert page.evaluate("window.pwned") is None
+        conversation = page.url
+        page.locator(".persona-card a").click()
+        assert page.locator("h1").inner_text() == f"Persona {HOSTILE_ID}"
+        assert page.locator(".persona-text").inner_text() == HOSTILE
+        page.goto(conversation)
         citation = page.locator(".turn.assistant a.cite").first
         title = citation.get_attribute("title")
         citation.click()

@@ -348,7 +348,7 @@ def create_app(db: Database, *, token: str | None = None, allowed_hosts: list[st
         Route("/conversations", guarded(conversations)),
         Route("/conversations/{conversation_id}", guarded(conversation)),
         Route("/personas", guarded(personas)),
-        Route("/personas/{persona_id}", guarded(persona)),
+        Route("/personas/{persona_id:path}", guarded(persona)),
         Route("/pages", guarded(pages)),
         Route("/pages/{page_id}", guarded(web_page)),
         Route("/sql", guarded(sql_page)),
