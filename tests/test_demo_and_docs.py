@@ -124,7 +124,7 @@ def test_the_readme_is_a_first_read_and_its_links_resolve() -> None:
     assert len(readme.splitlines()) <= 250, "the README is what a newcomer needs first; the rest goes to docs/"
     docs = sorted(p.name for p in (REPO / "docs").glob("*.md"))
     for page in [REPO / "README.md", *((REPO / "docs").glob("*.md"))]:
-        for target in re.findall(r"\]\(([^)#:]+\.md)(?:#[^)]*)?\)", page.read_text()):
+        for target in re.findall(r"\]\(([^)#:]+\.(?:md|png))(?:#[^)]*)?\)", page.read_text()):
             assert (page.parent / target).is_file(), f"{page.name} links to {target}, which is not there ({docs})"
 
 

@@ -161,7 +161,7 @@ def conversation_listing(persona: tuple[Facet, ...]) -> Listing:
             Facet("failed", "failed check", failed, many=True),
             Facet("theme", "theme", "c.metadata->>'$.theme'"),
             Facet("sentiment", "sentiment", "c.metadata->>'$.sentiment'"),
-            Facet("tag", "tag", "CAST(c.metadata->'$.tags' AS VARCHAR[])", many=True),
+            Facet("tag", "tag", "TRY_CAST(c.metadata->'$.tags' AS VARCHAR[])", many=True),
             *persona,
         ),
         search="CAST(c.messages AS VARCHAR)",
