@@ -251,7 +251,7 @@ def create_app(db: Database, *, token: str | None = None, allowed_hosts: list[st
         with reading() as con:
             listing = data.conversation_listing(persona_facets(con))
             found = data.browse(con, listing, dict(request.query_params), request.query_params.get("q", ""),
-                                number(request, "page"))  # fmt: skip
+                                number(request, "page"), state=_file_state(db.path))  # fmt: skip
         return page("conversations.html", request, page=found)
 
     def conversation(request: Request) -> Response:
@@ -358,6 +358,21 @@ def create_app(db: Database, *, token: str | None = None, allowed_hosts: list[st
     hosts = allowed_hosts or list(LOOPBACK_NAMES)
     middleware = [Middleware(Security, token=token), Middleware(TrustedHostMiddleware, allowed_hosts=hosts)]
     return Starlette(routes=routes, middleware=middleware)
+
+
+def _file_state(path: Path) -> str | None:
+    """What changes whenever the database does: the file's and its write-ahead log's size and time (a
+    commit grows the log; a checkpoint rewrites the file). Read while a read connection holds the file,
+    when no other process can write it."""
+    parts = []
+    for each in (path, path.with_name(path.name + ".wal")):
+        try:
+            found = each.stat()
+        except FileNotFoundError:
+            parts.append("-")
+            continue
+        parts.append(f"{found.st_size}:{found.st_mtime_ns}")
+    return "/".join(parts)
 
 
 def _version(con: duckdb.DuckDBPyConnection, run_id: str) -> str:

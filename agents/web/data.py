@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import json
 import math
+import threading
+from collections import OrderedDict
 from dataclasses import dataclass
 from typing import Any
 
@@ -17,7 +19,7 @@ import duckdb
 
 from agents.quality import CHECKS
 from agents.runs import count_tables, status_of
-from storage.sql import fetch_dicts, ident
+from storage.sql import fetch_dicts, ident, quote
 
 PAGE_SIZE = 50
 FACET_VALUES = 12  # the most frequent values a facet shows
@@ -36,10 +38,16 @@ class Listing:
     """One kind of list: its rows' SQL (with the aliases its facets and columns use) and its facets."""
 
     source: str  # FROM … (joins included)
-    columns: str  # SELECT …
-    order: str
+    columns: str  # SELECT … (of a page's rows, from `page_source`, or `source` when that is empty)
+    key: str  # the row's id
+    sort: str  # what the rows are sorted on, then the key
+    descending: bool
     facets: tuple[Facet, ...]
     search: str  # the text a search looks in
+    # worked out once into a temporary table (facets that join or read JSON), or read through a view
+    # (plain columns: a million personas are faster read again than copied)
+    materialize: bool = False
+    page_source: str = ""  # a lighter FROM for the page's rows, when `source` joins what only facets need
 
 
 @dataclass
@@ -53,50 +61,120 @@ class Page:
     query: str
 
 
-def _choice_sql(facet: Facet) -> str:
-    return f"list_contains({facet.sql}, ?)" if facet.many else f"({facet.sql}) = ?"
+class _Kept:
+    """Materialized lists of late requests (Arrow tables), by listing, search and the database's state:
+    choosing facets and paging read the same rows again, and work them out once while the file is
+    unchanged. A few at most: each is the rows' keys and facet values, ~10 MB for 100,000 rows."""
+
+    def __init__(self, size: int = 6):
+        self.size, self.lock = size, threading.Lock()
+        self.tables: OrderedDict[tuple[str, ...], Any] = OrderedDict()
+
+    def get(self, key: tuple[str, ...]) -> Any:
+        with self.lock:
+            found = self.tables.get(key)
+            if found is not None:
+                self.tables.move_to_end(key)
+            return found
+
+    def put(self, key: tuple[str, ...], table: Any) -> None:
+        with self.lock:
+            self.tables[key] = table
+            while len(self.tables) > self.size:
+                self.tables.popitem(last=False)
 
 
-def _where(listing: Listing, chosen: dict[str, str], query: str, leave_out: str | None = None) -> tuple[str, list[Any]]:
-    parts, params = [], []
-    for facet in listing.facets:
-        if facet.name in chosen and facet.name != leave_out:
-            parts.append(_choice_sql(facet))
-            params.append(chosen[facet.name])
-    if query:
-        parts.append(f"contains(lower({listing.search}), lower(?))")
-        params.append(query)
-    return (" WHERE " + " AND ".join(parts)) if parts else "", params
+kept = _Kept()
 
 
 def browse(
-    con: duckdb.DuckDBPyConnection, listing: Listing, chosen: dict[str, str], query: str = "", page: int = 1
+    con: duckdb.DuckDBPyConnection,
+    listing: Listing,
+    chosen: dict[str, str],
+    query: str = "",
+    page: int = 1,
+    state: str | None = None,
 ) -> Page:
     """One page of `listing`'s rows that match the facet values `chosen` and the search `query`, with
-    every facet's counts."""
+    every facet's counts.
+
+    The rows the search leaves, with every facet's value, are `browsed`: worked out once into an Arrow
+    table when the listing says `materialize` (a facet that joins another table or reads JSON, worked
+    out once, not once a facet; kept for the next request while `state`, the database file's, is the
+    same), else a temporary view. The count, the page and each facet's counts are read from it. A
+    facet's counts leave out its own choice, so that its other values stay in sight. All of it runs on
+    a cursor of its own, whose registrations and view go when it closes."""
     chosen = {k: v for k, v in chosen.items() if any(f.name == k for f in listing.facets)}
-    where, params = _where(listing, chosen, query)
-    total = int(con.execute(f"SELECT count(*) {listing.source}{where}", params).fetchone()[0])  # type: ignore[index]
+    values = ", ".join(
+        f"CAST({f.sql} AS VARCHAR{'[]' if f.many else ''}) AS f{i}" for i, f in enumerate(listing.facets)
+    )
+    # the search as a literal (quoted): a view cannot take a parameter
+    search = f" WHERE contains(lower({listing.search}), lower({quote(query)}))" if query else ""
+    rows_sql = f"SELECT {listing.key} AS key, {listing.sort} AS sort, {values} {listing.source}{search}"
+    with con.cursor() as cur:
+        if listing.materialize:
+            key = (state or "", repr(listing), query)
+            table = kept.get(key) if state else None
+            if table is None:
+                table = cur.sql(rows_sql).to_arrow_table()
+                if state:
+                    kept.put(key, table)
+            cur.register("browsed", table)
+        else:
+            cur.execute(f"CREATE TEMP VIEW browsed AS {rows_sql}").fetchall()
+        return _read(cur, listing, chosen, query, page)
+
+
+def _read(cur: duckdb.DuckDBPyConnection, listing: Listing, chosen: dict[str, str], query: str, page: int) -> Page:
+    """browse()'s count, page and facets, from `browsed`."""
+
+    def where(leave_out: str | None = None) -> tuple[str, list[str]]:
+        parts, given = [], []
+        for i, facet in enumerate(listing.facets):
+            if facet.name in chosen and facet.name != leave_out:
+                parts.append(f"list_contains(f{i}, ?)" if facet.many else f"f{i} = ?")
+                given.append(chosen[facet.name])
+        return (" WHERE " + " AND ".join(parts)) if parts else "", given
+
+    chosen_where, chosen_params = where()
+    total = int(cur.execute(f"SELECT count(*) FROM browsed{chosen_where}", chosen_params).fetchall()[0][0])
     pages = max(1, math.ceil(total / PAGE_SIZE))
     page = min(max(1, page), pages)
-    rows = fetch_dicts(
-        con.execute(
-            f"SELECT {listing.columns} {listing.source}{where} ORDER BY {listing.order} LIMIT {PAGE_SIZE} "
+    order = "DESC NULLS LAST" if listing.descending else "ASC NULLS LAST"
+    keys = [
+        k
+        for (k,) in cur.execute(
+            f"SELECT key FROM browsed{chosen_where} ORDER BY sort {order}, key LIMIT {PAGE_SIZE} "
             f"OFFSET {(page - 1) * PAGE_SIZE}",
-            params,
-        )
-    )
-    facets = []
-    for facet in listing.facets:
-        # a facet's counts leave out its own choice, so that its other values stay in sight
-        own_where, own_params = _where(listing, chosen, query, leave_out=facet.name)
-        value = f"unnest({facet.sql})" if facet.many else facet.sql
-        counted = con.execute(
-            f"SELECT v, count(*) AS n FROM (SELECT CAST({value} AS VARCHAR) AS v {listing.source}{own_where}) "
-            f"WHERE v IS NOT NULL AND v <> '' GROUP BY v ORDER BY n DESC, v LIMIT {FACET_VALUES}",
-            own_params,
+            chosen_params,
         ).fetchall()
-        facets.append((facet, [(str(v), int(n)) for v, n in counted]))
+    ]
+    found = {
+        row["key"]: row
+        for row in fetch_dicts(
+            cur.execute(
+                f"SELECT {listing.key} AS key, {listing.columns} {listing.page_source or listing.source} "
+                f"WHERE list_contains(?, {listing.key})",
+                [keys],
+            )
+        )
+    }
+    rows = [found[k] for k in keys if k in found]
+    # every facet's most frequent values in one statement (one round of DuckDB's planning, not one a facet)
+    parts, part_params = [], []
+    for i, facet in enumerate(listing.facets):
+        own_where, own_params = where(leave_out=facet.name)
+        value = f"unnest(f{i})" if facet.many else f"f{i}"
+        parts.append(
+            f"(SELECT {i} AS facet, v, count(*) AS n FROM (SELECT {value} AS v FROM browsed{own_where}) "
+            f"WHERE v IS NOT NULL AND v <> '' GROUP BY v ORDER BY n DESC, v LIMIT {FACET_VALUES})"
+        )
+        part_params += own_params
+    counted: dict[int, list[tuple[str, int]]] = {i: [] for i in range(len(listing.facets))}
+    if parts:
+        for i, v, n in cur.execute(" UNION ALL ".join(parts) + " ORDER BY facet, n DESC, v", part_params).fetchall():
+            counted[int(i)].append((str(v), int(n)))
+    facets = [(facet, counted[i]) for i, facet in enumerate(listing.facets)]
     return Page(rows, total, page, pages, facets, chosen, query)
 
 
@@ -137,34 +215,40 @@ def persona_facets(con: duckdb.DuckDBPyConnection, alias: str = "p", most: int =
     return tuple([facet for _, facet in found][: most - min(len(numbers), 1)] + numbers)[:most]
 
 
+# each conversation's quality rows summed up once: what failed, and whether a blocking one did
+_QUALITY = (
+    "(SELECT conversation_id, list(check_name) FILTER (WHERE NOT passed) AS failed, "
+    "bool_or(blocking AND NOT passed) AS blocked FROM quality GROUP BY conversation_id)"
+)
+
+
 def conversation_listing(persona: tuple[Facet, ...]) -> Listing:
-    failed = (
-        "(SELECT list(q.check_name ORDER BY q.check_name) FROM quality q WHERE q.conversation_id = c.conversation_id "
-        "AND NOT q.passed)"
-    )
-    checked = (
-        "(CASE WHEN NOT EXISTS (SELECT 1 FROM quality q WHERE q.conversation_id = c.conversation_id) "
-        "THEN 'not checked' WHEN EXISTS (SELECT 1 FROM quality q WHERE q.conversation_id = c.conversation_id "
-        "AND q.blocking AND NOT q.passed) THEN 'failed' ELSE 'passed' END)"
-    )
+    checked = "CASE WHEN q.blocked IS NULL THEN 'not checked' WHEN q.blocked THEN 'failed' ELSE 'passed' END"
     return Listing(
-        source="FROM conversations c LEFT JOIN personas p ON p.persona_id = c.persona_id",
+        source=(
+            "FROM conversations c LEFT JOIN personas p ON p.persona_id = c.persona_id "
+            f"LEFT JOIN {_QUALITY} q ON q.conversation_id = c.conversation_id"
+        ),
+        page_source="FROM conversations c LEFT JOIN personas p ON p.persona_id = c.persona_id",
         columns=(
             "c.conversation_id, c.run_id, c.created_at, c.status, c.persona_id, left(p.text, 140) AS persona, "
             "c.metadata->>'$.theme' AS theme, c.metadata->>'$.sentiment' AS sentiment, "
             "left(c.messages->>'$[0].content', 200) AS opening, json_array_length(c.messages) AS turns"
         ),
-        order="c.created_at DESC, c.conversation_id",
+        key="c.conversation_id",
+        sort="c.created_at",
+        descending=True,
         facets=(
             Facet("run", "run", "c.run_id"),
             Facet("quality", "quality", checked),
-            Facet("failed", "failed check", failed, many=True),
+            Facet("failed", "failed check", "q.failed", many=True),
             Facet("theme", "theme", "c.metadata->>'$.theme'"),
             Facet("sentiment", "sentiment", "c.metadata->>'$.sentiment'"),
             Facet("tag", "tag", "TRY_CAST(c.metadata->'$.tags' AS VARCHAR[])", many=True),
             *persona,
         ),
         search="CAST(c.messages AS VARCHAR)",
+        materialize=True,
     )
 
 
@@ -172,7 +256,9 @@ def persona_listing(persona: tuple[Facet, ...]) -> Listing:
     return Listing(
         source="FROM personas p",
         columns="p.persona_id, left(p.text, 240) AS text, p.layout, p.source, p.imported_at",
-        order="p.persona_id",
+        key="p.persona_id",
+        sort="p.persona_id",
+        descending=False,
         facets=(Facet("layout", "layout", "p.layout"), Facet("import", "import", "p.import_id"), *persona),
         search="p.text",
     )
@@ -184,7 +270,9 @@ PAGE_LISTING = Listing(
         "g.page_id, g.run_id, g.url, g.host, g.status, coalesce(g.error, 'ok') AS outcome, g.error_detail, "
         "g.title, g.fetched_at, g.bytes, g.rendered"
     ),
-    order="g.fetched_at DESC NULLS LAST, g.page_id",
+    key="g.page_id",
+    sort="g.fetched_at",
+    descending=True,
     facets=(
         Facet("run", "run", "g.run_id"),
         Facet("host", "host", "g.host"),
