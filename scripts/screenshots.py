@@ -74,7 +74,7 @@ def main() -> None:
                 page.goto(base.group(0) + path)
                 page.wait_for_load_state("networkidle")
                 target = args.out / f"{name}.png"
-                page.screenshot(path=str(target))
+                page.screenshot(path=str(target), full_page=name == "web-run")  # the run's charts are below
                 print(f"wrote {target}")
             browser.close()
     finally:
