@@ -8,6 +8,7 @@ latest write in it).
 
 from __future__ import annotations
 
+import math
 import threading
 from collections import OrderedDict
 from collections.abc import Callable
@@ -17,7 +18,8 @@ import altair as alt
 import duckdb
 
 WIDTH = 420
-MAX_POINTS = 5000  # latencies and scores drawn at most (a sample beyond): a histogram needs no more
+POINTS = 300  # a line's points at most: a long run's conversations are counted in wider steps
+BINS = 30
 
 CHARTS: dict[str, str] = {
     "conversations": "conversations over time",
@@ -37,10 +39,15 @@ def _empty(title: str) -> alt.Chart:
 
 
 def _conversations(con: duckdb.DuckDBPyConnection, run_id: str) -> alt.Chart:
+    # a step of whole seconds that makes POINTS points at most over the run's span
+    span = con.execute(
+        "SELECT epoch(max(created_at)) - epoch(min(created_at)) FROM conversations WHERE run_id = ?", [run_id]
+    ).fetchone()
+    step = max(1, math.ceil(float(span[0] or 0) / POINTS)) if span else 1
     rows = con.execute(
-        "SELECT strftime(date_trunc('second', created_at), '%Y-%m-%dT%H:%M:%S') AS t, count(*) AS n "
+        "SELECT strftime(time_bucket(to_seconds(?), created_at), '%Y-%m-%dT%H:%M:%S') AS t, count(*) AS n "
         "FROM conversations WHERE run_id = ? GROUP BY 1 ORDER BY 1",
-        [run_id],
+        [step, run_id],
     ).fetchall()
     if not rows:
         return _empty(CHARTS["conversations"])
@@ -57,20 +64,25 @@ def _conversations(con: duckdb.DuckDBPyConnection, run_id: str) -> alt.Chart:
 
 
 def _latency(con: duckdb.DuckDBPyConnection, run_id: str) -> alt.Chart:
+    # every call counted in BINS equal bins (in SQL: the picture gets the counts, not the calls)
     rows = con.execute(
-        "SELECT * FROM (SELECT latency_ms / 1000.0 AS s, purpose FROM llm_calls WHERE run_id = ? AND NOT cached "
-        f"AND latency_ms IS NOT NULL) USING SAMPLE {MAX_POINTS} ROWS",
-        [run_id],
+        "WITH calls AS (SELECT latency_ms / 1000.0 AS s, purpose FROM llm_calls WHERE run_id = ? AND NOT cached "
+        "AND latency_ms IS NOT NULL), width AS (SELECT greatest(max(s), 0.001) / ? AS w FROM calls) "
+        "SELECT least(floor(s / w), ? - 1) * w AS start, w, purpose, count(*) FROM calls, width GROUP BY ALL",
+        [run_id, BINS, BINS],
     ).fetchall()
     if not rows:
         return _empty(CHARTS["latency"])
-    values = [{"seconds": float(s), "purpose": str(p)} for s, p in rows]
+    values = [
+        {"start": float(a), "end": float(a) + float(w), "purpose": str(p), "calls": int(n)} for a, w, p, n in rows
+    ]
     return (
         alt.Chart(alt.Data(values=values))
         .mark_bar()
         .encode(
-            x=alt.X("seconds:Q", bin=alt.Bin(maxbins=30), title="seconds a call"),
-            y=alt.Y("count():Q", title="calls"),
+            x=alt.X("start:Q", scale=alt.Scale(domainMin=0), title="seconds a call"),
+            x2="end:Q",
+            y=alt.Y("sum(calls):Q", title="calls"),
             color=alt.Color("purpose:N", title="purpose"),
         )
         .properties(width=WIDTH, height=180, title=CHARTS["latency"])
@@ -95,20 +107,22 @@ def _pages(con: duckdb.DuckDBPyConnection, run_id: str) -> alt.Chart:
 
 
 def _judges(con: duckdb.DuckDBPyConnection, run_id: str) -> alt.Chart:
+    # every score counted in tenths (1.0 with the last), in SQL
     rows = con.execute(
-        "SELECT * FROM (SELECT check_name, score FROM quality WHERE run_id = ? AND score IS NOT NULL) "
-        f"USING SAMPLE {MAX_POINTS * 4} ROWS",
+        "SELECT check_name, least(floor(score * 10), 9) / 10 AS start, count(*) FROM quality "
+        "WHERE run_id = ? AND score IS NOT NULL GROUP BY ALL",
         [run_id],
     ).fetchall()
     if not rows:
         return _empty(CHARTS["judges"])
-    values = [{"name": str(n), "score": float(s)} for n, s in rows]
+    values = [{"name": str(n), "start": float(a), "end": float(a) + 0.1, "conversations": int(c)} for n, a, c in rows]
     return (
         alt.Chart(alt.Data(values=values))
         .mark_bar()
         .encode(
-            x=alt.X("score:Q", bin=alt.Bin(extent=[0, 1], step=0.1), title="score"),
-            y=alt.Y("count():Q", title="conversations"),
+            x=alt.X("start:Q", scale=alt.Scale(domain=[0, 1]), title="score"),
+            x2="end:Q",
+            y=alt.Y("sum(conversations):Q", title="conversations"),  # summed: bars that stand on zero
         )
         .properties(width=130, height=90)
         .facet(facet=alt.Facet("name:N", title=None), columns=3)
