@@ -49,10 +49,13 @@ _READ_CONFIG: dict[str, str | bool | int | float | list[str]] = {
     "python_enable_replacements": False,
 }
 # A sealed read (for a view that serves other people) also reads no file but the database, reaches no
-# network, and cannot turn either back on: DuckDB refuses to change a locked configuration.
+# network, and cannot turn either back on: DuckDB refuses to change a locked configuration. Its memory is
+# bounded too (DuckDB's default is 80 % of the machine's), so that one query cannot take the machine.
 _SEALED_CONFIG: dict[str, str | bool | int | float | list[str]] = {
     **_READ_CONFIG,
     "enable_external_access": False,
+    "memory_limit": "2GB",
+    "max_temp_directory_size": "2GB",
     "lock_configuration": True,
 }
 

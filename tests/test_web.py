@@ -5,12 +5,17 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
+import threading
+import time
 from pathlib import Path
 from typing import Any
 
+import duckdb
 import httpx
+import pytest
 
 from agents.web.app import cited, is_loopback
 from tests.support.cli import RUN, Cli, swarm_subprocess
@@ -65,6 +70,7 @@ def test_the_view_shows_a_run_its_conversations_as_chats_and_the_pages_they_cite
         assert page.evaluate("window.pwned") is None
         conversation = page.url
         page.locator(".persona-card a").click()
+        assert page.url.startswith(f"{base}/persona?id=hostile")
         assert page.locator("h1").inner_text() == f"Persona {HOSTILE_ID}"
         assert page.locator(".persona-text").inner_text() == HOSTILE
         page.goto(conversation)
@@ -112,6 +118,13 @@ def test_the_sql_box_reads_and_refuses_writes_files_and_the_network(
         assert len(table.text.splitlines()) == personas + 1
         many = httpx.get(f"{base}/api/sql", params={"q": "SELECT * FROM range(100005)"}, timeout=60).json()
         assert len(many["rows"]) == 100_000 and many["truncated"] is True
+        # 2 GB of text asked for: the answer stops at 50 million characters
+        big = httpx.get(
+            f"{base}/api/sql", params={"q": "SELECT repeat('x', 20000) AS s FROM range(100000)"}, timeout=60
+        )
+        assert big.json()["truncated"] is True and len(big.content) < 60_000_000
+        odd = httpx.get(f"{base}/api/sql", params={"q": "SELECT 'nan'::DOUBLE AS x, 'inf'::DOUBLE AS y"})
+        assert odd.status_code == 200 and json.loads(odd.text) == {"columns": ["x", "y"], "rows": [[None, None]]}
     assert rows(isolated_db, "SELECT count(*) FROM personas")[0][0] == personas
 
 
@@ -177,6 +190,21 @@ def test_serve_binds_loopback_unless_a_token_guards_it(
         # a page elsewhere that points its own name at 127.0.0.1 (DNS rebinding) is not answered
         rebound = client.get("/", headers={"host": "attacker.example", "authorization": f"Bearer {TOKEN}"})
         assert rebound.status_code == 400
+        assert client.get("/", headers={"authorization": f"bearer {TOKEN}"}).status_code == 200
+        assert f"swarm_token_{base.rsplit(':', 1)[1]}=" in entered.headers["set-cookie"], "a cookie a server"
+        # a path that starts "//" must not come back as a Location of another host's
+        elsewhere = client.get(httpx.URL(base).copy_with(raw_path=f"//attacker.example/x?token={TOKEN}".encode()))
+        assert elsewhere.status_code == 303 and elsewhere.headers["location"] == "/attacker.example/x"
+
+
+def test_requests_from_another_sites_page_are_refused(cli: Cli, swarm_env: dict[str, str]) -> None:
+    """A page of any website can make the browser send requests to 127.0.0.1 and time the answers:
+    the view answers only its own pages, and what a person or a script asks for directly."""
+    with served() as base:
+        for where, status in [("cross-site", 403), ("same-site", 403), ("same-origin", 200), ("none", 200)]:
+            answer = httpx.get(f"{base}/api/sql", params={"q": "SELECT 1"}, headers={"sec-fetch-site": where})
+            assert answer.status_code == status, where
+        assert httpx.get(f"{base}/api/sql", params={"q": "SELECT 1"}).status_code == 200, "curl sends none"
 
 
 def test_the_report_is_one_file_that_shows_the_run_offline(cli: Cli, swarm_env: dict[str, str], tmp_path: Path) -> None:
@@ -218,3 +246,57 @@ def test_citations_are_links_and_the_rest_is_text() -> None:
     )
     assert is_loopback("127.0.0.1") and is_loopback("::1") and is_loopback("[::1]") and is_loopback("localhost")
     assert not is_loopback("0.0.0.0") and not is_loopback("192.168.1.10") and not is_loopback("example.org")
+
+
+def test_odd_rows_are_shown_not_errors(cli: Cli, swarm_env: dict[str, str], tmp_path: Path, isolated_db: Path) -> None:
+    """Rows a recipe of one's own, a hand edit or a hostile source can make: each page still answers."""
+    run_id = _run(cli, tmp_path)
+    first, second = (r[0] for r in rows(isolated_db, "SELECT conversation_id FROM conversations ORDER BY 1 LIMIT 2"))
+    con = duckdb.connect(str(isolated_db))
+    con.execute(
+        'UPDATE conversations SET messages = \'[{"role": "user", "content": 42}, 5, {"role": "assistant", '
+        '"content": "He said \\"ad hominem\\" twice [1]."}]\', metadata = \'["a", "b"]\', outputs = \'["x"]\', '
+        "sources = '7' WHERE conversation_id = ?",
+        [first],
+    )
+    con.execute(
+        'UPDATE conversations SET metadata = \'{"tags": ["dup", "dup", "dup"], "nest": {"x": 1}}\' '
+        "WHERE conversation_id = ?",
+        [second],
+    )
+    con.execute("UPDATE personas SET age = 9223372036854775807 WHERE persona_id = 'sample-001'")
+    con.execute("UPDATE llm_calls SET latency_ms = 'nan'::DOUBLE WHERE call_id = (SELECT min(call_id) FROM llm_calls)")
+    con.close()
+    with served() as base, httpx.Client(base_url=base) as client:
+        shown = client.get(f"/conversations/{first}")
+        assert shown.status_code == 200 and "42" in shown.text
+        nested = client.get(f"/conversations/{second}")
+        assert nested.status_code == 200 and "{&#34;x&#34;: 1}" in nested.text, "a nested object shows as JSON"
+        assert client.get("/personas").status_code == 200
+        assert client.get(f"/api/runs/{run_id}").status_code == 200
+        # the search reads the turns' text, quotes and all, and not the JSON around it
+        found = client.get("/conversations", params={"q": 'said "ad hominem"'})
+        assert "1 found" in found.text
+        assert "0 found" in client.get("/conversations", params={"q": '"content"'}).text
+        # a tag a conversation has three times counts it once
+        tagged = client.get("/conversations", params={"tag": "dup"})
+        assert "1 found" in tagged.text and re.search(r">dup</a> <span class=\"n\">1</span>", tagged.text)
+    code, _, err = cli("report", "--run", run_id, "-o", str(tmp_path / "odd.html"))
+    assert code == 0, err
+
+
+@pytest.mark.slow
+def test_one_sql_query_at_a_time_each_stopped_after_its_limit(cli: Cli, swarm_env: dict[str, str]) -> None:
+    endless = "SELECT sum(hash(a.range)) FROM range(100000000000) a"
+    with served() as base:
+        answers: list[httpx.Response] = []
+        first = threading.Thread(
+            target=lambda: answers.append(httpx.get(f"{base}/api/sql", params={"q": endless}, timeout=60))
+        )
+        first.start()
+        time.sleep(1)
+        second = httpx.get(f"{base}/api/sql", params={"q": "SELECT 1"})
+        assert second.status_code == 503 and "another SQL query" in second.json()["error"]
+        first.join(timeout=60)
+        assert answers[0].status_code == 400 and "stopped after 10 s" in answers[0].json()["error"]
+        assert httpx.get(f"{base}/api/sql", params={"q": "SELECT 1"}).status_code == 200

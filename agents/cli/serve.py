@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import logging
 import os
+import re
 import socket
 import threading
 from pathlib import Path
@@ -71,8 +73,20 @@ def serve(
     if token:
         console.print(f"open {url}?token=… with the token once; it is kept as a cookie", markup=False)
     threading.Thread(target=_warm_charts, daemon=True).start()
-    config = uvicorn.Config(app, log_level="warning", access_log=access_log, lifespan="off")
+    config = uvicorn.Config(app, log_level="info" if access_log else "warning", access_log=access_log, lifespan="off")
+    logging.getLogger("uvicorn.access").addFilter(_NoToken())  # after Config, which sets up uvicorn's logging
     uvicorn.Server(config).run(sockets=[sock])
+
+
+class _NoToken(logging.Filter):
+    """The access log's request lines without the value of a `?token=`."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if isinstance(record.args, tuple):
+            record.args = tuple(
+                re.sub(r"token=[^&\s]*", "token=…", a) if isinstance(a, str) else a for a in record.args
+            )
+        return True
 
 
 def _warm_charts() -> None:

@@ -13,7 +13,10 @@ import hashlib
 import hmac
 import io
 import ipaddress
+import math
 import re
+import threading
+import time
 from collections.abc import Callable, Iterator, MutableMapping
 from contextlib import contextmanager
 from pathlib import Path
@@ -41,7 +44,10 @@ from storage.errors import DatabaseBusy, DatabaseMissing, SwarmError
 HERE = Path(__file__).resolve().parent
 SQL_ROWS_SHOWN = 1000  # rows the SQL page shows
 SQL_ROWS_SENT = 100_000  # rows /api/sql answers at most (held in memory to answer): swarm query has no bound
-SQL_TIMEOUT_S = 10.0
+SQL_TIMEOUT_S = 10.0  # a run that writes the same file waits meanwhile (its writes wait 30 s before failing)
+SQL_CHARACTERS = 50_000_000  # text an answer holds at most (it is made in memory), whatever its rows
+CELL_SHOWN = 2000  # characters of a value the SQL page shows
+GAP_S = 0.03  # the database left free between two requests' reads, for a run waiting to write
 TOKEN_COOKIE = "swarm_token"
 CSP = (
     "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; connect-src 'self'; "
@@ -120,7 +126,9 @@ templates.env.filters["when"] = when
 
 
 class Security:
-    """Headers on every answer, and the token when one is set (a header, a cookie, or ?token= once)."""
+    """Every request passes here first (inside the Host check): requests that another site's page made are
+    refused, the token is asked for when one is set (an `Authorization: Bearer` header, the cookie, or
+    `?token=` once), and every answer, an error's too, gets the security headers."""
 
     def __init__(self, app: ASGIApp, token: str | None):
         self.app, self.token = app, token
@@ -130,37 +138,60 @@ class Security:
             await self.app(scope, receive, send)
             return
         request = Request(scope)
-        if self.token is not None:
-            given = request.query_params.get("token")
-            if given is not None and hmac.compare_digest(given.encode(), self.token.encode()):
-                # the token leaves the address bar (and the history) for an HttpOnly cookie
-                response: Response = RedirectResponse(_with(request), status_code=303)
-                response.set_cookie(TOKEN_COOKIE, self.token, httponly=True, samesite="strict")
-                await self._secured(response)(scope, receive, send)
-                return
-            header = request.headers.get("authorization", "")
-            offered = header.removeprefix("Bearer ").strip() if header.startswith("Bearer ") else None
-            offered = offered or request.cookies.get(TOKEN_COOKIE)
-            if not offered or not hmac.compare_digest(offered.encode(), self.token.encode()):
-                await self._secured(
-                    PlainTextResponse("a token is needed: open the address swarm serve printed, or send "
-                                      "Authorization: Bearer <token>", status_code=401)
-                )(scope, receive, send)  # fmt: skip
-                return
+        refused = self._refused(request)
+        if refused is not None:
+            await refused(scope, receive, send)
+            return
+        started = False
 
         async def secured_send(message: MutableMapping[str, Any]) -> None:
+            nonlocal started
             if message["type"] == "http.response.start":
-                headers = list(message.get("headers", []))
+                started = True
+                headers = [(k, v) for k, v in message.get("headers", []) if k.decode().lower() not in _HEADERS]
                 headers += [(k.encode(), v.encode()) for k, v in _HEADERS.items()]
                 message = {**message, "headers": headers}
             await send(message)
 
-        await self.app(scope, receive, secured_send)
+        try:
+            await self.app(scope, receive, secured_send)
+        except Exception:
+            if started:
+                raise
+            # the error's own answer, with the headers (Starlette's outer handler would send it bare)
+            await _secured(PlainTextResponse("Internal Server Error", status_code=500))(scope, receive, send)
+            raise
 
-    @staticmethod
-    def _secured(response: Response) -> Response:
-        response.headers.update(_HEADERS)
-        return response
+    def _refused(self, request: Request) -> Response | None:
+        # a page of another site may send requests here (a browser lets it, and times the answers even
+        # when it cannot read them): browsers say where a request comes from; people and scripts send
+        # none or "none" (an address typed, a link opened from the terminal)
+        if request.headers.get("sec-fetch-site", "none") not in ("same-origin", "none"):
+            return _secured(PlainTextResponse(
+                "refused: this request came from another site's page. Open the view's address yourself.",
+                status_code=403))  # fmt: skip
+        if self.token is None:
+            return None
+        cookie = f"{TOKEN_COOKIE}_{request.url.port or 80}"  # cookies ignore ports: one a server
+        given = request.query_params.get("token")
+        if given is not None and hmac.compare_digest(given.encode(), self.token.encode()):
+            # the token leaves the address bar (and the history) for an HttpOnly cookie; the path is this
+            # server's own (a leading "//" would make it another host's)
+            response = RedirectResponse("/" + _with(request).lstrip("/"), status_code=303)
+            response.set_cookie(cookie, self.token, httponly=True, samesite="strict")
+            return _secured(response)
+        scheme, _, credentials = request.headers.get("authorization", "").partition(" ")
+        offered = credentials.strip() if scheme.lower() == "bearer" else request.cookies.get(cookie)
+        if offered and hmac.compare_digest(offered.encode(), self.token.encode()):
+            return None
+        return _secured(PlainTextResponse(
+            "a token is needed: open the address swarm serve printed with ?token=…, or send "
+            "Authorization: Bearer <token>", status_code=401))  # fmt: skip
+
+
+def _secured(response: Response) -> Response:
+    response.headers.update(_HEADERS)
+    return response
 
 
 _HEADERS = {
@@ -176,9 +207,27 @@ def create_app(db: Database, *, token: str | None = None, allowed_hosts: list[st
     """The app over `db`. `allowed_hosts` are the Host headers answered (loopback names by default: a web
     page that rebinds its own name to 127.0.0.1 is refused)."""
 
+    sql_slot = threading.Semaphore(1)
+    turn = threading.Lock()
+    free = {"since": 0.0}
+
+    @contextmanager
+    def gap() -> Iterator[None]:
+        """The requests' reads take turns (one connection at a time, as the file allows one a process)
+        with a pause between them: a run in another process waiting to write polls for the file, and a
+        queue of requests would otherwise hand it on without a break."""
+        with turn:
+            wait = free["since"] + GAP_S - time.monotonic()
+            if wait > 0:
+                time.sleep(wait)
+            try:
+                yield
+            finally:
+                free["since"] = time.monotonic()
+
     @contextmanager
     def reading() -> Iterator[duckdb.DuckDBPyConnection]:
-        with db.read(sealed=True) as con:
+        with gap(), db.read(sealed=True) as con:
             yield con
 
     def page(name: str, request: Request, status_code: int = 200, **context: Any) -> Response:
@@ -234,7 +283,7 @@ def create_app(db: Database, *, token: str | None = None, allowed_hosts: list[st
             version = _version(con, run_id)
         fields = ("run_id", "status", "shown_status", "started_at", "finished_at", "updated_at", "counts",
                   "latency_ms", "checks")  # fmt: skip
-        return JSONResponse(plain({**{k: record.get(k) for k in fields}, "version": version}))
+        return JSONResponse(finite(plain({**{k: record.get(k) for k in fields}, "version": version})))
 
     def chart(request: Request) -> Response:
         run_id, name = request.path_params["run_id"], request.path_params["name"]
@@ -243,8 +292,12 @@ def create_app(db: Database, *, token: str | None = None, allowed_hosts: list[st
         with reading() as con:
             if not con.execute("SELECT 1 FROM runs WHERE run_id = ?", [run_id]).fetchone():
                 return PlainTextResponse(f"no run {run_id}", status_code=404)
-            version = _version(con, run_id)
-            drawn = charts.run_chart(con, run_id, name, version)
+            key = (run_id, name, _version(con, run_id))
+            drawn = charts.drawn.get(key)
+            specification = charts.spec(con, run_id, name) if drawn is None else None
+        if drawn is None:  # drawn with the database free again
+            drawn = charts.svg(specification or {})
+            charts.drawn.put(key, drawn)
         return Response(drawn, media_type="image/svg+xml")
 
     def conversations(request: Request) -> Response:
@@ -270,7 +323,8 @@ def create_app(db: Database, *, token: str | None = None, allowed_hosts: list[st
         return page("personas.html", request, page=found)
 
     def persona(request: Request) -> Response:
-        persona_id = request.path_params["persona_id"]
+        # /persona?id=… is how the pages link (a source's id may be "..", or hold "/"); /personas/ID for typing
+        persona_id = request.path_params.get("persona_id") or request.query_params.get("id", "")
         with reading() as con:
             record = data.persona(con, persona_id)
         if record is None:
@@ -292,16 +346,26 @@ def create_app(db: Database, *, token: str | None = None, allowed_hosts: list[st
         return page("page.html", request, g=record)
 
     # -- SQL --------------------------------------------------------------------------------------------
-    def _query(sql: str, limit: int | None) -> tuple[list[str], list[str], list[tuple[Any, ...]], bool]:
-        rows: list[tuple[Any, ...]] = []
-        more = False
-        with run_query(db, sql, timeout=SQL_TIMEOUT_S, sealed=True) as result:
-            for batch in result.batches():
-                rows.extend(batch)
-                if limit is not None and len(rows) > limit:
-                    rows, more = rows[:limit], True
-                    break
-            return result.columns, result.types, rows, more
+    def _query(sql: str, limit: int) -> tuple[list[str], list[str], list[tuple[Any, ...]], bool]:
+        """At most `limit` rows and SQL_CHARACTERS of text (then `more` is true); one query at a time."""
+        if not sql_slot.acquire(blocking=False):
+            raise SqlBusy("another SQL query is running here; run this one when it has ended")
+        try:
+            rows: list[tuple[Any, ...]] = []
+            more, held = False, 0
+            with gap(), run_query(db, sql, timeout=SQL_TIMEOUT_S, sealed=True) as result:
+                for batch in result.batches(256):
+                    for row in batch:
+                        held += sum(len(v) if isinstance(v, (str, bytes)) else 8 for v in row)
+                        if len(rows) == limit or held > SQL_CHARACTERS:
+                            more = True
+                            break
+                        rows.append(row)
+                    if more:
+                        break
+                return result.columns, result.types, rows, more
+        finally:
+            sql_slot.release()
 
     def sql_page(request: Request) -> Response:
         sql = request.query_params.get("q", "").strip()
@@ -312,9 +376,11 @@ def create_app(db: Database, *, token: str | None = None, allowed_hosts: list[st
         except QueryTimeout:
             return page("sql.html", request, status_code=400, sql=sql, result=None,
                         error=f"stopped after {SQL_TIMEOUT_S:g} s")  # fmt: skip
+        except SqlBusy as exc:
+            return page("sql.html", request, status_code=503, sql=sql, result=None, error=str(exc))
         except SwarmError as exc:
             return page("sql.html", request, status_code=400, sql=sql, result=None, error=str(exc))
-        shown = [[plain(v, t) for v, t in zip(row, types, strict=True)] for row in rows]
+        shown = [[_cut(finite(plain(v, t))) for v, t in zip(row, types, strict=True)] for row in rows]
         return page("sql.html", request, sql=sql, result={"columns": columns, "rows": shown, "more": more}, error=None)
 
     def sql_api(request: Request) -> Response:
@@ -328,15 +394,17 @@ def create_app(db: Database, *, token: str | None = None, allowed_hosts: list[st
             columns, types, rows, more = _query(sql, SQL_ROWS_SENT)
         except QueryTimeout:
             return JSONResponse({"error": f"stopped after {SQL_TIMEOUT_S:g} s"}, status_code=400)
+        except SqlBusy as exc:
+            return JSONResponse({"error": str(exc)}, status_code=503, headers={"retry-after": "5"})
         except SwarmError as exc:
             return JSONResponse({"error": str(exc)}, status_code=400)
-        cut = {"x-swarm-truncated": f"the first {SQL_ROWS_SENT} rows"} if more else {}
+        cut = {"x-swarm-truncated": f"the first {len(rows)} rows"} if more else {}
         if fmt == "csv":
             out = io.StringIO()
             write_rows("csv", columns, [rows], types, out=out)
             return Response(out.getvalue(), media_type="text/csv; charset=utf-8",
                             headers={"content-disposition": 'attachment; filename="query.csv"', **cut})  # fmt: skip
-        shown = [[plain(v, t) for v, t in zip(row, types, strict=True)] for row in rows]
+        shown = [[finite(plain(v, t)) for v, t in zip(row, types, strict=True)] for row in rows]
         answer = {"columns": columns, "rows": shown, **({"truncated": True} if more else {})}
         return Response(dumps(answer), media_type="application/json", headers=cut)
 
@@ -348,6 +416,7 @@ def create_app(db: Database, *, token: str | None = None, allowed_hosts: list[st
         Route("/conversations", guarded(conversations)),
         Route("/conversations/{conversation_id}", guarded(conversation)),
         Route("/personas", guarded(personas)),
+        Route("/persona", guarded(persona)),
         Route("/personas/{persona_id:path}", guarded(persona)),
         Route("/pages", guarded(pages)),
         Route("/pages/{page_id}", guarded(web_page)),
@@ -356,8 +425,32 @@ def create_app(db: Database, *, token: str | None = None, allowed_hosts: list[st
         Mount("/static", StaticFiles(directory=str(HERE / "static")), name="static"),
     ]
     hosts = allowed_hosts or list(LOOPBACK_NAMES)
-    middleware = [Middleware(Security, token=token), Middleware(TrustedHostMiddleware, allowed_hosts=hosts)]
+    # the Host check first: a request for another name gets nothing, not even the token's redirect
+    middleware = [Middleware(TrustedHostMiddleware, allowed_hosts=hosts), Middleware(Security, token=token)]
     return Starlette(routes=routes, middleware=middleware)
+
+
+class SqlBusy(SwarmError):
+    """Another SQL query of the view is running."""
+
+
+def finite(value: Any) -> Any:
+    """`value` with NaN and infinities as null: JSON has neither (DuckDB's DOUBLE has both)."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, list):
+        return [finite(v) for v in value]
+    if isinstance(value, dict):
+        return {k: finite(v) for k, v in value.items()}
+    return value
+
+
+def _cut(value: Any) -> Any:
+    """A value as the SQL page shows it: text past CELL_SHOWN characters cut, with a mark."""
+    text = value if isinstance(value, str) else None
+    if text is not None and len(text) > CELL_SHOWN:
+        return text[:CELL_SHOWN] + f" … ({len(text):,} characters; the download has them all)"
+    return value
 
 
 def _file_state(path: Path) -> str | None:

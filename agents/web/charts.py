@@ -2,8 +2,8 @@
 
 The browser gets pictures, not scripts: the view keeps a Content-Security-Policy that runs no inline
 script, and the report opens with no network. vl-convert starts its renderer once (~1 s), then a chart
-takes tens of milliseconds; a drawn chart is kept until its run's data changes (the key has the run's
-latest write in it).
+takes tens of milliseconds; a drawn chart is kept until its run's data changes (`drawn`, by a key with
+the run's latest write in it).
 """
 
 from __future__ import annotations
@@ -171,13 +171,3 @@ def svg(specification: dict[str, Any]) -> str:
     import vl_convert  # ~0.5 s to import: only when a chart is drawn
 
     return str(vl_convert.vegalite_to_svg(specification))
-
-
-def run_chart(con: duckdb.DuckDBPyConnection, run_id: str, name: str, version: str) -> str:
-    """Chart `name` of a run as SVG; `version` is what changes when the run's data does."""
-    key = (run_id, name, version)
-    found = drawn.get(key)
-    if found is None:
-        found = svg(spec(con, run_id, name))
-        drawn.put(key, found)
-    return found

@@ -164,7 +164,7 @@ def _read(cur: duckdb.DuckDBPyConnection, listing: Listing, chosen: dict[str, st
     parts, part_params = [], []
     for i, facet in enumerate(listing.facets):
         own_where, own_params = where(leave_out=facet.name)
-        value = f"unnest(f{i})" if facet.many else f"f{i}"
+        value = f"unnest(list_distinct(f{i}))" if facet.many else f"f{i}"  # a row counts once a value
         parts.append(
             f"(SELECT {i} AS facet, v, count(*) AS n FROM (SELECT {value} AS v FROM browsed{own_where}) "
             f"WHERE v IS NOT NULL AND v <> '' GROUP BY v ORDER BY n DESC, v LIMIT {FACET_VALUES})"
@@ -174,6 +174,10 @@ def _read(cur: duckdb.DuckDBPyConnection, listing: Listing, chosen: dict[str, st
     if parts:
         for i, v, n in cur.execute(" UNION ALL ".join(parts) + " ORDER BY facet, n DESC, v", part_params).fetchall():
             counted[int(i)].append((str(v), int(n)))
+    for i, facet in enumerate(listing.facets):
+        choice = chosen.get(facet.name)
+        if choice is not None and all(v != choice for v, _ in counted[i]):
+            counted[i].append((choice, total))  # a choice past the most frequent: still shown, to undo
     facets = [(facet, counted[i]) for i, facet in enumerate(listing.facets)]
     return Page(rows, total, page, pages, facets, chosen, query)
 
@@ -209,8 +213,8 @@ def persona_facets(con: duckdb.DuckDBPyConnection, alias: str = "p", most: int =
     for field, sql_type, column in fields:
         if sql_type in _NUMERIC:
             col = f"{alias}.{ident(column)}"
-            decade = f"CAST(floor({col} / 10) * 10 AS BIGINT)"
-            value = f"CASE WHEN {col} IS NOT NULL THEN {decade} || '–' || ({decade} + 9) END"
+            decade = f"TRY_CAST(floor({col} / 10) * 10 AS BIGINT)"  # NULL, not an error, past BIGINT
+            value = f"CASE WHEN {decade} IS NOT NULL THEN {decade} || '–' || ({decade} + 9) END"
             numbers.append(Facet(f"persona.{field}", f"{field} (range)", value))
     return tuple([facet for _, facet in found][: most - min(len(numbers), 1)] + numbers)[:most]
 
@@ -247,7 +251,8 @@ def conversation_listing(persona: tuple[Facet, ...]) -> Listing:
             Facet("tag", "tag", "TRY_CAST(c.metadata->'$.tags' AS VARCHAR[])", many=True),
             *persona,
         ),
-        search="CAST(c.messages AS VARCHAR)",
+        # the turns' text, not the JSON around it (its keys, quotes written \")
+        search="array_to_string(json_extract_string(c.messages, '$[*].content'), ' ')",
         materialize=True,
     )
 
@@ -288,6 +293,19 @@ PAGE_LISTING = Listing(
 
 def _json(value: Any) -> Any:
     return json.loads(value) if isinstance(value, str) else value
+
+
+def _list(value: Any) -> list[Any]:
+    return value if isinstance(value, list) else []
+
+
+def _message(value: Any) -> dict[str, str]:
+    """A turn as the chat shows it: a role and text (a content that is not text shows as JSON)."""
+    if not isinstance(value, dict):
+        return {"role": "?", "content": json.dumps(value, ensure_ascii=False)}
+    content = value.get("content")
+    text = content if isinstance(content, str) else ("" if content is None else json.dumps(content, ensure_ascii=False))
+    return {"role": str(value.get("role", "?")), "content": text}
 
 
 def runs(con: duckdb.DuckDBPyConnection, limit: int = 200) -> list[dict[str, Any]]:
@@ -338,6 +356,13 @@ def conversation(con: duckdb.DuckDBPyConnection, conversation_id: str) -> dict[s
     record = found[0]
     for key in ("messages", "sources", "metadata", "queries", "outputs", "failed_steps", "variations"):
         record[key] = _json(record.get(key))
+    # what the page reads of them, whatever shape a recipe or a hand-edited row gave them
+    record["messages"] = [_message(m) for m in _list(record["messages"])]
+    record["sources"] = [s for s in _list(record["sources"]) if isinstance(s, dict)]
+    record["queries"] = _list(record["queries"])
+    for key in ("metadata", "outputs", "failed_steps"):
+        value = record[key]
+        record[key] = value if isinstance(value, dict) or value is None else {"value": value}
     record["quality"] = fetch_dicts(
         con.execute(
             "SELECT check_name, score, passed, blocking, detail FROM quality WHERE conversation_id = ? "
@@ -347,12 +372,13 @@ def conversation(con: duckdb.DuckDBPyConnection, conversation_id: str) -> dict[s
     )
     # every source number the assistant was given, to the page it was: the read step keeps them all,
     # `sources` only those cited
-    given = ((record["outputs"] or {}).get("read") or {}).get("sources") or []
+    read = (record["outputs"] or {}).get("read")
+    given = _list(read.get("sources")) if isinstance(read, dict) else []
     numbered: dict[int, dict[str, Any]] = {}
     for source in [*given, *(record["sources"] or [])]:
         if isinstance(source, dict) and isinstance(source.get("n"), int) and source.get("page_id"):
             numbered.setdefault(source["n"], {"n": source["n"], "page_id": str(source["page_id"])})
-    cited = {s.get("n") for s in record["sources"] or [] if isinstance(s, dict)}
+    cited = {s.get("n") for s in record["sources"]}
     if numbered:
         stored = con.execute(
             "SELECT page_id, url, title FROM pages WHERE list_contains(?, page_id)",
