@@ -208,22 +208,28 @@ def create_app(db: Database, *, token: str | None = None, allowed_hosts: list[st
     page that rebinds its own name to 127.0.0.1 is refused)."""
 
     sql_slot = threading.Semaphore(1)
-    turn = threading.Lock()
-    free = {"since": 0.0}
+    turn, turn_lock = threading.Lock(), threading.Lock()  # the database's turn; the count of those waiting
+    free = {"since": 0.0, "waiting": 0}
 
     @contextmanager
     def gap() -> Iterator[None]:
-        """The requests' reads take turns (one connection at a time, as the file allows one a process)
-        with a pause between them: a run in another process waiting to write polls for the file, and a
-        queue of requests would otherwise hand it on without a break."""
+        """The requests' reads take turns (one connection at a time, as the file allows one a process),
+        with a pause between them when they queue: a run in another process waiting to write polls for
+        the file, and a queue would otherwise hand it on without a break. One person's requests, one
+        after another, do not queue and wait for nothing."""
+        with turn_lock:
+            free["waiting"] += 1
         with turn:
+            with turn_lock:
+                free["waiting"] -= 1
             wait = free["since"] + GAP_S - time.monotonic()
             if wait > 0:
                 time.sleep(wait)
             try:
                 yield
             finally:
-                free["since"] = time.monotonic()
+                with turn_lock:
+                    free["since"] = time.monotonic() if free["waiting"] else 0.0
 
     @contextmanager
     def reading() -> Iterator[duckdb.DuckDBPyConnection]:
