@@ -1,9 +1,10 @@
 """`swarm serve`: a read-only web app over the database (Starlette, Jinja2, uvicorn).
 
 Every request opens its own sealed read-only connection (no file but the database, no network, the
-configuration locked, see storage.Database.read) and closes it before answering, so a run writing the
-same file waits at most one request. Text from the web or a model reaches the page only through
-Jinja2's autoescaping, and the Content-Security-Policy runs no script but the app's own file.
+configuration locked, bounded memory; see storage.Database.read) and closes it before answering, one
+request at a time, so that a run writing the same file gets its turn between them. Text from the web
+or a model reaches the page only through Jinja2's autoescaping, the Content-Security-Policy runs no
+script but the app's own file, and requests another site's page makes are refused.
 """
 
 from __future__ import annotations
@@ -14,7 +15,6 @@ import hmac
 import io
 import ipaddress
 import math
-import re
 import threading
 import time
 from collections.abc import Callable, Iterator, MutableMapping
@@ -37,6 +37,7 @@ from starlette.templating import Jinja2Templates
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from agents.cli.output import dumps, plain, write_rows
+from agents.quality.checks import CITATION
 from agents.web import charts, data
 from storage import Database, QueryTimeout, run_query
 from storage.errors import DatabaseBusy, DatabaseMissing, SwarmError
@@ -66,9 +67,6 @@ def is_loopback(host: str) -> bool:
         return False
 
 
-_CITATION = re.compile(r"\[(\d{1,3})\]")
-
-
 def page_link(n: int, source: dict[str, Any]) -> str | None:
     """Where the view's [n] leads: the stored page source n was."""
     return f"/pages/{source['page_id']}" if source.get("page_id") else None
@@ -79,7 +77,7 @@ def cited(
 ) -> Markup:
     """A message's text, escaped, with each [n] a link (`link`) to what source n was."""
     out, last = [], 0
-    for match in _CITATION.finditer(text):
+    for match in CITATION.finditer(text):
         out.append(str(escape(text[last : match.start()])))
         n = int(match.group(1))
         source = numbered.get(n)
@@ -257,9 +255,6 @@ def create_app(db: Database, *, token: str | None = None, allowed_hosts: list[st
 
         return run
 
-    def persona_facets(con: duckdb.DuckDBPyConnection) -> tuple[data.Facet, ...]:
-        return data.persona_facets(con)
-
     def number(request: Request, name: str, default: int = 1) -> int:
         try:
             return max(1, int(request.query_params.get(name, default)))
@@ -269,7 +264,8 @@ def create_app(db: Database, *, token: str | None = None, allowed_hosts: list[st
     # -- pages ------------------------------------------------------------------------------------------
     def home(request: Request) -> Response:
         with reading() as con:
-            return page("runs.html", request, runs=data.runs(con))
+            runs = data.runs(con)
+        return page("runs.html", request, runs=runs)  # pages are made with the database free again
 
     def run_page(request: Request) -> Response:
         run_id = request.path_params["run_id"]
@@ -308,7 +304,7 @@ def create_app(db: Database, *, token: str | None = None, allowed_hosts: list[st
 
     def conversations(request: Request) -> Response:
         with reading() as con:
-            listing = data.conversation_listing(persona_facets(con))
+            listing = data.conversation_listing(data.persona_facets(con))
             found = data.browse(con, listing, dict(request.query_params), request.query_params.get("q", ""),
                                 number(request, "page"), state=_file_state(db.path))  # fmt: skip
         return page("conversations.html", request, page=found)
@@ -323,7 +319,7 @@ def create_app(db: Database, *, token: str | None = None, allowed_hosts: list[st
 
     def personas(request: Request) -> Response:
         with reading() as con:
-            listing = data.persona_listing(persona_facets(con))
+            listing = data.persona_listing(data.persona_facets(con))
             found = data.browse(con, listing, dict(request.query_params), request.query_params.get("q", ""),
                                 number(request, "page"))  # fmt: skip
         return page("personas.html", request, page=found)
