@@ -31,7 +31,10 @@ def _ranked(con: duckdb.DuckDBPyConnection, run_id: str) -> tuple[list[dict[str,
     ids = [str(row[0]) for row in order]
     best = ids[:SHOWN]
     worst = [i for i in reversed(ids[-SHOWN:]) if i not in best]
-    load = lambda picked: [c for c in (data.conversation(con, i) for i in picked) if c is not None]  # noqa: E731
+
+    def load(picked: list[str]) -> list[dict[str, Any]]:
+        return [c for c in (data.conversation(con, i) for i in picked) if c is not None]
+
     return load(best), load(worst)
 
 
