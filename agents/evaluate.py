@@ -224,7 +224,7 @@ async def judge(
     state.judging = True
     if item.seen:
         chosen = [reading.Chunk(n, item.pages[n], text) for n, text in sorted(item.seen.items())]
-        state.fenced["sources"] = fence.fence("SOURCES", reading.render_sources(chosen))
+        state.fenced["sources"] = fence.fence(fence.SOURCES, reading.render_sources(chosen))
     failed = {}
 
     async def one(step: StepKind) -> None:

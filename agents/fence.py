@@ -30,6 +30,9 @@ _ROLE = re.compile(
 _NUMBER = re.compile(r"[\[［]\s*(\d{1,3})\s*[\]］]")
 _SPACE = re.compile(r"\s+")
 TAG_LENGTH = 12  # hex digits: 48 bits, past any guess a page could make
+# every fence a prompt has, by name (the quality checks look for a name and its tag in what a model wrote)
+SOURCES, DIGEST, TRANSCRIPT, CLAIMS = "SOURCES", "WEB PAGES", "CONVERSATION", "CLAIMS"
+NAMES = (SOURCES, DIGEST, TRANSCRIPT, CLAIMS)
 
 
 def tag(text: str) -> str:

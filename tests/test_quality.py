@@ -79,6 +79,9 @@ def test_echoes_of_the_fence_the_sources_the_user_or_an_earlier_turn_fail_echo()
         *GOOD[1:],
     ]
     assert "copies the prompt's fence" in results(fence)["echo"].detail and not results(fence)["echo"].passed
+    # the demo's embedded model answered with the system prompt's fence line
+    leaked = [GOOD[0], {"role": "assistant", "content": "You're a careful assistant.\n\nSOURCES 792bf53915f9:\n[1]."}]
+    assert "turn 2 (assistant) copies the prompt's fence" in results(leaked)["echo"].detail
     copied = [{"role": "user", "content": PAGES[2]}, *GOOD[1:]]
     assert "copies the sources" in results(copied)["echo"].detail
     parrot = [GOOD[0], {"role": "assistant", "content": "How can I sleep better after a night shift? Curtains [1]."}]

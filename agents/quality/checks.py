@@ -23,11 +23,15 @@ from typing import Any, NamedTuple
 
 import pycld2
 
+from agents.fence import NAMES as FENCE_NAMES
+from agents.fence import TAG_LENGTH
 from agents.reading import STOP_WORDS
 
 CITATION = re.compile(r"\[(\d{1,3})\]")
 _SENTENCE = re.compile(r"(?<=[.!?…])[\"')\]]*\s+")
-_FENCE = re.compile(r"<<<|>>>|\(untrusted data\)|^\s*\[\d{1,3}\] .{0,200} — \S+", re.MULTILINE)
+# a prompt's fence (agents/fence.py) as a model may copy it: its name with its tag
+_FENCE_MARK = re.compile(rf"\b(?:{'|'.join(FENCE_NAMES)}) [0-9a-fA-F]{{{TAG_LENGTH}}}\b")
+_SOURCE_HEADER = re.compile(r"^\s*\[\d{1,3}\] .{0,200} — \S+", re.MULTILINE)  # a source as the prompt lists it
 _BREAK = re.compile(  # searched in lower-case text
     r"\b(as an ai\b|i am an ai\b|i'm an ai\b|as a language model|i am a language model|ai language model|"
     r"i (?:can ?not|can't|am unable to) (?:help|assist|provide|comply))"
@@ -253,7 +257,8 @@ def echo(view: View) -> tuple[float, str]:
     flagged: dict[int, str] = {}
     for i, role in enumerate(roles):
         mine = sets[i]
-        if role == "user" and _FENCE.search(messages[i]["content"]):
+        content = messages[i]["content"]
+        if _copies_fence(content) or (role == "user" and _SOURCE_HEADER.search(content)):
             flagged[i] = "copies the prompt's fence or source headers"
         elif role == "user" and view.in_pages(i) >= 0.6:
             flagged[i] = "copies the sources"
@@ -272,6 +277,14 @@ def echo(view: View) -> tuple[float, str]:
                     flagged[i] = f"repeats turn {j + 1}"
                     break
     return _per_turn(messages, flagged, "no turn echoes the prompt, the sources or another turn")
+
+
+def _copies_fence(text: str) -> bool:
+    """The text holds a fence's marks, or a fence's name with a tag (substring tests first: a regular
+    expression over every turn would be a tenth of the checks' time)."""
+    if "<<<" in text or ">>>" in text or "(untrusted data)" in text:
+        return True
+    return any(name in text for name in FENCE_NAMES) and _FENCE_MARK.search(text) is not None
 
 
 def degenerate(view: View) -> tuple[float, str]:
@@ -400,10 +413,11 @@ CHECKS: list[Check] = [
           "numbered sources); 0 when one cites a number no source has", True, citations),
     Check("support", 0.5, True, "for each cited sentence, the share of its content words found in the cited page "
           "(the best of its citations); the mean over cited sentences", True, support),
-    Check("echo", 1.0, True, "share of turns that do not echo: a user turn with the prompt's fence or source headers, "
-          "or 60 % of its word 5-grams in the sources or in the persona's description; an assistant turn holding "
-          "80 % of the word 3-grams of the user turn before it; a turn whose word 3-grams are 80 % (Jaccard) those "
-          "of an earlier turn of the same speaker", True, echo),
+    Check("echo", 1.0, True, "share of turns that do not echo: a turn with the prompt's fence (`<<<`, `(untrusted "
+          "data)`, a fence's name and tag such as `SOURCES 3f2a…`); a user turn with a source header as the prompt "
+          "lists them, or 60 % of its word 5-grams in the sources or in the persona's description; an assistant "
+          "turn holding 80 % of the word 3-grams of the user turn before it; a turn whose word 3-grams are 80 % "
+          "(Jaccard) those of an earlier turn of the same speaker", True, echo),
     Check("degenerate", 1.0, True, "share of turns that are not empty, not looping (under half their word 3-grams "
           "distinct, in 30 or more), not out of character (\"as an AI\", refusals) and, for the assistant, not "
           "cut mid-sentence", False, degenerate),

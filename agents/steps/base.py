@@ -104,7 +104,7 @@ class CycleState:
             **self.fenced,
         }
         if conversation.messages:  # the turns quote the pages: the transcript is web text too
-            values["transcript"] = fence.fence("CONVERSATION", fence.transcript(conversation.messages))
+            values["transcript"] = fence.fence(fence.TRANSCRIPT, fence.transcript(conversation.messages))
         return {**values, **extra}
 
     def model(self, alias: str) -> LLMClient:

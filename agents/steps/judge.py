@@ -75,7 +75,7 @@ class JudgeKind(StepKind):
     def judge_values(self, state: CycleState) -> dict[str, Any]:
         said = [(sentence, numbers) for sentence, numbers in claims(state.conversation.messages) if numbers]
         listed = "\n".join(f"{i}. {fence.quoted(sentence)}" for i, (sentence, _) in enumerate(said, 1))
-        return state.values(claims=fence.fence("CLAIMS", listed or "(no sentence cites a source)"),
+        return state.values(claims=fence.fence(fence.CLAIMS, listed or "(no sentence cites a source)"),
                             sources=state.fenced.get("sources", ""))  # fmt: skip
 
     def result(self, state: CycleState, name: str, score: float, detail: str) -> None:

@@ -36,8 +36,8 @@ class Read(StepKind):
             raise CycleFailed(UnitReason.NO_PAGES, f"no readable pages for {queries}")
         best = reading.select(pages, state.topics + queries, options.pages or state.config.pages)
         state.chosen = reading.chunks(best, options.source_chars or state.config.source_chars)
-        state.fenced["sources"] = fence.fence("SOURCES", reading.render_sources(state.chosen))
-        state.fenced["digest"] = fence.fence("WEB PAGES", reading.render_digest(state.chosen))
+        state.fenced["sources"] = fence.fence(fence.SOURCES, reading.render_sources(state.chosen))
+        state.fenced["digest"] = fence.fence(fence.DIGEST, reading.render_digest(state.chosen))
         # which page each source number was: what a later check or judge needs to find the page again
         state.conversation.outputs[self.name] = {
             "sources": [{"n": c.number, "page_id": c.page.page_id} for c in state.chosen]
