@@ -116,7 +116,7 @@ def breakdown(made: Made) -> dict[str, float]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--conversations", type=int, default=10_000)
-    parser.add_argument("--passes", type=int, default=3, help="passes over them; the median is the figure")
+    parser.add_argument("--passes", type=int, default=5, help="passes over them; the median is the figure")
     args = parser.parse_args()
     text = Text(random.Random(0))
     check([{"role": "user", "content": "warm up"}], {}, None, language="en")  # loads the language model (~1 s)

@@ -31,6 +31,7 @@ CITATION = re.compile(r"\[(\d{1,3})\]")
 _SENTENCE = re.compile(r"(?<=[.!?…])[\"')\]]*\s+")
 # a prompt's fence (agents/fence.py) as a model may copy it: its name with its tag
 _FENCE_MARK = re.compile(rf"\b(?:{'|'.join(FENCE_NAMES)}) [0-9a-fA-F]{{{TAG_LENGTH}}}\b")
+_FENCE_HINTS = ("<<<", ">>>", "(untrusted data)", *FENCE_NAMES)  # what a turn holds when it copies a fence
 _SOURCE_HEADER = re.compile(r"^\s*\[\d{1,3}\] .{0,200} — \S+", re.MULTILINE)  # a source as the prompt lists it
 _BREAK = re.compile(  # searched in lower-case text
     r"\b(as an ai\b|i am an ai\b|i'm an ai\b|as a language model|i am a language model|ai language model|"
@@ -282,9 +283,9 @@ def echo(view: View) -> tuple[float, str]:
 def _copies_fence(text: str) -> bool:
     """The text holds a fence's marks, or a fence's name with a tag (substring tests first: a regular
     expression over every turn would be a tenth of the checks' time)."""
-    if "<<<" in text or ">>>" in text or "(untrusted data)" in text:
-        return True
-    return any(name in text for name in FENCE_NAMES) and _FENCE_MARK.search(text) is not None
+    if not any(map(text.__contains__, _FENCE_HINTS)):
+        return False
+    return "<<<" in text or ">>>" in text or "(untrusted data)" in text or _FENCE_MARK.search(text) is not None
 
 
 def degenerate(view: View) -> tuple[float, str]:
