@@ -17,7 +17,8 @@ import duckdb
 import httpx
 import pytest
 
-from agents.web.app import cited, is_loopback
+from agents.web.pages import cited
+from agents.web.security import is_loopback
 from tests.support.cli import RUN, Cli, swarm_subprocess
 from tests.support.llm_server import LLMServer
 from tests.support.runs import rows

@@ -45,7 +45,8 @@ def serve(
     """
     import uvicorn
 
-    from agents.web.app import LOOPBACK_NAMES, create_app, is_loopback
+    from agents.web.app import create_app
+    from agents.web.security import LOOPBACK_NAMES, is_loopback
 
     token = token or os.environ.get(TOKEN_ENV) or None
     if not is_loopback(host) and not token:

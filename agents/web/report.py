@@ -15,7 +15,7 @@ import duckdb
 from markupsafe import Markup
 
 from agents.web import charts, data
-from agents.web.app import HERE, cited, templates
+from agents.web.pages import HERE, cited, templates
 
 SHOWN = 3  # conversations at each end
 
