@@ -252,7 +252,7 @@ def test_citations_are_links_and_the_rest_is_text() -> None:
 def test_odd_rows_are_shown_not_errors(cli: Cli, swarm_env: dict[str, str], tmp_path: Path, isolated_db: Path) -> None:
     """Rows a recipe of one's own, a hand edit or a hostile source can make: each page still answers."""
     run_id = _run(cli, tmp_path)
-    first, second = (r[0] for r in rows(isolated_db, "SELECT conversation_id FROM conversations ORDER BY 1 LIMIT 2"))
+    first, second, third = (r[0] for r in rows(isolated_db, "SELECT conversation_id FROM conversations ORDER BY 1"))
     con = duckdb.connect(str(isolated_db))
     con.execute(
         'UPDATE conversations SET messages = \'[{"role": "user", "content": 42}, 5, {"role": "assistant", '
@@ -265,6 +265,7 @@ def test_odd_rows_are_shown_not_errors(cli: Cli, swarm_env: dict[str, str], tmp_
         "WHERE conversation_id = ?",
         [second],
     )
+    con.execute("DELETE FROM quality WHERE conversation_id = ? AND check_name = 'language'", [third])
     con.execute("UPDATE personas SET age = 9223372036854775807 WHERE persona_id = 'sample-001'")
     con.execute("UPDATE llm_calls SET latency_ms = 'nan'::DOUBLE WHERE call_id = (SELECT min(call_id) FROM llm_calls)")
     con.close()
@@ -279,6 +280,9 @@ def test_odd_rows_are_shown_not_errors(cli: Cli, swarm_env: dict[str, str], tmp_
         found = client.get("/conversations", params={"q": 'said "ad hominem"'})
         assert "1 found" in found.text
         assert "0 found" in client.get("/conversations", params={"q": '"content"'}).text
+        # passed as swarm export has it: every check ran; one that lacks a check is only partly checked
+        partly = client.get("/conversations", params={"quality": "partly checked"})
+        assert "1 found" in partly.text and third in partly.text
         # a tag a conversation has three times counts it once
         tagged = client.get("/conversations", params={"tag": "dup"})
         assert "1 found" in tagged.text and re.search(r">dup</a> <span class=\"n\">1</span>", tagged.text)

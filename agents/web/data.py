@@ -198,15 +198,23 @@ def persona_facets(con: duckdb.DuckDBPyConnection, alias: str = "p", most: int =
     return tuple([facet for _, facet in found][: most - min(len(numbers), 1)] + numbers)[:most]
 
 
-# each conversation's quality rows summed up once: what failed, and whether a blocking one did
+# each conversation's quality rows summed up once: what failed, whether a blocking one did, and how many
+# of the checks ran (passed, as `swarm export` and the run's count have it, needs all of them)
 _QUALITY = (
     "(SELECT conversation_id, list(check_name) FILTER (WHERE NOT passed) AS failed, "
-    "bool_or(blocking AND NOT passed) AS blocked FROM quality GROUP BY conversation_id)"
+    "bool_or(blocking AND NOT passed) AS blocked, count(DISTINCT check_name) FILTER (WHERE list_contains("
+    + "["
+    + ", ".join(quote(c.name) for c in CHECKS)
+    + "], check_name)) AS checks_run "
+    "FROM quality GROUP BY conversation_id)"
 )
 
 
 def conversation_listing(persona: tuple[Facet, ...]) -> Listing:
-    checked = "CASE WHEN q.blocked IS NULL THEN 'not checked' WHEN q.blocked THEN 'failed' ELSE 'passed' END"
+    checked = (
+        "CASE WHEN q.blocked IS NULL THEN 'not checked' WHEN q.blocked THEN 'failed' "
+        f"WHEN q.checks_run < {len(CHECKS)} THEN 'partly checked' ELSE 'passed' END"
+    )
     return Listing(
         source=(
             "FROM conversations c LEFT JOIN personas p ON p.persona_id = c.persona_id "
