@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Literal
 
 import duckdb
+import pyarrow as pa
 
 from persona_hub import fields, layouts, near_dedup, nesting, normalise, sources
 from persona_hub.errors import NoTextField, RejectReason, StrictRefused
@@ -25,6 +26,7 @@ from storage import Database
 from storage.sql import attribute_sql, json_key_path, new_id, quote
 
 DedupMode = Literal["exact", "near", "none"]
+HASH_ID = "'p_' || lpad(to_hex(CAST(text_hash >> 64 AS UBIGINT)), 16, '0')"  # a persona's id without a source id
 DEFAULT_MAX_CHARS = 4000
 _KEY_SAMPLE = 1000  # records whose keys decide the layout
 
@@ -80,6 +82,7 @@ def import_files(db: Database, paths: Sequence[str | Path], options: ImportOptio
         nesting.register(con)
         # lines are numbered explicitly, so DuckDB may write rows in any order (and in parallel)
         con.execute("SET preserve_insertion_order = false")
+        settle_unfinished(con)
         con.execute("BEGIN TRANSACTION")
         try:
             for raw_path in paths:
@@ -98,6 +101,8 @@ def import_files(db: Database, paths: Sequence[str | Path], options: ImportOptio
                     f"{{--strict}}: {report.rejects_total} bad line(s), nothing was imported",
                     [(p, n, r) for p, n, r, _ in report.rejects],
                 )
+            pending = _find_pending(con, report, options)
+            report.status = _SETTLING if pending else "finished"
             _record_import(con, report, options, started)
             con.execute("COMMIT")
         except StrictRefused:
@@ -105,7 +110,99 @@ def import_files(db: Database, paths: Sequence[str | Path], options: ImportOptio
         except BaseException:
             con.execute("ROLLBACK")
             raise
+        if pending:
+            _settle(con, report.import_id)
+            report.status = "finished"
     return report
+
+
+# Copies are removed after the import commits, in a transaction of their own: DuckDB writes a large
+# insert straight to the file as it goes, unless rows it inserted are deleted before the commit, which
+# makes the commit write them all again (5 s and 1.3 GB more for 5 million personas). Until then
+# the import's status says so; an import stopped in between is finished by the next one.
+_SETTLING = "removing_copies"
+
+
+def _find_pending(con: duckdb.DuckDBPyConnection, report: ImportReport, options: ImportOptions) -> bool:
+    """Find what is left to do after the commit (`_find_copies`), and correct each file's counts by the
+    copies; whether there is anything."""
+    if options.dedup != "exact":
+        return False
+    con.execute("CREATE OR REPLACE TEMP TABLE _copies (source VARCHAR, source_line BIGINT)")
+    _find_copies(con, report.import_id, [s.path for s in report.sources])
+    by_source = dict(con.execute("SELECT source, count(*) FROM _copies GROUP BY ALL").fetchall())
+    renamed = con.execute("SELECT count(*) FROM _renamed").fetchall()[0][0]
+    pending = bool(by_source or renamed)
+    for src in report.sources:
+        src.imported -= int(by_source.pop(src.path, 0))
+        src.duplicates = src.records - src.rejected - src.near_duplicates - src.imported
+    return pending
+
+
+def _find_copies(con: duckdb.DuckDBPyConnection, import_id: str, paths: list[str]) -> None:
+    """`_copies` (source, source_line): this import's personas whose text an older persona or an earlier
+    line has (files in the order given). `_renamed` (source, source_line, persona_id): those of the rest
+    whose own id another persona has, older or on an earlier line, with the id of their text instead."""
+    con.register("_files", pa.table({"source": paths, "position": list(range(len(paths)))}))
+    mine = f"(SELECT * FROM personas WHERE import_id = {quote(import_id)})"
+    older = f"(SELECT * FROM personas WHERE import_id <> {quote(import_id)})"
+    ordered = "JOIN (SELECT source, min(position) AS position FROM _files GROUP BY source) USING (source)"
+    con.execute(
+        f"""
+        INSERT INTO _copies
+        SELECT source, source_line FROM (
+            SELECT source, source_line, row_number() OVER (PARTITION BY text_hash ORDER BY position, source_line) AS n
+            FROM (SELECT source, source_line, text_hash FROM {mine} WHERE text_hash IN (
+                SELECT text_hash FROM {mine} GROUP BY text_hash HAVING count(*) > 1)) {ordered}
+        ) WHERE n > 1
+        UNION
+        SELECT source, source_line FROM {mine} SEMI JOIN (SELECT text_hash FROM {older}) USING (text_hash)
+        """
+    )
+    kept = (
+        f"(SELECT source, source_line, persona_id, text_hash FROM {mine} "
+        "ANTI JOIN _copies USING (source, source_line) WHERE persona_id = source_id)"
+    )
+    con.execute(
+        f"""
+        CREATE OR REPLACE TEMP TABLE _renamed AS
+        SELECT source, source_line, {HASH_ID} AS persona_id FROM (
+            SELECT source, source_line, text_hash,
+                   row_number() OVER (PARTITION BY persona_id ORDER BY position, source_line) AS n
+            FROM (SELECT * FROM {kept} WHERE persona_id IN (
+                SELECT persona_id FROM {kept} GROUP BY persona_id HAVING count(*) > 1)) {ordered}
+        ) WHERE n > 1
+        UNION
+        SELECT source, source_line, {HASH_ID} FROM {kept} SEMI JOIN (SELECT persona_id FROM {older}) USING (persona_id)
+        """
+    )
+    con.unregister("_files")
+
+
+def _settle(con: duckdb.DuckDBPyConnection, import_id: str) -> None:
+    """Remove the copies in `_copies` of import `import_id` and mark it finished."""
+    con.execute("BEGIN TRANSACTION")
+    con.execute(
+        f"""DELETE FROM personas USING _copies c WHERE personas.import_id = {quote(import_id)}
+            AND personas.source = c.source AND personas.source_line = c.source_line"""
+    )
+    con.execute(
+        f"""UPDATE personas SET persona_id = r.persona_id FROM _renamed r WHERE personas.import_id = {quote(import_id)}
+            AND personas.source = r.source AND personas.source_line = r.source_line"""
+    )
+    con.execute("UPDATE imports SET status = 'finished' WHERE import_id = ?", [import_id])
+    con.execute("COMMIT")
+    con.execute("DROP TABLE _copies; DROP TABLE _renamed")
+
+
+def settle_unfinished(con: duckdb.DuckDBPyConnection) -> None:
+    """Finish an import whose copies were not removed (its process stopped after it committed)."""
+    for import_id, sources_json in con.execute(
+        f"SELECT import_id, sources FROM imports WHERE status = {quote(_SETTLING)}"
+    ).fetchall():
+        con.execute("CREATE OR REPLACE TEMP TABLE _copies (source VARCHAR, source_line BIGINT)")
+        _find_copies(con, import_id, [s["path"] for s in json.loads(sources_json)])
+        _settle(con, import_id)
 
 
 def _import_one(
@@ -118,18 +215,23 @@ def _import_one(
 ) -> None:
     with sources.load(con, path, fmt) as raw:
         src.format = raw.format
+        sources.head(con, raw, fields.TYPE_SAMPLE)
         layout = _layout(con, raw, options, str(path))
         src.layout = layout.name
-        _insert_new(con, report, src, layout, options)
-        row = con.execute("SELECT count(*) FROM _raw").fetchone()
-        src.records = int(row[0]) if row else 0
+        _insert_new(con, report, src, layout, options)  # the one pass over the whole file
+        sources.read_rejects(con, raw)
+        src.records = sources.records(con, raw)
         if _all_taken(con, src):
-            con.execute("CREATE OR REPLACE TEMP TABLE _rej (line BIGINT, reason VARCHAR, detail VARCHAR, raw VARCHAR)")
+            con.execute(
+                "CREATE OR REPLACE TEMP TABLE _rej AS SELECT line, reason, detail, coalesce(raw, rec) AS raw "
+                "FROM _pre WHERE reason IS NOT NULL"
+            )
         else:
+            sources.rewind(con, raw)
             _find_rejects(con, layout, options.max_chars, report, src)
         _store_rejects(con, report, src, options)
         src.duplicates = src.records - src.rejected - src.near_duplicates - src.imported
-    con.execute("DROP VIEW _raw; DROP TABLE _lines; DROP TABLE _pre; DROP TABLE _rej; DROP TABLE _dup")
+    con.execute("DROP VIEW _raw; DROP TABLE _head; DROP TABLE _pre; DROP TABLE _rej; DROP TABLE _dup")
 
 
 _OBJECT = "coalesce(try(json_type(rec)) = 'OBJECT', false)"
@@ -148,13 +250,13 @@ def _layout(
             f"""
         SELECT k FROM (
             SELECT line, unnest(json_keys(rec)) AS k, generate_subscripts(json_keys(rec), 1) AS i
-            FROM (SELECT line, rec FROM _raw WHERE rec IS NOT NULL AND {_OBJECT} ORDER BY line LIMIT {_KEY_SAMPLE})
+            FROM (SELECT line, rec FROM _head WHERE rec IS NOT NULL AND {_OBJECT} ORDER BY line LIMIT {_KEY_SAMPLE})
         ) GROUP BY k ORDER BY min(line * 1000000 + i)
         """
         ).fetchall()
     ]
     if not keys and options.text_field is None:
-        row = con.execute("SELECT count(*) FROM _raw WHERE rec IS NOT NULL OR reason IS NOT NULL").fetchone()
+        row = con.execute("SELECT count(*) FROM _head WHERE rec IS NOT NULL OR reason IS NOT NULL").fetchone()
         if row and row[0]:
             return layouts.Layout("unknown", "persona", None)  # every record is bad: report them all
         raise NoTextField(f"{source}: no persona records in the file")
@@ -172,10 +274,12 @@ def _text_checks(text: str, max_chars: int) -> tuple[str, str]:
 
 
 def _all_taken(con: duckdb.DuckDBPyConnection, src: SourceReport) -> bool:
-    """Whether every record was appended or set aside as a copy: then none is bad (a record refused
-    while reading is never appended), and looking for reasons would be a pass over the file for nothing."""
-    row = con.execute("SELECT count(*) FROM _dup").fetchone()
-    return row is not None and src.records == src.imported + row[0] + src.near_duplicates
+    """Whether every record read without fault was appended or set aside as a copy: then the only bad
+    ones are those refused while reading, and looking for reasons would be a pass over the file for
+    nothing."""
+    refused = "(SELECT count(*) FROM _pre WHERE reason IS NOT NULL)"
+    ((taken,),) = con.execute(f"SELECT (SELECT count(*) FROM _dup) + {refused}").fetchall()
+    return bool(src.records == src.imported + taken + src.near_duplicates)
 
 
 def _find_rejects(
@@ -193,7 +297,7 @@ def _find_rejects(
     con.execute(
         f"""
         CREATE OR REPLACE TEMP TABLE _rej AS
-        SELECT line, reason, detail, coalesce(raw, rec) AS raw FROM (
+        SELECT line, reason, detail, coalesce(raw, rtrim(rec, chr(13) || chr(10))) AS raw FROM (
             SELECT line, rec, raw,
                    coalesce(reason, CASE
                         WHEN too_deep THEN {quote(RejectReason.BAD_JSON)}
@@ -270,9 +374,11 @@ def _insert_new(
     options: ImportOptions,
 ) -> None:
     """One pass over the records: the personas (an object whose text field is a string, neither empty
-    nor too long) not in the hub yet, with text, hash, id, cleaned attributes and typed columns, are
-    appended; later copies of a text in this file are then removed (`_dup`; they are rare, and
-    deciding them before the insert cost a pass of its own)."""
+    nor too long), with text, hash, id, cleaned attributes and typed columns, are appended. Under exact
+    dedup the copies among them are removed after the import commits (`_copies`): deciding them before
+    the insert would take a pass of its own, or a join that reads the whole hub. Near dedup, and a
+    layout with the source's own ids, leave out what the hub has already, and copies within the file
+    (`_dup`), before the insert."""
     text_path = quote(json_key_path(layout.text_field))
     id_sql = f"rec->>{quote(json_key_path(layout.id_field))}" if layout.id_field else "NULL::VARCHAR"
     drop = [layout.text_field] + ([layout.id_field] if layout.id_field else [])
@@ -303,38 +409,39 @@ def _insert_new(
         """
 
     new = personas_of("_raw")
-    if options.dedup != "none":
+    if options.dedup == "near":
         new = f"SELECT * FROM ({new}) WHERE text_hash NOT IN (SELECT text_hash FROM personas)"
-    later_copies = (
-        "SELECT line FROM (SELECT line, row_number() OVER (PARTITION BY text_hash ORDER BY line) AS n FROM {}) "
-        "WHERE n > 1"
-    )
     con.execute("CREATE OR REPLACE TEMP TABLE _dup (line BIGINT)")
     if options.dedup == "near":
         con.execute(f"CREATE OR REPLACE TEMP TABLE _new AS {new}")
-        con.execute(f"INSERT INTO _dup {later_copies.format('_new')}")
+        con.execute(
+            "INSERT INTO _dup SELECT line FROM (SELECT line, row_number() OVER (PARTITION BY text_hash ORDER BY line) "
+            "AS n FROM _new) WHERE n > 1"
+        )
         con.execute("DELETE FROM _new WHERE line IN (SELECT line FROM _dup)")
         src.near_duplicates = near_dedup.remove_near_duplicates(con, report.import_id, src.path)
         new = "SELECT * FROM _new"
-    sample = personas_of(f"(SELECT * FROM _raw WHERE line <= {fields.TYPE_SAMPLE})")  # lines are numbered from 1
+    sample = personas_of("_head")
     found = fields.types_of(con, f"SELECT line, attributes FROM ({sample})")
     columns = fields.prepare_columns(con, report.import_id, found)
     struct, typed = fields.typed_values_sql(columns, "attributes")
-    hash_id = "'p_' || lpad(to_hex(CAST(text_hash >> 64 AS UBIGINT)), 16, '0')"
-    if layout.id_field or options.dedup == "none":
+    hash_id = HASH_ID
+    if options.dedup == "exact":
+        # the source's own id, else the hash's; an id another persona has is replaced after the insert
+        # (`_find_copies`), as copies are removed: deciding either here would read the whole hub
+        persona_id = f"coalesce(source_id, {hash_id})"
+    else:
         new = f"SELECT *, row_number() OVER (PARTITION BY text_hash ORDER BY line) AS copy FROM ({new})"
-    if options.dedup == "none":
-        hash_id = f"{hash_id} || CASE WHEN copy > 1 THEN '-' || copy ELSE '' END"  # kept copies: ids of their own
-    persona_id = hash_id
-    if layout.id_field:
-        # The source's own id names the persona unless another persona already has that id; under exact
-        # dedup only first copies count (the later ones are removed below and must not take an id).
-        counted = "copy = 1" if options.dedup == "exact" else "true"
-        persona_id = (
-            f"CASE WHEN source_id IS NOT NULL AND {counted} AND id_rank = 1 AND source_id NOT IN "
-            f"(SELECT persona_id FROM personas) THEN source_id ELSE {hash_id} END"
-        )
-        new = f"SELECT *, row_number() OVER (PARTITION BY source_id, {counted} ORDER BY line) AS id_rank FROM ({new})"
+        if options.dedup == "none":  # kept copies: ids of their own
+            hash_id = f"{hash_id} || CASE WHEN copy > 1 THEN '-' || copy ELSE '' END"
+        persona_id = hash_id
+        if layout.id_field:
+            # the source's own id names the persona unless another persona already has that id
+            persona_id = (
+                f"CASE WHEN source_id IS NOT NULL AND id_rank = 1 AND source_id NOT IN "
+                f"(SELECT persona_id FROM personas) THEN source_id ELSE {hash_id} END"
+            )
+            new = f"SELECT *, row_number() OVER (PARTITION BY source_id ORDER BY line) AS id_rank FROM ({new})"
     names = ", ".join(fields.CORE_COLUMNS + tuple(fields.ident(c) for c, _ in typed))
     values = "".join(f", {sql}" for _, sql in typed)
     inserted = con.execute(
@@ -347,13 +454,6 @@ def _insert_new(
     ).fetchall()
     src.imported = int(inserted[0][0]) if inserted else 0
     this_file = _this_file(report, src)
-    if options.dedup == "exact":
-        mine = f"(SELECT source_line AS line, text_hash FROM personas WHERE {this_file})"
-        con.execute(f"INSERT INTO _dup {later_copies.format(mine)}")
-        removed = con.execute(
-            f"DELETE FROM personas WHERE {this_file} AND source_line IN (SELECT line FROM _dup)"
-        ).fetchall()
-        src.imported -= int(removed[0][0]) if removed else 0
     # keys the typed sample did not show get their columns now, filled from attributes (rare)
     keys = f"SELECT json_keys(attributes) FROM personas WHERE {this_file}"
     late = fields.late_keys(con, keys, found)

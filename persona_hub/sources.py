@@ -20,12 +20,11 @@ from typing import Any
 import duckdb
 import pyarrow as pa
 
-from persona_hub import encoding, layouts, nesting
+from persona_hub import encoding, layouts, lines, nesting
 from persona_hub.errors import RejectReason, UnsupportedFile
 from storage.sql import ident, quote
 
 INPUT_FORMATS = ("jsonl", "json", "csv", "tsv", "parquet", "txt", "tinytroupe")
-_LINE_DELIM = "\x1f\x1e\x1d\x1c"  # four control bytes no text line carries: each line is one field
 _EXTENSIONS = {
     ".jsonl": "jsonl",
     ".ndjson": "jsonl",
@@ -45,6 +44,7 @@ class RawSource:
     format: str
     fixed_layout: str | None = None  # "text" for TXT; "tinytroupe" for agent specs
     converted_from: str | None = None
+    lines: lines.Lines | None = None  # the stream `_raw` reads, for JSONL and TXT (read once: see `rewind`)
 
 
 def detect_format(path: Path, override: str | None = None) -> str:
@@ -74,28 +74,61 @@ def load(con: duckdb.DuckDBPyConnection, path: Path, fmt: str) -> Iterator[RawSo
     con.execute(
         "CREATE OR REPLACE TEMP TABLE _pre (line BIGINT, rec VARCHAR, reason VARCHAR, detail VARCHAR, raw VARCHAR)"
     )
-    con.execute("CREATE OR REPLACE TEMP TABLE _lines (line BIGINT, rec VARCHAR)")
-    _create_raw_view(con)
     with _plain_name(path) as readable_path:
         if fmt == "parquet":
             _load_parquet(con, readable_path)
             yield RawSource(path, fmt)
             return
+        _create_raw_view(con, "SELECT * FROM _pre WHERE false")
         if fmt in ("json", "tinytroupe"):
             source = _load_json_document(con, readable_path, fmt)
-            yield RawSource(path, source.format, source.fixed_layout, source.converted_from)
+            yield source
             return
-        # UTF-8 is checked by DuckDB as it reads: a line that is not is rejected with its line number
-        scan = encoding.scan(readable_path, validate=False)
+        scan = encoding.scan(readable_path, validate=False)  # the line reader checks UTF-8 itself
         try:
             readable = scan.readable_path
             if fmt in ("jsonl", "txt"):
-                _load_lines(con, readable, as_text=fmt == "txt")
+                source = RawSource(path, fmt, "text" if fmt == "txt" else None, scan.converted_from)
+                _stream_lines(con, source, readable)
+                yield source
             else:
                 _load_csv(con, readable, delim="\t" if fmt == "tsv" else ",")
-            yield RawSource(path, fmt, "text" if fmt == "txt" else None, scan.converted_from)
+                yield RawSource(path, fmt, converted_from=scan.converted_from)
         finally:
             scan.cleanup()
+
+
+def head(con: duckdb.DuckDBPyConnection, raw: RawSource, count: int) -> None:
+    """`_head`: the records of `_raw` in its first `count` lines, read without reading the whole file."""
+    if raw.lines is None:
+        con.execute(f"CREATE OR REPLACE TEMP TABLE _head AS SELECT * FROM _raw WHERE line <= {int(count)}")
+        return
+    first = lines.Lines(raw.lines.path, limit=count)
+    con.register("_head_stream", first.reader())
+    con.execute(f"CREATE OR REPLACE TEMP TABLE _head AS {_stream_sql('_head_stream', raw.fixed_layout == 'text')}")
+    con.unregister("_head_stream")
+    _insert_rows(con, [(n, None, reason, detail) for n, reason, detail in first.rejects], table="_head")
+
+
+def rewind(con: duckdb.DuckDBPyConnection, raw: RawSource) -> None:
+    """Let `_raw` be read once more: a stream can be read only once (rare: only when a line is bad)."""
+    if raw.lines is not None:
+        con.register("_stream", lines.Lines(raw.lines.path).reader())
+
+
+def records(con: duckdb.DuckDBPyConnection, raw: RawSource) -> int:
+    """How many records `_raw` has (after a stream has been read through)."""
+    if raw.lines is not None:
+        return raw.lines.records
+    row = con.execute("SELECT count(*) FROM _raw").fetchone()
+    return int(row[0]) if row else 0
+
+
+def read_rejects(con: duckdb.DuckDBPyConnection, raw: RawSource) -> None:
+    """Put the lines the stream refused (bad UTF-8, too long) into `_pre`, where `_raw` shows them."""
+    if raw.lines is not None:
+        _insert_rows(con, [(n, None, reason, detail) for n, reason, detail in raw.lines.rejects])
+        raw.lines.rejects.clear()
 
 
 _GLOB = re.compile(r"[*?\[\]{}]")
@@ -150,10 +183,10 @@ def _renumber(con: duckdb.DuckDBPyConnection, table: str, column: str, rejected:
     con.unregister("_shifts")
 
 
-def _insert_rows(con: duckdb.DuckDBPyConnection, rows: list[tuple[Any, ...]]) -> None:
+def _insert_rows(con: duckdb.DuckDBPyConnection, rows: list[tuple[Any, ...]], table: str = "_pre") -> None:
     if not rows:
         return
-    table = pa.table(
+    arrow = pa.table(
         {
             "line": pa.array([r[0] for r in rows], pa.int64()),
             "rec": pa.array([r[1] for r in rows], pa.string()),
@@ -161,44 +194,29 @@ def _insert_rows(con: duckdb.DuckDBPyConnection, rows: list[tuple[Any, ...]]) ->
             "detail": pa.array([r[3] for r in rows], pa.string()),
         }
     )
-    con.register("_rows", table)
-    con.execute("INSERT INTO _pre SELECT line, rec, reason, detail, NULL FROM _rows")
+    con.register("_rows", arrow)
+    con.execute(f"INSERT INTO {table} SELECT line, rec, reason, detail, NULL FROM _rows")
     con.unregister("_rows")
 
 
-def _create_raw_view(con: duckdb.DuckDBPyConnection) -> None:
-    con.execute(
-        """
-        CREATE OR REPLACE TEMP VIEW _raw AS
-        SELECT line, rec, NULL::VARCHAR AS reason, NULL::VARCHAR AS detail, NULL::VARCHAR AS raw
-        FROM _lines WHERE rec IS NOT NULL
-        UNION ALL SELECT * FROM _pre
-        """
+def _create_raw_view(con: duckdb.DuckDBPyConnection, records: str) -> None:
+    con.execute(f"CREATE OR REPLACE TEMP VIEW _raw AS {records} UNION ALL SELECT * FROM _pre")
+
+
+def _stream_sql(stream: str, as_text: bool) -> str:
+    """The `_raw` rows of a `lines` stream: a line is read with its line end, which JSON allows; a TXT
+    line is its trimmed text (spaces only, as the stored texts always were)."""
+    rec = "json_object('persona', trim(rtrim(rec, chr(13) || chr(10))))" if as_text else "rec"
+    return (
+        f"SELECT line, {rec} AS rec, NULL::VARCHAR AS reason, NULL::VARCHAR AS detail, NULL::VARCHAR AS raw "
+        f"FROM {stream} WHERE rec IS NOT NULL"
     )
 
 
-def _load_lines(con: duckdb.DuckDBPyConnection, path: Path, *, as_text: bool) -> None:
-    # A multi-byte delimiter that never occurs and no quoting: DuckDB's parallel CSV reader then
-    # yields each line as one value, in file order (so row_number() is the line number, once the
-    # lines it rejected are counted back in). Blank lines are kept as NULL so the numbering stays true.
-    rec = "json_object('persona', trim(value))" if as_text else "value"
-    con.execute(
-        f"""
-        INSERT INTO _lines
-        SELECT row_number() OVER () AS line,
-               CASE WHEN ascii(value) > 32 OR trim(value) <> '' THEN {rec} END  -- trim only what starts blank
-        FROM read_csv({quote(str(path))}, columns={{'value': 'VARCHAR'}}, header=false,
-                      delim={quote(_LINE_DELIM)}, quote='', escape='', auto_detect=false,
-                      max_line_size=67108864, strict_mode=false,
-                      store_rejects=true, rejects_table='_line_rejects', rejects_scan='_line_scans')
-        """
-    )
-    rejects = _rejected_lines(con, "_line_rejects")
-    con.execute("DROP TABLE _line_rejects; DROP TABLE _line_scans")
-    _renumber(con, "_lines", "line", [r[0] for r in rejects], first=1)
-    _insert_rows(con, [(line, None, *_reject_reason(kind, message, raw)) for line, kind, message, raw in rejects])
-    # a byte-order mark is not part of the first record
-    con.execute("UPDATE _lines SET rec = ltrim(rec, chr(65279)) WHERE line = 1 AND starts_with(rec, chr(65279))")
+def _stream_lines(con: duckdb.DuckDBPyConnection, source: RawSource, path: Path) -> None:
+    source.lines = lines.Lines(path)
+    con.register("_stream", source.lines.reader())
+    _create_raw_view(con, _stream_sql("_stream", source.fixed_layout == "text"))
 
 
 def _load_csv(con: duckdb.DuckDBPyConnection, path: Path, *, delim: str) -> None:
@@ -246,7 +264,12 @@ def _load_parquet(con: duckdb.DuckDBPyConnection, path: Path) -> None:
     except duckdb.Error as exc:
         raise UnsupportedFile(f"{path}: not a readable Parquet file: {exc}") from exc
     fields = ", ".join(f"{quote(c)}: {ident(c)}" for c in columns if c != "file_row_number")
-    con.execute(f"INSERT INTO _pre SELECT file_row_number + 1, to_json({{{fields}}}), NULL, NULL, NULL FROM {src}")
+    # a view, not a table: DuckDB reads the file on every core each time, and memory holds no copy of it
+    _create_raw_view(
+        con,
+        f"SELECT file_row_number + 1 AS line, CAST(to_json({{{fields}}}) AS VARCHAR) AS rec, NULL::VARCHAR AS reason, "
+        f"NULL::VARCHAR AS detail, NULL::VARCHAR AS raw FROM {src}",
+    )
 
 
 def _load_json_document(con: duckdb.DuckDBPyConnection, path: Path, fmt: str) -> RawSource:
@@ -263,8 +286,9 @@ def _load_json_document(con: duckdb.DuckDBPyConnection, path: Path, fmt: str) ->
     stripped = text.lstrip()
     if fmt == "json" and stripped.startswith("{") and _looks_like_jsonl(stripped):
         # JSON Lines saved with a .json extension: read it as such, with line numbers.
-        _load_lines(con, path, as_text=False)
-        return RawSource(path, "jsonl")
+        source = RawSource(path, "jsonl")
+        _stream_lines(con, source, path)
+        return source
     try:
         document = json.loads(text)
         rows, source = _document_rows(document, path, fmt)
