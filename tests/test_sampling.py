@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 from collections import Counter
 from pathlib import Path
@@ -129,3 +130,65 @@ def test_a_run_refuses_a_filter_that_is_not_one_condition(cli: Cli, swarm_env: d
     assert code == 1 and "bad --where" in err and "not one SQL condition" in err, (out, err)
     code, out, _ = cli("query", "SELECT count(*) AS n FROM runs", "-f", "jsonl")
     assert code == 0 and json.loads(out) == {"n": 0}, "no run starts on a refused filter"
+
+
+def _splitmix_order(db: Path, seed: int) -> list[str]:
+    """The documented order, computed here from the stored hashes (persona_hub.sampling's docstring)."""
+    import duckdb
+
+    mask = (1 << 64) - 1
+    seed_key = int.from_bytes(hashlib.md5(str(seed).encode()).digest()[:8], "little")
+
+    def key(text_hash: int) -> int:
+        z = (text_hash & mask) ^ seed_key
+        z = ((z ^ (z >> 30)) * 0xBF58476D1CE4E5B9) & mask
+        z = ((z ^ (z >> 27)) * 0x94D049BB133111EB) & mask
+        return z ^ (z >> 31)
+
+    with duckdb.connect(str(db), read_only=True) as con:
+        rows = con.execute("SELECT persona_id, text_hash FROM personas").fetchall()
+    return [pid for pid, h in sorted(rows, key=lambda r: (key(int(r[1])), r[0]))]
+
+
+def test_a_sample_is_the_first_personas_in_the_seeds_documented_order(cli: Cli, hub: None, isolated_db: Path) -> None:
+    assert [r["persona_id"] for r in _sample(cli, "-n", "10", "--seed", "11")] == _splitmix_order(isolated_db, 11)[:10]
+
+
+def test_new_personas_change_a_sample_only_when_they_qualify(cli: Cli, hub: None, tmp_path: Path) -> None:
+    nurses = _sample(cli, "-n", "8", "--seed", "4", "--where", "occupation = 'nurse'")
+    more = tmp_path / "more.jsonl"
+    more.write_text(
+        "".join(
+            json.dumps({"persona": f"Welder {i} of the night shift", "occupation": "welder"}) + "\n" for i in range(50)
+        )
+    )
+    assert cli("personas", "import", str(more))[0] == 0
+    assert _sample(cli, "-n", "8", "--seed", "4", "--where", "occupation = 'nurse'") == nurses
+    nurses_too = tmp_path / "nurses.jsonl"
+    nurses_too.write_text(
+        "".join(
+            json.dumps({"persona": f"Nurse {i} of the night shift", "occupation": "nurse"}) + "\n" for i in range(50)
+        )
+    )
+    assert cli("personas", "import", str(nurses_too))[0] == 0
+    after = _sample(cli, "-n", "8", "--seed", "4", "--where", "occupation = 'nurse'")
+    old = [r["persona_id"] for r in nurses]
+    kept = [r["persona_id"] for r in after if r["persona_id"] in old]
+    assert kept == old[: len(kept)], "the old sample's personas keep their order; new ones only push in"
+    assert all(r["persona_id"] in old or r["text"].startswith("Nurse ") for r in after) and len(after) == 8
+
+
+def test_copies_kept_by_dedup_none_tie_and_are_ordered_by_id(cli: Cli, tmp_path: Path, isolated_db: Path) -> None:
+    twice = tmp_path / "twice.jsonl"
+    lines = [json.dumps({"persona": f"Person {i} who repeats", "group": f"g{i % 3}"}) for i in range(12)]
+    twice.write_text("".join(line + "\n" for line in lines + lines))
+    assert cli("personas", "import", str(twice), "--dedup", "none")[0] == 0
+    order = _splitmix_order(isolated_db, 9)
+    for n in (1, 2, 3, 7):  # a cut between two copies, and after both
+        assert [r["persona_id"] for r in _sample(cli, "-n", str(n), "--seed", "9")] == order[:n]
+    stratified = _sample(cli, "-n", "9", "--stratify-by", "group", "--seed", "9")
+    assert Counter(r["group"] for r in stratified) == {"g0": 3, "g1": 3, "g2": 3}
+    assert stratified == _sample(cli, "-n", "9", "--stratify-by", "group", "--seed", "9")
+    for group in ("g0", "g1", "g2"):  # within a stratum, the seed's order with ties by id
+        ids = [r["persona_id"] for r in stratified if r["group"] == group]
+        assert ids == sorted(ids, key=order.index)
