@@ -1,9 +1,9 @@
 """Encodings before DuckDB reads a file: UTF-16 is converted, and for JSON documents (read whole)
 the lines that are not UTF-8 are found.
 
-Line-based files (JSONL, TXT, CSV) are checked by DuckDB's reader itself, which rejects a line that is
-not UTF-8 with its number (`sources`). For the others a streaming decode of the file is cheap (a few
-hundred MB/s); only when it fails do we look at each line.
+Line-based files are checked as they are read, a line that is not UTF-8 rejected with its number:
+JSONL and TXT by `lines`, CSV and TSV by DuckDB's reader (`sources`). For the others a streaming
+decode of the file is cheap (a few hundred MB/s); only when it fails do we look at each line.
 """
 
 from __future__ import annotations

@@ -1,11 +1,13 @@
 """`swarm personas import`: files → `personas`, with provenance, dedup and every bad line accounted for.
 
-Per file: `sources.load` fills `_raw`; the attribute types come from the first lines' records; one
-SQL pass picks each record's text by the layout, keeps the personas whose normalised text the hub
-does not have, cleans their attributes and appends them with typed columns; later copies of a text
-in the file are removed (optionally near duplicates too, MinHash, before the append); the records
-the pass did not take get their reasons in `import_rejects`. The whole import is one transaction,
-so `--strict` can take it all back.
+Per file: `sources.load` makes `_raw` show its records (a JSONL or TXT file as a stream of blocks, a
+Parquet file in place), and `_head` its first lines, whose records give the layout and the attribute
+types; one SQL pass over `_raw` appends the personas with text, hash, cleaned attributes and typed
+columns; the records the pass did not take get their reasons in `import_rejects` (a second pass, only
+when some record was not taken for a reason the reader did not already give). The import is one
+transaction, so `--strict` can take it all back. Exact copies — of the hub or of an earlier line —
+and source ids another persona has are then found, and removed or renamed in a second transaction
+(see `_SETTLING`). Near dedup still decides before the insert (MinHash, `near_dedup`).
 """
 
 from __future__ import annotations
@@ -28,6 +30,7 @@ from storage.sql import attribute_sql, json_key_path, new_id, quote
 DedupMode = Literal["exact", "near", "none"]
 HASH_ID = "'p_' || lpad(to_hex(CAST(text_hash >> 64 AS UBIGINT)), 16, '0')"  # a persona's id without a source id
 DEFAULT_MAX_CHARS = 4000
+IMPORT_MEMORY = "3GB"  # DuckDB's share of an import's memory; the line reader's blocks come on top
 _KEY_SAMPLE = 1000  # records whose keys decide the layout
 
 
@@ -82,6 +85,9 @@ def import_files(db: Database, paths: Sequence[str | Path], options: ImportOptio
         nesting.register(con)
         # lines are numbered explicitly, so DuckDB may write rows in any order (and in parallel)
         con.execute("SET preserve_insertion_order = false")
+        # DuckDB keeps what it wrote in memory up to its limit (80 % of the machine by default): 11 GB
+        # for 20 million personas, which nothing reads again. Bounded, the import holds what it works on.
+        con.execute(f"SET memory_limit = '{IMPORT_MEMORY}'")
         settle_unfinished(con)
         con.execute("BEGIN TRANSACTION")
         try:
@@ -159,21 +165,24 @@ def _find_copies(con: duckdb.DuckDBPyConnection, import_id: str, paths: list[str
         SELECT source, source_line FROM {mine} SEMI JOIN (SELECT text_hash FROM {older}) USING (text_hash)
         """
     )
-    kept = (
-        f"(SELECT source, source_line, persona_id, text_hash FROM {mine} "
-        "ANTI JOIN _copies USING (source, source_line) WHERE persona_id = source_id)"
-    )
+    # A persona took its source's id at the insert when it had one. Only ids seen twice in the import
+    # (found by grouping hashes of them, numbers rather than strings) or held by an older
+    # persona can be taken, and only by a persona that is not a copy.
+    with_id = f"(SELECT source, source_line, source_id, text_hash FROM {mine} WHERE source_id IS NOT NULL)"
+    twice = f"(SELECT hash(source_id) FROM {with_id} GROUP BY 1 HAVING count(*) > 1)"
     con.execute(
         f"""
         CREATE OR REPLACE TEMP TABLE _renamed AS
         SELECT source, source_line, {HASH_ID} AS persona_id FROM (
             SELECT source, source_line, text_hash,
-                   row_number() OVER (PARTITION BY persona_id ORDER BY position, source_line) AS n
-            FROM (SELECT * FROM {kept} WHERE persona_id IN (
-                SELECT persona_id FROM {kept} GROUP BY persona_id HAVING count(*) > 1)) {ordered}
+                   row_number() OVER (PARTITION BY source_id ORDER BY position, source_line) AS n
+            FROM (SELECT * FROM {with_id} ANTI JOIN _copies USING (source, source_line)
+                  WHERE hash(source_id) IN {twice}) {ordered}
         ) WHERE n > 1
         UNION
-        SELECT source, source_line, {HASH_ID} FROM {kept} SEMI JOIN (SELECT persona_id FROM {older}) USING (persona_id)
+        SELECT source, source_line, {HASH_ID} FROM (
+            SELECT * FROM {with_id} SEMI JOIN (SELECT persona_id AS source_id FROM {older}) USING (source_id)
+        ) ANTI JOIN _copies USING (source, source_line)
         """
     )
     con.unregister("_files")

@@ -561,3 +561,68 @@ def test_control_characters_are_taken_out_of_persona_texts_which_are_hashed_as_s
     assert q(
         isolated_db, r"SELECT count(*) FROM personas WHERE regexp_matches(text, '[\x00-\x08\x0b\x0c\x0e-\x1f]')"
     ) == [(0,)]
+
+
+def test_line_ends_marks_blank_lines_and_block_edges_keep_every_line_number(
+    cli: Cli, tmp_path: Path, isolated_db: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from persona_hub import lines
+
+    monkeypatch.setattr(lines, "BLOCK_BYTES", 64)  # every line crosses a block edge
+    monkeypatch.setattr(lines, "MAX_LINE_BYTES", 300)
+
+    def record(n: int) -> bytes:
+        return json.dumps({"persona": f"Persona on line {n}, who reads the paper.", "n": n}).encode()
+
+    body = [
+        b"\xef\xbb\xbf" + record(1) + b"\r\n",  # a byte-order mark, a Windows line end
+        b"\n",  # blank
+        b"    \r\n",  # spaces only: blank
+        b"\t\n",  # a tab is not blank: a bad record
+        record(5) + b"\n",
+        b'{"persona": "' + b"x" * 400 + b'"}\n',  # over MAX_LINE_BYTES
+        record(7) + b"\r\n",
+        b'{"persona": "caf\xe9"}\n',  # Latin-1, not UTF-8
+        record(9),  # the last line has no line end
+    ]
+    path = tmp_path / "edges.jsonl"
+    path.write_bytes(b"".join(body))
+    code, out, err = cli("personas", "import", str(path))
+    assert code == 0, err
+    assert "4 imported, 0 duplicates, 3 rejected" in out, out
+    assert q(isolated_db, "SELECT source_line, CAST(attributes->>'n' AS INT) FROM personas ORDER BY 1") == [
+        (n, n) for n in (1, 5, 7, 9)
+    ]
+    assert q(isolated_db, "SELECT text FROM personas WHERE source_line = 9") == [
+        ("Persona on line 9, who reads the paper.",)
+    ]
+    assert dict(q(isolated_db, "SELECT line, reason FROM import_rejects")) == {
+        4: "bad_json",
+        6: "too_long",
+        8: "bad_encoding",
+    }
+    assert q(isolated_db, "SELECT raw FROM import_rejects WHERE line = 4") == [("\t",)], "stored without its line end"
+
+
+def test_an_import_stopped_before_its_copies_were_removed_is_finished_by_the_next(
+    cli: Cli, tmp_path: Path, isolated_db: Path
+) -> None:
+    first = tmp_path / "first.jsonl"
+    first.write_text("".join(json.dumps({"persona": f"Person {i % 3} of the first file"}) + "\n" for i in range(6)))
+    assert cli("personas", "import", str(first), "--dedup", "none")[0] == 0
+    assert q(isolated_db, "SELECT count(*) FROM personas") == [(6,)]
+    # as an exact import leaves the hub when stopped between its commit and the removal of its copies
+    con = duckdb.connect(str(isolated_db))
+    con.execute("UPDATE imports SET status = 'removing_copies'")
+    con.close()
+    second = tmp_path / "second.jsonl"
+    second.write_text(json.dumps({"persona": "Someone else entirely"}) + "\n")
+    code, _, err = cli("personas", "import", str(second))
+    assert code == 0, err
+    assert q(isolated_db, "SELECT text, source_line FROM personas ORDER BY source, source_line") == [
+        ("Person 0 of the first file", 1),
+        ("Person 1 of the first file", 2),
+        ("Person 2 of the first file", 3),
+        ("Someone else entirely", 1),
+    ]
+    assert q(isolated_db, "SELECT DISTINCT status FROM imports") == [("finished",)]
