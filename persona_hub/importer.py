@@ -7,7 +7,7 @@ columns; the records the pass did not take get their reasons in `import_rejects`
 when some record was not taken for a reason the reader did not already give). The import is one
 transaction, so `--strict` can take it all back. Exact copies — of the hub or of an earlier line —
 and source ids another persona has are then found, and removed or renamed in a second transaction
-(see `_SETTLING`). Near dedup still decides before the insert (MinHash, `near_dedup`).
+(`copies`). Near dedup still decides before the insert (MinHash, `near_dedup`).
 """
 
 from __future__ import annotations
@@ -20,15 +20,13 @@ from pathlib import Path
 from typing import Literal
 
 import duckdb
-import pyarrow as pa
 
-from persona_hub import fields, layouts, near_dedup, nesting, normalise, sources
+from persona_hub import copies, fields, layouts, near_dedup, nesting, normalise, sources
 from persona_hub.errors import NoTextField, RejectReason, StrictRefused
 from storage import Database
 from storage.sql import attribute_sql, json_key_path, new_id, quote
 
 DedupMode = Literal["exact", "near", "none"]
-HASH_ID = "'p_' || lpad(to_hex(CAST(text_hash >> 64 AS UBIGINT)), 16, '0')"  # a persona's id without a source id
 DEFAULT_MAX_CHARS = 4000
 IMPORT_MEMORY = "3GB"  # DuckDB's share of an import's memory; the line reader's blocks come on top
 _KEY_SAMPLE = 1000  # records whose keys decide the layout
@@ -88,7 +86,7 @@ def import_files(db: Database, paths: Sequence[str | Path], options: ImportOptio
         # DuckDB keeps what it wrote in memory up to its limit (80 % of the machine by default): 11 GB
         # for 20 million personas, which nothing reads again. Bounded, the import holds what it works on.
         con.execute(f"SET memory_limit = '{IMPORT_MEMORY}'")
-        settle_unfinished(con)
+        copies.settle_unfinished(con)
         con.execute("BEGIN TRANSACTION")
         try:
             for raw_path in paths:
@@ -108,7 +106,7 @@ def import_files(db: Database, paths: Sequence[str | Path], options: ImportOptio
                     [(p, n, r) for p, n, r, _ in report.rejects],
                 )
             pending = _find_pending(con, report, options)
-            report.status = _SETTLING if pending else "finished"
+            report.status = copies.SETTLING if pending else "finished"
             _record_import(con, report, options, started)
             con.execute("COMMIT")
         except StrictRefused:
@@ -117,101 +115,21 @@ def import_files(db: Database, paths: Sequence[str | Path], options: ImportOptio
             con.execute("ROLLBACK")
             raise
         if pending:
-            _settle(con, report.import_id)
+            copies.settle(con, report.import_id)
             report.status = "finished"
     return report
 
 
-# Copies are removed after the import commits, in a transaction of their own: DuckDB writes a large
-# insert straight to the file as it goes, unless rows it inserted are deleted before the commit, which
-# makes the commit write them all again (5 s and 1.3 GB more for 5 million personas). Until then
-# the import's status says so; an import stopped in between is finished by the next one.
-_SETTLING = "removing_copies"
-
-
 def _find_pending(con: duckdb.DuckDBPyConnection, report: ImportReport, options: ImportOptions) -> bool:
-    """Find what is left to do after the commit (`_find_copies`), and correct each file's counts by the
-    copies; whether there is anything."""
+    """Find the copies and taken ids to change after the commit (`copies.find`), and correct each
+    file's counts by the copies; whether there is anything to change."""
     if options.dedup != "exact":
         return False
-    con.execute("CREATE OR REPLACE TEMP TABLE _copies (source VARCHAR, source_line BIGINT)")
-    _find_copies(con, report.import_id, [s.path for s in report.sources])
-    by_source = dict(con.execute("SELECT source, count(*) FROM _copies GROUP BY ALL").fetchall())
-    renamed = con.execute("SELECT count(*) FROM _renamed").fetchall()[0][0]
-    pending = bool(by_source or renamed)
+    by_source, renamed = copies.find(con, report.import_id, [s.path for s in report.sources])
     for src in report.sources:
-        src.imported -= int(by_source.pop(src.path, 0))
+        src.imported -= by_source.get(src.path, 0)
         src.duplicates = src.records - src.rejected - src.near_duplicates - src.imported
-    return pending
-
-
-def _find_copies(con: duckdb.DuckDBPyConnection, import_id: str, paths: list[str]) -> None:
-    """`_copies` (source, source_line): this import's personas whose text an older persona or an earlier
-    line has (files in the order given). `_renamed` (source, source_line, persona_id): those of the rest
-    whose own id another persona has, older or on an earlier line, with the id of their text instead."""
-    con.register("_files", pa.table({"source": paths, "position": list(range(len(paths)))}))
-    mine = f"(SELECT * FROM personas WHERE import_id = {quote(import_id)})"
-    older = f"(SELECT * FROM personas WHERE import_id <> {quote(import_id)})"
-    ordered = "JOIN (SELECT source, min(position) AS position FROM _files GROUP BY source) USING (source)"
-    con.execute(
-        f"""
-        INSERT INTO _copies
-        SELECT source, source_line FROM (
-            SELECT source, source_line, row_number() OVER (PARTITION BY text_hash ORDER BY position, source_line) AS n
-            FROM (SELECT source, source_line, text_hash FROM {mine} WHERE text_hash IN (
-                SELECT text_hash FROM {mine} GROUP BY text_hash HAVING count(*) > 1)) {ordered}
-        ) WHERE n > 1
-        UNION
-        SELECT source, source_line FROM {mine} SEMI JOIN (SELECT text_hash FROM {older}) USING (text_hash)
-        """
-    )
-    # A persona took its source's id at the insert when it had one. Only ids seen twice in the import
-    # (found by grouping hashes of them, numbers rather than strings) or held by an older
-    # persona can be taken, and only by a persona that is not a copy.
-    with_id = f"(SELECT source, source_line, source_id, text_hash FROM {mine} WHERE source_id IS NOT NULL)"
-    twice = f"(SELECT hash(source_id) FROM {with_id} GROUP BY 1 HAVING count(*) > 1)"
-    con.execute(
-        f"""
-        CREATE OR REPLACE TEMP TABLE _renamed AS
-        SELECT source, source_line, {HASH_ID} AS persona_id FROM (
-            SELECT source, source_line, text_hash,
-                   row_number() OVER (PARTITION BY source_id ORDER BY position, source_line) AS n
-            FROM (SELECT * FROM {with_id} ANTI JOIN _copies USING (source, source_line)
-                  WHERE hash(source_id) IN {twice}) {ordered}
-        ) WHERE n > 1
-        UNION
-        SELECT source, source_line, {HASH_ID} FROM (
-            SELECT * FROM {with_id} SEMI JOIN (SELECT persona_id AS source_id FROM {older}) USING (source_id)
-        ) ANTI JOIN _copies USING (source, source_line)
-        """
-    )
-    con.unregister("_files")
-
-
-def _settle(con: duckdb.DuckDBPyConnection, import_id: str) -> None:
-    """Remove the copies in `_copies` of import `import_id` and mark it finished."""
-    con.execute("BEGIN TRANSACTION")
-    con.execute(
-        f"""DELETE FROM personas USING _copies c WHERE personas.import_id = {quote(import_id)}
-            AND personas.source = c.source AND personas.source_line = c.source_line"""
-    )
-    con.execute(
-        f"""UPDATE personas SET persona_id = r.persona_id FROM _renamed r WHERE personas.import_id = {quote(import_id)}
-            AND personas.source = r.source AND personas.source_line = r.source_line"""
-    )
-    con.execute("UPDATE imports SET status = 'finished' WHERE import_id = ?", [import_id])
-    con.execute("COMMIT")
-    con.execute("DROP TABLE _copies; DROP TABLE _renamed")
-
-
-def settle_unfinished(con: duckdb.DuckDBPyConnection) -> None:
-    """Finish an import whose copies were not removed (its process stopped after it committed)."""
-    for import_id, sources_json in con.execute(
-        f"SELECT import_id, sources FROM imports WHERE status = {quote(_SETTLING)}"
-    ).fetchall():
-        con.execute("CREATE OR REPLACE TEMP TABLE _copies (source VARCHAR, source_line BIGINT)")
-        _find_copies(con, import_id, [s["path"] for s in json.loads(sources_json)])
-        _settle(con, import_id)
+    return bool(by_source or renamed)
 
 
 def _import_one(
@@ -434,7 +352,7 @@ def _insert_new(
     found = fields.types_of(con, f"SELECT line, attributes FROM ({sample})")
     columns = fields.prepare_columns(con, report.import_id, found)
     struct, typed = fields.typed_values_sql(columns, "attributes")
-    hash_id = HASH_ID
+    hash_id = copies.HASH_ID
     if options.dedup == "exact":
         # the source's own id, else the hash's; an id another persona has is replaced after the insert
         # (`_find_copies`), as copies are removed: deciding either here would read the whole hub
