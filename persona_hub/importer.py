@@ -7,7 +7,7 @@ columns; the records the pass did not take get their reasons in `import_rejects`
 when some record was not taken for a reason the reader did not already give). The import is one
 transaction, so `--strict` can take it all back. Exact copies — of the hub or of an earlier line —
 and source ids another persona has are then found, and removed or renamed in a second transaction
-(`copies`). Near dedup still decides before the insert (MinHash, `near_dedup`).
+(`copies`), with near copies under `--dedup near` (`near_dedup`).
 """
 
 from __future__ import annotations
@@ -123,13 +123,16 @@ def import_files(db: Database, paths: Sequence[str | Path], options: ImportOptio
 def _find_pending(con: duckdb.DuckDBPyConnection, report: ImportReport, options: ImportOptions) -> bool:
     """Find the copies and taken ids to change after the commit (`copies.find`), and correct each
     file's counts by the copies; whether there is anything to change."""
-    if options.dedup != "exact":
+    if options.dedup == "none":
         return False
-    by_source, renamed = copies.find(con, report.import_id, [s.path for s in report.sources])
+    paths = [s.path for s in report.sources]
+    by_source, renamed = copies.find(con, report.import_id, paths)
+    near = near_dedup.remove_near_duplicates(con, report.import_id, paths) if options.dedup == "near" else {}
     for src in report.sources:
-        src.imported -= by_source.get(src.path, 0)
+        src.near_duplicates = near.get(src.path, 0)
+        src.imported -= by_source.get(src.path, 0) + src.near_duplicates
         src.duplicates = src.records - src.rejected - src.near_duplicates - src.imported
-    return bool(by_source or renamed)
+    return bool(by_source or renamed or near)
 
 
 def _import_one(
@@ -158,7 +161,7 @@ def _import_one(
             _find_rejects(con, layout, options.max_chars, report, src)
         _store_rejects(con, report, src, options)
         src.duplicates = src.records - src.rejected - src.near_duplicates - src.imported
-    con.execute("DROP VIEW _raw; DROP TABLE _head; DROP TABLE _pre; DROP TABLE _rej; DROP TABLE _dup")
+    con.execute("DROP VIEW _raw; DROP TABLE _head; DROP TABLE _pre; DROP TABLE _rej")
 
 
 _OBJECT = "coalesce(try(json_type(rec)) = 'OBJECT', false)"
@@ -201,12 +204,11 @@ def _text_checks(text: str, max_chars: int) -> tuple[str, str]:
 
 
 def _all_taken(con: duckdb.DuckDBPyConnection, src: SourceReport) -> bool:
-    """Whether every record read without fault was appended or set aside as a copy: then the only bad
-    ones are those refused while reading, and looking for reasons would be a pass over the file for
+    """Whether every record read without fault was appended (copies too, removed later): then the only
+    bad ones are those refused while reading, and looking for reasons would be a pass over the file for
     nothing."""
-    refused = "(SELECT count(*) FROM _pre WHERE reason IS NOT NULL)"
-    ((taken,),) = con.execute(f"SELECT (SELECT count(*) FROM _dup) + {refused}").fetchall()
-    return bool(src.records == src.imported + taken + src.near_duplicates)
+    ((refused,),) = con.execute("SELECT count(*) FROM _pre WHERE reason IS NOT NULL").fetchall()
+    return bool(src.records == src.imported + refused)
 
 
 def _find_rejects(
@@ -250,8 +252,7 @@ def _find_rejects(
                               reason IS NULL AND {nesting.too_deep_sql("rec")} AS too_deep
                     FROM _raw
                     WHERE reason IS NOT NULL  -- refused while reading: never a persona, whatever its number
-                       OR (line NOT IN (SELECT source_line FROM personas WHERE {_this_file(report, src)})
-                           AND line NOT IN (SELECT line FROM _dup))
+                       OR line NOT IN (SELECT source_line FROM personas WHERE {_this_file(report, src)})
                 )
             )
         ) WHERE reason IS NOT NULL
@@ -301,11 +302,9 @@ def _insert_new(
     options: ImportOptions,
 ) -> None:
     """One pass over the records: the personas (an object whose text field is a string, neither empty
-    nor too long), with text, hash, id, cleaned attributes and typed columns, are appended. Under exact
-    dedup the copies among them are removed after the import commits (`_copies`): deciding them before
-    the insert would take a pass of its own, or a join that reads the whole hub. Near dedup, and a
-    layout with the source's own ids, leave out what the hub has already, and copies within the file
-    (`_dup`), before the insert."""
+    nor too long), with text, hash, id, cleaned attributes and typed columns, are appended. Copies and
+    near copies among them are removed after the import commits (`copies`): deciding them before the
+    insert would take a pass of its own, or a join that reads the whole hub."""
     text_path = quote(json_key_path(layout.text_field))
     id_sql = f"rec->>{quote(json_key_path(layout.id_field))}" if layout.id_field else "NULL::VARCHAR"
     drop = [layout.text_field] + ([layout.id_field] if layout.id_field else [])
@@ -336,24 +335,12 @@ def _insert_new(
         """
 
     new = personas_of("_raw")
-    if options.dedup == "near":
-        new = f"SELECT * FROM ({new}) WHERE text_hash NOT IN (SELECT text_hash FROM personas)"
-    con.execute("CREATE OR REPLACE TEMP TABLE _dup (line BIGINT)")
-    if options.dedup == "near":
-        con.execute(f"CREATE OR REPLACE TEMP TABLE _new AS {new}")
-        con.execute(
-            "INSERT INTO _dup SELECT line FROM (SELECT line, row_number() OVER (PARTITION BY text_hash ORDER BY line) "
-            "AS n FROM _new) WHERE n > 1"
-        )
-        con.execute("DELETE FROM _new WHERE line IN (SELECT line FROM _dup)")
-        src.near_duplicates = near_dedup.remove_near_duplicates(con, report.import_id, src.path)
-        new = "SELECT * FROM _new"
     sample = personas_of("_head")
     found = fields.types_of(con, f"SELECT line, attributes FROM ({sample})")
     columns = fields.prepare_columns(con, report.import_id, found)
     struct, typed = fields.typed_values_sql(columns, "attributes")
     hash_id = copies.HASH_ID
-    if options.dedup == "exact":
+    if options.dedup != "none":
         # the source's own id, else the hash's; an id another persona has is replaced after the insert
         # (`_find_copies`), as copies are removed: deciding either here would read the whole hub
         persona_id = f"coalesce(source_id, {hash_id})"
@@ -389,7 +376,6 @@ def _insert_new(
             con.execute(
                 f"UPDATE personas SET {fields.ident(column)} = {attribute_sql(field, sql_type)} WHERE {this_file}"
             )
-    con.execute("DROP TABLE IF EXISTS _new")
 
 
 def _record_import(

@@ -28,7 +28,7 @@ from storage.versions import (
     m011_invalid_answers,
     m012_partial_conversations,
 )
-from storage.versions_recipes import m013_recipes, m014_quality, m015_run_metrics
+from storage.versions_recipes import m013_recipes, m014_quality, m015_run_metrics, m016_persona_minhash
 
 
 @dataclass(frozen=True)
@@ -54,6 +54,7 @@ MIGRATIONS: list[Migration] = [
     Migration(13, "m013_recipes", m013_recipes),
     Migration(14, "m014_quality", m014_quality),
     Migration(15, "m015_run_metrics", m015_run_metrics),
+    Migration(16, "m016_persona_minhash", m016_persona_minhash),
 ]
 LATEST = MIGRATIONS[-1].version
 

@@ -57,14 +57,25 @@ PAGES = Shingling(ngram=3, num_perm=64, threshold=0.8, min_words=20)
 CONVERSATIONS = Shingling(ngram=3, num_perm=128, threshold=0.9)  # `swarm export --dedup --threshold` changes it
 
 
+def shingles(text: str, shingling: Shingling) -> list[str]:
+    """The word n-grams of the lower-cased text that its MinHash is made of (none for a text shorter
+    than `shingling.min_words`, or without a word)."""
+    words: list[str] = _WORD.findall(text.lower())
+    if len(words) < max(shingling.min_words, 1):
+        return []
+    n = min(shingling.ngram, len(words))
+    if n == 1:
+        return words  # joining each word to itself cost as much as finding the words
+    return [" ".join(words[i : i + n]) for i in range(len(words) - n + 1)]
+
+
 def signature(text: str, shingling: Shingling) -> RMinHash | None:
     """The text's MinHash, or None for a text shorter than `shingling.min_words`."""
-    words = _WORD.findall(text.lower())
-    if len(words) < max(shingling.min_words, 1):
+    grams = shingles(text, shingling)
+    if not grams:
         return None
-    n = min(shingling.ngram, len(words))
     mh = RMinHash(num_perm=shingling.num_perm, seed=SEED)
-    mh.update([" ".join(words[i : i + n]) for i in range(len(words) - n + 1)])
+    mh.update(grams)
     return mh
 
 

@@ -1,6 +1,6 @@
 """The migrations since recipes: the recipe a run follows and the outputs of its steps (m013), the
-quality checks and judges of each conversation (m014), and the figures of a run as a whole (m015).
-The earlier ones are in storage/versions.py."""
+quality checks and judges of each conversation (m014), the figures of a run as a whole (m015), and
+the persona hub's near-dedup index (m016). The earlier ones are in storage/versions.py."""
 
 from __future__ import annotations
 
@@ -89,4 +89,20 @@ def m015_run_metrics(con: duckdb.DuckDBPyConnection) -> None:
             "step's name (grounding_recall, grounding_precision, persona, helpfulness in the default recipe)",
             "quality.blocking": "a conversation that fails it is left out of swarm export by default",
         },
+    )
+
+
+def m016_persona_minhash(con: duckdb.DuckDBPyConnection) -> None:
+    # near dedup checks new personas against this index in batches, not against signatures of the
+    # whole hub held in memory; 10 bands of 12 MinHash values (persona_hub/near_dedup.py says why)
+    create_table(
+        con,
+        "persona_minhash",
+        "MinHash LSH band keys of personas' texts: the index swarm personas import --dedup near checks "
+        "new personas against (personas imported without it are added the next time it runs).",
+        [("text_hash", "UHUGEINT NOT NULL", "the persona's text_hash")]
+        + [
+            (f"b{band}", "UBIGINT NOT NULL", f"band {band}: a hash of MinHash values {12 * band}-{12 * band + 11}")
+            for band in range(10)
+        ],
     )

@@ -626,3 +626,35 @@ def test_an_import_stopped_before_its_copies_were_removed_is_finished_by_the_nex
         ("Someone else entirely", 1),
     ]
     assert q(isolated_db, "SELECT DISTINCT status FROM imports") == [("finished",)]
+
+
+def test_near_dedup_indexes_the_hub_once_and_checks_new_personas_against_it(
+    cli: Cli, tmp_path: Path, isolated_db: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from persona_hub import near_dedup
+
+    monkeypatch.setattr(near_dedup, "BATCH", 2)  # batches hashed in worker processes, as at scale
+    base = "A night-shift baker in Lyon who proofs sourdough for three cafes and restores enamel signs"
+    first = tmp_path / "first.jsonl"
+    first.write_text(
+        "".join(json.dumps({"persona": t}) + "\n" for t in (base + ".", "A glassblower in Murano.", "!!!"))
+    )
+    assert cli("personas", "import", str(first))[0] == 0  # exact only: nothing indexed yet
+    assert q(isolated_db, "SELECT count(*) FROM persona_minhash") == [(0,)]
+    second = tmp_path / "second.jsonl"
+    lines = [
+        base + " today.",
+        "A tram driver in Lisbon who collects maps.",
+        "A tram driver in Lisbon who collects maps!",
+    ]
+    second.write_text("".join(json.dumps({"persona": t}) + "\n" for t in lines))
+    code, out, err = cli("personas", "import", str(second), "--dedup", "near")
+    assert code == 0 and "1 imported, 0 duplicates, 2 near-duplicates" in out, (out, err)
+    older = q(isolated_db, f"SELECT persona_id FROM personas WHERE text = '{base}.'")[0][0]
+    assert dict(q(isolated_db, "SELECT line, detail FROM import_rejects WHERE reason = 'near_duplicate'")) == {
+        1: f"near-duplicate of {older}",
+        3: "near-duplicate of line 2 of this file",
+    }
+    # the hub's texts with words, and the kept new one, are indexed; a text without words is not
+    assert q(isolated_db, "SELECT count(*) FROM persona_minhash") == [(3,)]
+    assert q(isolated_db, "SELECT count(*) FROM personas") == [(4,)]
