@@ -266,6 +266,7 @@ def write(path: str | Path, count: int, start: int = 0) -> None:
     tmp = path.with_name(path.name + ".tmp")
     options = "(FORMAT json)" if path.suffix == ".jsonl" else "(FORMAT parquet)"
     with duckdb.connect() as con:
+        con.execute("SET enable_progress_bar = false")
         con.execute(f"COPY ({records_sql(count, start)}) TO '{tmp}' {options}")
     tmp.rename(path)
 

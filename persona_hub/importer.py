@@ -342,13 +342,11 @@ def _insert_new(
     hash_id = copies.HASH_ID
     if options.dedup != "none":
         # the source's own id, else the hash's; an id another persona has is replaced after the insert
-        # (`_find_copies`), as copies are removed: deciding either here would read the whole hub
+        # (`copies.find`), as copies are removed: deciding either here would read the whole hub
         persona_id = f"coalesce(source_id, {hash_id})"
-    else:
+    else:  # copies are kept, with ids of their own
         new = f"SELECT *, row_number() OVER (PARTITION BY text_hash ORDER BY line) AS copy FROM ({new})"
-        if options.dedup == "none":  # kept copies: ids of their own
-            hash_id = f"{hash_id} || CASE WHEN copy > 1 THEN '-' || copy ELSE '' END"
-        persona_id = hash_id
+        persona_id = hash_id = f"{hash_id} || CASE WHEN copy > 1 THEN '-' || copy ELSE '' END"
         if layout.id_field:
             # the source's own id names the persona unless another persona already has that id
             persona_id = (

@@ -120,8 +120,7 @@ def records(con: duckdb.DuckDBPyConnection, raw: RawSource) -> int:
     """How many records `_raw` has (after a stream has been read through)."""
     if raw.lines is not None:
         return raw.lines.records
-    row = con.execute("SELECT count(*) FROM _raw").fetchone()
-    return int(row[0]) if row else 0
+    return int(con.execute("SELECT count(*) FROM _raw").fetchall()[0][0])
 
 
 def read_rejects(con: duckdb.DuckDBPyConnection, raw: RawSource) -> None:
