@@ -125,9 +125,7 @@ def remove_near_duplicates(con: duckdb.DuckDBPyConnection, import_id: str, paths
             FROM personas ANTI JOIN _copies USING (source, source_line)
             WHERE import_id = {quote(import_id)}"""
     )
-    con.execute(
-        f"CREATE OR REPLACE TEMP TABLE _near_keys (i BIGINT, {', '.join(f'b{b} UBIGINT' for b in range(BANDS))})"
-    )
+    con.execute(f"CREATE OR REPLACE TEMP TABLE _near_keys (i BIGINT, {_KEY_COLUMNS})")
     total = con.execute("SELECT count(*) FROM _near_new").fetchall()[0][0]
 
     def new_rows() -> Iterator[Batch]:
@@ -170,20 +168,22 @@ def _decide(con: duckdb.DuckDBPyConnection) -> dict[int, tuple[str | None, int |
     )
     con.execute(f"CREATE OR REPLACE TEMP TABLE _near_candidates AS {older} UNION {earlier}")
     pairs = con.execute(
-        """SELECT c.i, c.other_hash, c.other_i, n.text, p.persona_id, p.text AS other_text, e.text AS earlier_text
+        """SELECT c.i, c.other_i, n.text, p.persona_id, p.text AS other_text, e.text AS earlier_text
            FROM _near_candidates c JOIN _near_new n USING (i)
            LEFT JOIN (SELECT DISTINCT ON (text_hash) text_hash, persona_id, text FROM personas
-                      WHERE text_hash IN (SELECT other_hash FROM _near_candidates)) p ON p.text_hash = c.other_hash
+                      WHERE text_hash IN (SELECT other_hash FROM _near_candidates)
+                      ORDER BY text_hash, persona_id) p ON p.text_hash = c.other_hash
            LEFT JOIN _near_new e ON e.i = c.other_i
            ORDER BY c.i, c.other_i NULLS FIRST, p.persona_id"""
-    ).fetchall()
+    )
     removed: dict[int, tuple[str | None, int | None]] = {}
     threshold = _SHINGLING.threshold
-    for i, _, other_i, text, other_id, other_text, earlier_text in pairs:
-        if i in removed or (other_i is not None and other_i in removed):
-            continue
-        if _jaccard(text, other_text if other_i is None else earlier_text) >= threshold:
-            removed[i] = (other_id, other_i)
+    while chunk := pairs.fetchmany(10_000):  # in order: an earlier persona is decided before a later one
+        for i, other_i, text, other_id, other_text, earlier_text in chunk:
+            if i in removed or (other_i is not None and other_i in removed):
+                continue
+            if _jaccard(text, other_text if other_i is None else earlier_text) >= threshold:
+                removed[i] = (other_id, other_i)
     return removed
 
 
