@@ -15,6 +15,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO
 
+from persona_hub.errors import UnsupportedFile
+
 _CHUNK = 16 * 1024 * 1024
 _BOMS = (codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)
 
@@ -55,8 +57,11 @@ def scan(path: Path, *, validate: bool = True) -> EncodingScan:
 
     `validate=False` only converts UTF-16, for readers that check UTF-8 themselves (DuckDB's CSV
     reader rejects a bad line with its number)."""
-    with _open(path) as fh:
-        head = fh.read(4)
+    try:
+        with _open(path) as fh:
+            head = fh.read(4)
+    except (OSError, EOFError) as exc:  # not gzip after all, a file that cannot be read
+        raise UnsupportedFile(f"{path}: cannot be read ({exc})") from exc
     if head.startswith(_BOMS):
         return _convert_utf16(path)
     if not validate or _is_valid_utf8(path):

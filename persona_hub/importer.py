@@ -148,7 +148,8 @@ def _import_one(
         sources.head(con, raw, fields.TYPE_SAMPLE)
         layout = _layout(con, raw, options, str(path))
         src.layout = layout.name
-        _insert_new(con, report, src, layout, options)  # the one pass over the whole file
+        with sources.reading(raw.lines):
+            _insert_new(con, report, src, layout, options)  # the one pass over the whole file
         sources.read_rejects(con, raw)
         src.records = sources.records(con, raw)
         if _all_taken(con, src):
@@ -158,7 +159,8 @@ def _import_one(
             )
         else:
             sources.rewind(con, raw)
-            _find_rejects(con, layout, options.max_chars, report, src)
+            with sources.reading(raw.lines):
+                _find_rejects(con, layout, options.max_chars, report, src)
         _store_rejects(con, report, src, options)
         src.duplicates = src.records - src.rejected - src.near_duplicates - src.imported
     con.execute("DROP VIEW _raw; DROP TABLE _head; DROP TABLE _pre; DROP TABLE _rej")

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import codecs
 import gzip
+import zlib
 from collections.abc import Iterator
 from pathlib import Path
 from typing import IO
@@ -22,7 +23,7 @@ from typing import IO
 import numpy as np
 import pyarrow as pa
 
-from persona_hub.errors import RejectReason
+from persona_hub.errors import RejectReason, UnsupportedFile
 
 BLOCK_BYTES = 16 * 1024 * 1024
 MAX_LINE_BYTES = 64 * 1024 * 1024  # as DuckDB's readers allow
@@ -39,6 +40,7 @@ class Lines:
         self.limit = limit  # read only this many lines (the head of a file, for its layout and types)
         self.rejects: list[tuple[int, str, str]] = []  # (line, reason, detail)
         self.records = 0  # lines that are not blank, rejected ones included
+        self.failure: UnsupportedFile | None = None  # why the file could not be read to the end
 
     def reader(self) -> pa.RecordBatchReader:
         return pa.RecordBatchReader.from_batches(SCHEMA, self._batches())
@@ -49,6 +51,14 @@ class Lines:
         return self.path.open("rb")
 
     def _batches(self) -> Iterator[pa.RecordBatch]:
+        try:
+            yield from self._read()
+        except (OSError, EOFError, zlib.error) as exc:  # a damaged .gz file, a disk that fails
+            # DuckDB, reading the stream, reports any error as its own: the reader keeps the real one
+            self.failure = UnsupportedFile(f"{self.path}: cannot be read to the end ({exc}); nothing was imported")
+            raise self.failure from exc
+
+    def _read(self) -> Iterator[pa.RecordBatch]:
         first = 1
         rest = b""
         skipping = False  # inside a line too long to keep, until its end

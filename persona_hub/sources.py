@@ -98,6 +98,17 @@ def load(con: duckdb.DuckDBPyConnection, path: Path, fmt: str) -> Iterator[RawSo
             scan.cleanup()
 
 
+@contextmanager
+def reading(stream: lines.Lines | None) -> Iterator[None]:
+    """Raise the reason a stream stopped, rather than DuckDB's report of it, from a query reading it."""
+    try:
+        yield
+    except duckdb.Error:
+        if stream is not None and stream.failure is not None:
+            raise stream.failure from None
+        raise
+
+
 def head(con: duckdb.DuckDBPyConnection, raw: RawSource, count: int) -> None:
     """`_head`: the records of `_raw` in its first `count` lines, read without reading the whole file."""
     if raw.lines is None:
@@ -105,7 +116,8 @@ def head(con: duckdb.DuckDBPyConnection, raw: RawSource, count: int) -> None:
         return
     first = lines.Lines(raw.lines.path, limit=count)
     con.register("_head_stream", first.reader())
-    con.execute(f"CREATE OR REPLACE TEMP TABLE _head AS {_stream_sql('_head_stream', raw.fixed_layout == 'text')}")
+    with reading(first):
+        con.execute(f"CREATE OR REPLACE TEMP TABLE _head AS {_stream_sql('_head_stream', raw.fixed_layout == 'text')}")
     con.unregister("_head_stream")
     _insert_rows(con, [(n, None, reason, detail) for n, reason, detail in first.rejects], table="_head")
 
@@ -113,7 +125,8 @@ def head(con: duckdb.DuckDBPyConnection, raw: RawSource, count: int) -> None:
 def rewind(con: duckdb.DuckDBPyConnection, raw: RawSource) -> None:
     """Let `_raw` be read once more: a stream can be read only once (rare: only when a line is bad)."""
     if raw.lines is not None:
-        con.register("_stream", lines.Lines(raw.lines.path).reader())
+        raw.lines = lines.Lines(raw.lines.path)  # its counts were taken from the first reading
+        con.register("_stream", raw.lines.reader())
 
 
 def records(con: duckdb.DuckDBPyConnection, raw: RawSource) -> int:

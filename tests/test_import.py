@@ -658,3 +658,24 @@ def test_near_dedup_indexes_the_hub_once_and_checks_new_personas_against_it(
     # the hub's texts with words, and the kept new one, are indexed; a text without words is not
     assert q(isolated_db, "SELECT count(*) FROM persona_minhash") == [(3,)]
     assert q(isolated_db, "SELECT count(*) FROM personas") == [(4,)]
+
+
+def test_a_damaged_or_false_gzip_file_is_refused_with_its_name_and_nothing_imported(
+    cli: Cli, tmp_path: Path, isolated_db: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from persona_hub import lines
+
+    monkeypatch.setattr(lines, "BLOCK_BYTES", 4096)  # the damage lies past the first lines the import reads
+    good = tmp_path / "good.jsonl"
+    good.write_text(json.dumps({"persona": "A ferry pilot in Bergen"}) + "\n")
+    data = gzip.compress(
+        b"".join(json.dumps({"persona": f"Person {i} who restores clocks"}).encode() + b"\n" for i in range(30_000))
+    )
+    damaged = tmp_path / "damaged.jsonl.gz"
+    damaged.write_bytes(data[: len(data) * 3 // 4])
+    false = tmp_path / "false.jsonl.gz"
+    false.write_text('{"persona": "not compressed at all"}\n')
+    for path, why in ((damaged, "cannot be read to the end (Compressed file ended"), (false, "Not a gzipped file")):
+        code, _, err = cli("personas", "import", str(good), str(path))
+        assert code == 1 and f"{path}: " in err and why in err and "Traceback" not in err, err
+    assert q(isolated_db, "SELECT count(*) FROM personas") == [(0,)], "the import is one transaction"
