@@ -154,7 +154,7 @@ def _stratified(
     groups = _run(
         con,
         f"""SELECT _stratum, count(*) AS size, {_stratum_key(seed)} AS _sk,
-                   {"NULL" if _copies_kept(con) else f"min_by(_rid, _k, {int(n)})"} AS rids
+                   {"NULL" if _copies_kept(con) else f"min_by(_rid, _k, {max(int(n), 1)})"} AS rids
             FROM ({keyed}) GROUP BY _stratum ORDER BY size DESC, _stratum""",
         where,
     ).fetchall()

@@ -77,6 +77,7 @@ def test_stratified_sample_is_even_and_reports_small_strata(cli: Cli, hub: None)
     even = _sample(cli, "-n", "6", "--stratify-by", "occupation", "--where", "occupation <> 'astronaut'")
     assert Counter(r["occupation"] for r in even) == {"nurse": 2, "welder": 2, "farmer": 2}
     assert _sample(cli, "-n", "12", "--stratify-by", "occupation", "--seed", "3") == rows
+    assert _sample(cli, "-n", "0", "--stratify-by", "occupation") == [] == _sample(cli, "-n", "0")
 
 
 def test_bad_filters_give_one_clear_message(cli: Cli, hub: None) -> None:
