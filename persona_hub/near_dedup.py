@@ -7,8 +7,8 @@ exactly: the Jaccard similarity of their word sets, at least 0.9. With bands of 
 candidate with p = 0.96 and at 0.95 with p > 0.999, while two unrelated personas sharing a fifth of
 their words (function words: "a", "who", "and" …) are with p = 4e-8; bands of 8 (p ≥ 0.99 at 0.9)
 let 3,000 times as many of those through, which at millions of personas is more pairs than can be
-checked. Each persona is compared with at most `FIRST` others per band key (the earliest ones), so a
-key shared by thousands costs no more than a few.
+checked. Only the first `FIRST` personas of a band key (the earliest) are compared with the others
+sharing it, so a key shared by thousands costs a few comparisons a persona.
 
 Older personas win over new ones, and earlier lines over later ones (files in the order given); a
 persona near only an earlier one that was itself removed is kept. A removed persona is not lost: it
@@ -155,15 +155,18 @@ def remove_near_duplicates(con: duckdb.DuckDBPyConnection, import_id: str, paths
 def _decide(con: duckdb.DuckDBPyConnection) -> dict[int, tuple[str | None, int | None]]:
     """The new personas (by `i`) that nearly copy an older one (its id) or an earlier kept new one
     (its `i`), from the candidates sharing a band key, compared exactly."""
+    # only the first FIRST personas of each band key take part, so that a key thousands share (a
+    # file of one text reworded) costs a few comparisons a persona, not one with each of the others
     older = " UNION ".join(
-        f"""(SELECT k.i, o.text_hash AS other_hash, NULL::BIGINT AS other_i FROM _near_keys k
-            JOIN persona_minhash o ON k.b{b} = o.b{b}
-            QUALIFY row_number() OVER (PARTITION BY k.i ORDER BY o.text_hash) <= {FIRST})"""
+        f"""(SELECT k.i, o.text_hash AS other_hash, NULL::BIGINT AS other_i FROM _near_keys k JOIN (
+                SELECT text_hash, b{b} FROM persona_minhash WHERE b{b} IN (SELECT b{b} FROM _near_keys)
+                QUALIFY row_number() OVER (PARTITION BY b{b} ORDER BY text_hash) <= {FIRST}) o USING (b{b}))"""
         for b in range(BANDS)
     )
     earlier = " UNION ".join(
-        f"""(SELECT k.i, NULL::UHUGEINT, e.i FROM _near_keys k JOIN _near_keys e ON k.b{b} = e.b{b} AND e.i < k.i
-            QUALIFY row_number() OVER (PARTITION BY k.i ORDER BY e.i) <= {FIRST})"""
+        f"""(SELECT k.i, NULL::UHUGEINT, e.i FROM _near_keys k JOIN (
+                SELECT i, b{b} FROM _near_keys QUALIFY row_number() OVER (PARTITION BY b{b} ORDER BY i) <= {FIRST}
+            ) e ON k.b{b} = e.b{b} AND e.i < k.i)"""
         for b in range(BANDS)
     )
     con.execute(f"CREATE OR REPLACE TEMP TABLE _near_candidates AS {older} UNION {earlier}")

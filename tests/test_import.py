@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import gzip
 import json
+import random
 from pathlib import Path
 from typing import Any
 
@@ -679,3 +680,19 @@ def test_a_damaged_or_false_gzip_file_is_refused_with_its_name_and_nothing_impor
         code, _, err = cli("personas", "import", str(good), str(path))
         assert code == 1 and f"{path}: " in err and why in err and "Traceback" not in err, err
     assert q(isolated_db, "SELECT count(*) FROM personas") == [(0,)], "the import is one transaction"
+
+
+def test_a_file_of_one_text_reworded_is_one_persona_and_its_near_copies(
+    cli: Cli, tmp_path: Path, isolated_db: Path
+) -> None:
+    words = ["alpha", "beta", "gamma", "delta", "epsilon", "zeta", "eta", "theta", "iota", "kappa"]
+    rng = random.Random(3)
+    lines = []
+    for i in range(2_000):  # the same ten words, shuffled and punctuated: no two lines are exact copies
+        rng.shuffle(words)
+        lines.append(json.dumps({"persona": " ".join(words) + "." * (i % 7) + "!" * (i // 7)}))
+    path = tmp_path / "reworded.jsonl"
+    path.write_text("\n".join(lines) + "\n")
+    code, out, err = cli("personas", "import", str(path), "--dedup", "near")
+    assert code == 0 and "1 imported, 0 duplicates, 1999 near-duplicates" in out, (out, err)
+    assert q(isolated_db, "SELECT DISTINCT detail FROM import_rejects") == [("near-duplicate of line 1 of this file",)]
