@@ -155,24 +155,24 @@ def remove_near_duplicates(con: duckdb.DuckDBPyConnection, import_id: str, paths
 def _decide(con: duckdb.DuckDBPyConnection) -> dict[int, tuple[str | None, int | None]]:
     """The new personas (by `i`) that nearly copy an older one (its id) or an earlier kept new one
     (its `i`), from the candidates sharing a band key, compared exactly."""
-    # only the first FIRST personas of each band key take part, so that a key thousands share (a
-    # file of one text reworded) costs a few comparisons a persona, not one with each of the others
-    older = " UNION ".join(
-        f"""(SELECT k.i, o.text_hash AS other_hash, NULL::BIGINT AS other_i FROM _near_keys k JOIN (
-                SELECT text_hash, b{b} FROM persona_minhash WHERE b{b} IN (SELECT b{b} FROM _near_keys)
-                QUALIFY row_number() OVER (PARTITION BY b{b} ORDER BY text_hash) <= {FIRST}) o USING (b{b}))"""
-        for b in range(BANDS)
-    )
-    earlier = " UNION ".join(
-        f"""(SELECT k.i, NULL::UHUGEINT, e.i FROM _near_keys k JOIN (
-                SELECT i, b{b} FROM _near_keys QUALIFY row_number() OVER (PARTITION BY b{b} ORDER BY i) <= {FIRST}
-            ) e ON k.b{b} = e.b{b} AND e.i < k.i)"""
-        for b in range(BANDS)
-    )
-    con.execute(f"CREATE OR REPLACE TEMP TABLE _near_candidates AS {older} UNION {earlier}")
+    # Only the first FIRST personas of each band key take part, so that a key thousands share (a
+    # file of one text reworded) costs a few comparisons a persona, not one with each of the others.
+    # One band at a time: ranking every band's keys in one statement took more than DuckDB's 3 GB.
+    con.execute("CREATE OR REPLACE TEMP TABLE _near_candidates (i BIGINT, other_hash UHUGEINT, other_i BIGINT)")
+    for b in range(BANDS):
+        con.execute(
+            f"""INSERT INTO _near_candidates SELECT k.i, o.text_hash, NULL FROM _near_keys k JOIN (
+                    SELECT text_hash, b{b} FROM persona_minhash WHERE b{b} IN (SELECT b{b} FROM _near_keys)
+                    QUALIFY row_number() OVER (PARTITION BY b{b} ORDER BY text_hash) <= {FIRST}) o USING (b{b})"""
+        )
+        con.execute(
+            f"""INSERT INTO _near_candidates SELECT k.i, NULL, e.i FROM _near_keys k JOIN (
+                    SELECT i, b{b} FROM _near_keys QUALIFY row_number() OVER (PARTITION BY b{b} ORDER BY i) <= {FIRST}
+                ) e ON k.b{b} = e.b{b} AND e.i < k.i"""
+        )
     pairs = con.execute(
         """SELECT c.i, c.other_i, n.text, p.persona_id, p.text AS other_text, e.text AS earlier_text
-           FROM _near_candidates c JOIN _near_new n USING (i)
+           FROM (SELECT DISTINCT * FROM _near_candidates) c JOIN _near_new n USING (i)
            LEFT JOIN (SELECT DISTINCT ON (text_hash) text_hash, persona_id, text FROM personas
                       WHERE text_hash IN (SELECT other_hash FROM _near_candidates)
                       ORDER BY text_hash, persona_id) p ON p.text_hash = c.other_hash

@@ -8,6 +8,7 @@ read-only for one query. Whoever finds the file locked retries with a short back
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import threading
@@ -101,7 +102,10 @@ class Database:
         delay = 0.005
         while True:
             try:
-                return duckdb.connect(str(self.path), read_only=read_only, config=config or {})
+                con = duckdb.connect(str(self.path), read_only=read_only, config=config or {})
+                with contextlib.suppress(duckdb.Error):  # a sealed connection's settings are locked
+                    con.execute("SET enable_progress_bar = false")  # DuckDB draws it on stdout, amid output
+                return con
             except duckdb.IOException as exc:
                 if not _is_lock_conflict(exc):
                     # a folder, a file that is not a database, a disk that refuses: one line, not a traceback
