@@ -1,8 +1,9 @@
 """Copies and taken source ids, changed after an import commits.
 
-Under exact dedup the import appends every persona, then finds those whose text an older persona or an
-earlier line has (`_copies`), and those whose source id another persona has (`_renamed`: they take the
-id of their text), and removes or renames them in a transaction of its own.
+Unless `--dedup none`, the import appends every persona, then finds those whose text an older persona
+or an earlier line has (`_copies`; `near_dedup` adds the near copies), and those whose source id
+another persona has (`_renamed`: they take the id of their text), and removes or renames them in a
+transaction of its own.
 """
 
 from __future__ import annotations
