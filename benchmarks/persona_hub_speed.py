@@ -13,7 +13,7 @@ Prints, measured in this run on this machine, each figure with its bound (target
 Data comes from benchmarks/persona_data.py (DuckDB writes it; kept in benchmarks/.data/). Every step
 runs in its own process, so its peak memory is its own.
 
-    python benchmarks/persona_hub_speed.py                        # 20,000,000 and 5,000,000 (~25 min)
+    python benchmarks/persona_hub_speed.py                        # 20,000,000 and 5,000,000 (~20 min)
     python benchmarks/persona_hub_speed.py -n 1000000 --near 200000 --parts import,query
 """
 
