@@ -29,7 +29,7 @@ BLOCK_BYTES = 16 * 1024 * 1024
 MAX_LINE_BYTES = 64 * 1024 * 1024  # as DuckDB's readers allow
 SCHEMA = pa.schema([("line", pa.int64()), ("rec", pa.string())])
 _BLANK_STARTS = np.frombuffer(b" \r\n", np.uint8)  # a line of spaces only is blank, as when DuckDB read lines
-_TOO_LONG = "a line of over 64 MB"
+TOO_LONG_DETAIL = "a line of over 64 MB"
 
 
 class Lines:
@@ -63,11 +63,11 @@ class Lines:
         rest = b""
         skipping = False  # inside a line too long to keep, until its end
         with self._open() as fh:
+            if fh.read(len(codecs.BOM_UTF8)) != codecs.BOM_UTF8:  # a byte-order mark is not part of the first record
+                fh.seek(0)
             while self.limit is None or first <= self.limit:
                 block = fh.read(BLOCK_BYTES)
                 data = rest + block if rest else block
-                if first == 1 and not skipping and data.startswith(codecs.BOM_UTF8):
-                    data = data[len(codecs.BOM_UTF8) :]  # a byte-order mark is not part of the first record
                 if not block:
                     if data and not skipping:  # the last line, without a line end
                         yield self._batch(data + b"\n", first)
@@ -80,7 +80,7 @@ class Lines:
                 if end == 0:
                     rest = b"" if skipping else data
                     if len(data) > MAX_LINE_BYTES and not skipping:
-                        self._reject(first, RejectReason.TOO_LONG, _TOO_LONG)
+                        self._reject(first, RejectReason.TOO_LONG, TOO_LONG_DETAIL)
                         skipping, rest = True, b""
                     continue
                 batch = self._batch(data[:end] if end < len(data) else data, first)
@@ -110,7 +110,7 @@ class Lines:
                 valid[i] = False
         for i in np.flatnonzero(np.diff(offsets) > MAX_LINE_BYTES):
             valid[i] = False
-            self._reject(first + int(i), RejectReason.TOO_LONG, _TOO_LONG)
+            self._reject(first + int(i), RejectReason.TOO_LONG, TOO_LONG_DETAIL)
         text = pa.StringArray.from_buffers(count, pa.py_buffer(offsets), pa.py_buffer(data))
         try:
             text.validate(full=True)

@@ -37,7 +37,7 @@ from storage.sql import quote
 BANDS, ROWS = 10, 12  # the columns b0 … b9 of persona_minhash
 BATCH = 100_000
 FIRST = 8  # others a persona is compared with per shared band key
-KEYS = ", ".join(f"b{b}" for b in range(BANDS))
+_KEYS = ", ".join(f"b{b}" for b in range(BANDS))
 _KEY_COLUMNS = ", ".join(f"b{b} UBIGINT" for b in range(BANDS))
 _SHINGLING = minhash.PERSONAS
 
@@ -69,7 +69,7 @@ def _index(con: duckdb.DuckDBPyConnection, table: str, batches: Iterator[Batch])
         columns = {"key": key.filter(pa.array(has_words))}
         columns.update({f"b{b}": pa.array(keys[:, b]) for b in range(BANDS)})
         con.register("_keys", pa.table(columns))
-        con.execute(f"INSERT INTO {table} SELECT key, {KEYS} FROM _keys")
+        con.execute(f"INSERT INTO {table} SELECT key, {_KEYS} FROM _keys")
         con.unregister("_keys")
         count += len(has_words)
     return count
@@ -97,7 +97,7 @@ def _keyed(batches: Iterator[Batch]) -> Iterator[tuple[pa.Array, tuple[np.ndarra
             yield done_key, done.result()
 
 
-def index_hub(con: duckdb.DuckDBPyConnection, import_id: str) -> int:
+def _index_hub(con: duckdb.DuckDBPyConnection, import_id: str) -> int:
     """Add the personas not in the index (but this import's) to it; return how many there were."""
     reader = con.cursor()  # reads what is committed, while `con` writes in its transaction
     batches = reader.sql(
@@ -107,7 +107,7 @@ def index_hub(con: duckdb.DuckDBPyConnection, import_id: str) -> int:
     con.execute(f"CREATE OR REPLACE TEMP TABLE _hub_keys (row BIGINT, {_KEY_COLUMNS})")
     added = _index(con, "_hub_keys", ((b.column(0), b.column(1).to_pylist()) for b in batches))
     reader.close()
-    hub_keys = f"SELECT p.text_hash, {KEYS} FROM _hub_keys JOIN personas p ON p.rowid = _hub_keys.row"
+    hub_keys = f"SELECT p.text_hash, {_KEYS} FROM _hub_keys JOIN personas p ON p.rowid = _hub_keys.row"
     con.execute(f"INSERT INTO persona_minhash {hub_keys}")
     con.execute("DROP TABLE _hub_keys")
     return added
@@ -116,7 +116,7 @@ def index_hub(con: duckdb.DuckDBPyConnection, import_id: str) -> int:
 def remove_near_duplicates(con: duckdb.DuckDBPyConnection, import_id: str, paths: list[str]) -> dict[str, int]:
     """Add this import's near duplicates (but exact copies: `_copies`) to `_copies`, with a reject each,
     and its other personas to the index; return the near duplicates per file."""
-    index_hub(con, import_id)
+    _index_hub(con, import_id)
     position = " ".join(f"WHEN {quote(p)} THEN {i}" for i, p in reversed(list(enumerate(paths))))
     con.execute(
         f"""CREATE OR REPLACE TEMP TABLE _near_new AS
@@ -138,8 +138,8 @@ def remove_near_duplicates(con: duckdb.DuckDBPyConnection, import_id: str, paths
     _record(con, import_id, removed)
     con.register("_removed", pa.table({"i": pa.array(list(removed), pa.int64())}))
     con.execute(
-        f"""INSERT INTO persona_minhash SELECT n.text_hash, {", ".join(f"k.b{b}" for b in range(BANDS))}
-            FROM _near_keys k JOIN _near_new n USING (i) WHERE i NOT IN (SELECT i FROM _removed)"""
+        f"""INSERT INTO persona_minhash SELECT n.text_hash, {_KEYS}
+            FROM _near_keys JOIN _near_new n USING (i) WHERE i NOT IN (SELECT i FROM _removed)"""
     )
     counts = dict(
         con.execute(

@@ -168,7 +168,7 @@ def _reject_reason(kind: str, message: str, raw: str | None) -> tuple[str, str]:
     if kind == "INVALID ENCODING":
         return RejectReason.BAD_ENCODING, f"not UTF-8: {line}"
     if kind == "LINE SIZE OVER MAXIMUM":
-        return RejectReason.TOO_LONG, "a line of over 64 MB"
+        return RejectReason.TOO_LONG, lines.TOO_LONG_DETAIL
     return "csv_" + kind.lower().replace(" ", "_"), f"{message}: {line}"
 
 
@@ -235,7 +235,7 @@ def _load_csv(con: duckdb.DuckDBPyConnection, path: Path, *, delim: str) -> None
     src = (
         f"read_csv({quote(str(path))}, header=true, all_varchar=true, delim={quote(delim)}, "
         "store_rejects=true, rejects_table='_csv_rejects', rejects_scan='_csv_scans', "
-        "max_line_size=67108864)"
+        f"max_line_size={lines.MAX_LINE_BYTES})"
     )
     try:
         con.execute(f"CREATE OR REPLACE TEMP TABLE _csv AS SELECT row_number() OVER () AS _row, * FROM {src}")
