@@ -68,7 +68,7 @@ else:
 con.execute(f\"\"\"CREATE TABLE personas AS
     SELECT line, text, md5_number(lower(text)) AS text_hash, source_id, attributes, '{{sys.argv[1]}}' AS source, typed.*
     FROM (SELECT line, rec->>'$.persona' AS text, rec->>'$.id' AS source_id,
-                 CAST(json_remove(json_remove(rec, '$.persona'), '$.id') AS VARCHAR) AS attributes,
+                 CAST(json_merge_patch(rec, '{{"persona": null, "id": null}}') AS VARCHAR) AS attributes,
                  json_transform(rec, '{{types}}') AS typed FROM ({{records}}))\"\"\")
 con.close()
 print(json.dumps({{"seconds": time.perf_counter() - t, "peak_mb": {PEAK}}}))

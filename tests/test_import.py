@@ -174,6 +174,29 @@ def test_named_fields_and_a_file_without_a_text_field(cli: Cli, tmp_path: Path, 
     assert code == 1 and "'biography' is not a field" in err
 
 
+def test_text_and_id_fields_leave_the_attributes_and_nothing_else_does(
+    cli: Cli, tmp_path: Path, isolated_db: Path
+) -> None:
+    row = {
+        "zone": None,
+        "it's.bio": "A beekeeper who maps wild hives along the railway.",
+        "tags": ["bees", None],
+        "user id": "u-7",
+        "profile": {"it's.bio": "nested, so kept", "user id": 3},
+        "age": 61,
+    }
+    path = _jsonl(tmp_path / "odd_keys.jsonl", [row])
+    code, _, err = cli("personas", "import", str(path), "--text-field", "it's.bio", "--id-field", "user id")
+    assert code == 0, err
+    assert q(isolated_db, "SELECT persona_id, text, attributes FROM personas") == [
+        (
+            "u-7",
+            "A beekeeper who maps wild hives along the railway.",
+            '{"zone":null,"tags":["bees",null],"profile":{"it\'s.bio":"nested, so kept","user id":3},"age":61}',
+        )
+    ], "only the top-level text and id keys leave; order, nulls and nested keys stay"
+
+
 def test_keys_that_are_not_ascii_are_fields_like_any_other(cli: Cli, tmp_path: Path, isolated_db: Path) -> None:
     path = tmp_path / "personas_es.jsonl"
     rows = [
