@@ -2,10 +2,10 @@
 
 Per file: `sources.load` makes `_raw` show its records (a JSONL or TXT file as a stream of blocks, a
 Parquet file in place), and `_head` its first lines, whose records give the layout and the attribute
-types; one SQL pass over `_raw` appends the personas with text, hash, cleaned attributes and typed
-columns; the records the pass did not take get their reasons in `import_rejects` (a second pass, only
-when some record was not taken for a reason the reader did not already give). The import is one
-transaction, so `--strict` can take it all back. Exact copies — of the hub or of an earlier line —
+types; one SQL pass over `_raw` (or a Parquet file's own columns: `records`) appends the personas
+with text, hash, cleaned attributes and typed columns; the records the pass did not take get their
+reasons in `import_rejects` (a second pass, only when some record was not taken for a reason the
+reader did not already give). The import is one transaction, so `--strict` can take it all back. Exact copies — of the hub or of an earlier line —
 and source ids another persona has are then found, and removed or renamed in a second transaction
 (`copies`), with near copies under `--dedup near` (`near_dedup`).
 """
@@ -21,7 +21,7 @@ from typing import Literal
 
 import duckdb
 
-from persona_hub import copies, fields, layouts, near_dedup, nesting, normalise, sources
+from persona_hub import copies, fields, layouts, near_dedup, nesting, normalise, records, sources
 from persona_hub.errors import NoTextField, RejectReason, StrictRefused
 from storage import Database
 from storage.sql import attribute_sql, json_key_path, new_id, quote
@@ -149,7 +149,7 @@ def _import_one(
         layout = _layout(con, raw, options, str(path))
         src.layout = layout.name
         with sources.reading(raw.lines):
-            _insert_new(con, report, src, layout, options)  # the one pass over the whole file
+            _insert_new(con, raw, report, src, layout, options)  # the one pass over the whole file
         sources.read_rejects(con, raw)
         src.records = sources.records(con, raw)
         if _all_taken(con, src):
@@ -298,6 +298,7 @@ def _this_file(report: ImportReport, src: SourceReport) -> str:
 
 def _insert_new(
     con: duckdb.DuckDBPyConnection,
+    raw: sources.RawSource,
     report: ImportReport,
     src: SourceReport,
     layout: layouts.Layout,
@@ -307,14 +308,10 @@ def _insert_new(
     nor too long), with text, hash, id, cleaned attributes and typed columns, are appended. Copies and
     near copies among them are removed after the import commits (`copies`): deciding them before the
     insert would take a pass of its own, or a join that reads the whole hub."""
-    text_path = quote(json_key_path(layout.text_field))
-    id_sql = f"rec->>{quote(json_key_path(layout.id_field))}" if layout.id_field else "NULL::VARCHAR"
-    drop = [layout.text_field] + ([layout.id_field] if layout.id_field else [])
     is_empty, is_too_long = _text_checks("raw_text", options.max_chars)
     whitespace = " OR ".join(f"contains(lowered, chr({c}))" for c in (9, 10, 11, 12, 13))
-    merged = normalise.attributes_sql("rec", drop)
 
-    def personas_of(source: str) -> str:
+    def personas_of(picked: str) -> str:  # picked: line, raw_text, source_id, merged (`records`)
         return f"""
             SELECT line, text, source_id, attributes,
                    md5_number(CASE WHEN contains(lowered, '  ') OR {whitespace}
@@ -323,21 +320,17 @@ def _insert_new(
                 SELECT line, text, lower(text) AS lowered, source_id,
                        {normalise.list_strings_sql(normalise.null_literals_sql("merged"))} AS attributes
                 FROM (
-                    SELECT line, {_trimmed("raw_text")} AS text, {id_sql} AS source_id, {merged} AS merged
-                    FROM (
-                        SELECT line, rec, {normalise.text_sql("value", "string")} AS raw_text FROM (
-                            SELECT line, rec, value, value->>'$' AS string FROM (
-                                SELECT line, rec, try(json_extract(rec, {text_path})) AS value
-                                FROM {source} WHERE rec IS NOT NULL AND NOT {nesting.too_deep_sql("rec")}
-                            ) WHERE starts_with(value, '"')  -- a JSON string (an object's field: rec is an object)
-                        )
-                    ) WHERE NOT {is_empty} AND NOT {is_too_long}
+                    SELECT line, {_trimmed("raw_text")} AS text, source_id, merged FROM ({picked})
+                    WHERE NOT {is_empty} AND NOT {is_too_long}
                 )
             )
         """
 
-    new = personas_of("_raw")
-    sample = personas_of("_head")
+    if raw.table is not None and raw.columns is not None and records.usable(raw.columns, layout):
+        new = personas_of(records.from_columns(raw.table, raw.columns, layout))
+        sample = personas_of(records.from_columns(raw.table, raw.columns, layout, rows=fields.TYPE_SAMPLE))
+    else:
+        new, sample = personas_of(records.from_json("_raw", layout)), personas_of(records.from_json("_head", layout))
     found = fields.types_of(con, f"SELECT line, attributes FROM ({sample})")
     columns = fields.prepare_columns(con, report.import_id, found)
     struct, typed = fields.typed_values_sql(columns, "attributes")
@@ -368,7 +361,11 @@ def _insert_new(
     ).fetchall()
     src.imported = int(inserted[0][0]) if inserted else 0
     this_file = _this_file(report, src)
-    # keys the typed sample did not show get their columns now, filled from attributes (rare)
+    # keys the typed sample did not show get their columns now, filled from attributes (rare); a file
+    # whose columns fix the keys, all of them in the sample, has none
+    fixed = records.attribute_keys(raw.columns, layout)
+    if fixed is not None and fixed <= found.keys():
+        return
     keys = f"SELECT json_keys(attributes) FROM personas WHERE {this_file}"
     late = fields.late_keys(con, keys, found)
     if late:

@@ -42,12 +42,21 @@ def null_literals_sql(expr: str) -> str:
 _CONTROL = r"[\x00-\x08\x0e-\x1f]"  # C0 but for tab, LF, VT, FF, CR
 
 
+def _cleaned_sql(text: str) -> str:
+    return f"regexp_replace(regexp_replace({text}, '[\\x0b\\x0c]', ' ', 'g'), '{_CONTROL}', '', 'g')"
+
+
 def text_sql(value: str, text: str) -> str:
     """SQL: `text`, the string the JSON string `value` spells, without control characters. A JSON string
     without escapes is its text in quotes, so only one whose lengths say it has escapes is cleaned (a
     test of two lengths: looking for a backslash cost a pass over every text)."""
-    cleaned = f"regexp_replace(regexp_replace({text}, '[\\x0b\\x0c]', ' ', 'g'), '{_CONTROL}', '', 'g')"
-    return f"(CASE WHEN strlen({value}) = strlen({text}) + 2 THEN {text} ELSE {cleaned} END)"
+    return f"(CASE WHEN strlen({value}) = strlen({text}) + 2 THEN {text} ELSE {_cleaned_sql(text)} END)"
+
+
+def clean_text_sql(text: str) -> str:
+    """SQL: the string `text` without control characters (a text column, not JSON). It is written as
+    JSON to find out whether it has any: six times faster than searching it with a regular expression."""
+    return text_sql(f"CAST(to_json({text}) AS VARCHAR)", text)
 
 
 def _parse_list_string(value: str) -> list[Any] | None:

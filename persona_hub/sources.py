@@ -3,7 +3,8 @@
 `rec` is one JSON object as text (one record), `line` its line (JSONL, TXT, CSV) or 1-based row/index
 (Parquet, JSON array), and `reason` is set when the record was already found bad while reading
 (bad encoding, a CSV row with too many columns, a JSON array element that is not an object). Every
-format then goes through the same SQL pipeline in `importer`, so each rule is written once.
+format then goes through the same SQL pipeline in `importer`, so each rule is written once; a Parquet
+file's personas may be read from its own columns instead (`records`), with the same result.
 """
 
 from __future__ import annotations
@@ -45,6 +46,8 @@ class RawSource:
     fixed_layout: str | None = None  # "text" for TXT; "tinytroupe" for agent specs
     converted_from: str | None = None
     lines: lines.Lines | None = None  # the stream `_raw` reads, for JSONL and TXT (read once: see `rewind`)
+    table: str | None = None  # a Parquet file's own columns, with `file_row_number` (`records.from_columns`)
+    columns: dict[str, str] | None = None  # those columns' DuckDB types, by name
 
 
 def detect_format(path: Path, override: str | None = None) -> str:
@@ -76,8 +79,8 @@ def load(con: duckdb.DuckDBPyConnection, path: Path, fmt: str) -> Iterator[RawSo
     )
     with _plain_name(path) as readable_path:
         if fmt == "parquet":
-            _load_parquet(con, readable_path)
-            yield RawSource(path, fmt)
+            table, columns = _load_parquet(con, readable_path)
+            yield RawSource(path, fmt, table=table, columns=columns)
             return
         _create_raw_view(con, "SELECT * FROM _pre WHERE false")
         if fmt in ("json", "tinytroupe"):
@@ -269,19 +272,22 @@ def _typed_column(con: duckdb.DuckDBPyConnection, column: str) -> str:
     return col
 
 
-def _load_parquet(con: duckdb.DuckDBPyConnection, path: Path) -> None:
+def _load_parquet(con: duckdb.DuckDBPyConnection, path: Path) -> tuple[str, dict[str, str]]:
+    """Make `_raw` a view of the file's rows as JSON; return the file as a table and its columns' types."""
     src = f"read_parquet({quote(str(path))}, file_row_number=true)"
     try:
-        columns = [r[0] for r in con.execute(f"DESCRIBE SELECT * FROM {src}").fetchall()]
+        described = con.execute(f"DESCRIBE SELECT * FROM {src}").fetchall()
     except duckdb.Error as exc:
         raise UnsupportedFile(f"{path}: not a readable Parquet file: {exc}") from exc
-    fields = ", ".join(f"{quote(c)}: {ident(c)}" for c in columns if c != "file_row_number")
+    columns = {str(r[0]): str(r[1]) for r in described if r[0] != "file_row_number"}
+    fields = ", ".join(f"{quote(c)}: {ident(c)}" for c in columns)
     # a view, not a table: DuckDB reads the file on every core each time, and memory holds no copy of it
     _create_raw_view(
         con,
         f"SELECT file_row_number + 1 AS line, CAST(to_json({{{fields}}}) AS VARCHAR) AS rec, NULL::VARCHAR AS reason, "
         f"NULL::VARCHAR AS detail, NULL::VARCHAR AS raw FROM {src}",
     )
+    return src, columns
 
 
 def _load_json_document(con: duckdb.DuckDBPyConnection, path: Path, fmt: str) -> RawSource:

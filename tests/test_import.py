@@ -719,3 +719,62 @@ def test_a_file_of_one_text_reworded_is_one_persona_and_its_near_copies(
     code, out, err = cli("personas", "import", str(path), "--dedup", "near")
     assert code == 0 and "1 imported, 0 duplicates, 1999 near-duplicates" in out, (out, err)
     assert q(isolated_db, "SELECT DISTINCT detail FROM import_rejects") == [("near-duplicate of line 1 of this file",)]
+
+
+def test_a_parquet_file_read_from_its_columns_gives_what_its_json_gives(
+    cli: Cli, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A Parquet file's own columns are read directly (`records.from_columns`); forcing the JSON route
+    on the same file must store the same personas, columns and rejects."""
+    path = tmp_path / "tricky.parquet"
+    duckdb.connect().execute(
+        f"""COPY (SELECT * FROM (VALUES
+            (1, 'A welder who builds   bridges.', '42', 'None', ['oak', NULL], {{'a': 1, 'b': NULL}},
+             1.50::DECIMAL(4,2)),
+            (2, '  a WELDER who builds bridges.  ', '43', 'null', [], {{'a': 2, 'b': 'x'}}, 2.0),
+            (3, 'Bell' || chr(7) || 'ringer' || chr(11) || 'who tunes ' || chr(12) || 'chimes.', '', '[''a'', ''b'']',
+             NULL, NULL, NULL),
+            (4, '', 'x', 'NaN', ['p'], {{'a': 3, 'b': 'y'}}, 0.1),
+            (5, '   ', 'x', 'Lima', ['q'], {{'a': 4, 'b': 'z'}}, 0.2),
+            (6, NULL, 'x', 'Lima', ['r'], {{'a': 5, 'b': 'w'}}, 0.3),
+            (7, repeat('long ', 30), 'x', '["u", "v"]', ['s'], {{'a': 6, 'b': 'v'}}, 0.4),
+            (8, 'Un peintre de Lyon "qui" dit \\ tout.', 'é', 'Lyon', ['t'], {{'a': 7, 'b': 'u'}}, 1e3),
+            (1, 'A nurse who keeps bees.', '50', 'Oslo', ['u'], {{'a': 8, 'b': NULL}}, -3.5)
+        ) AS t(uid, persona, age, city, tags, extra, score)) TO '{path}' (FORMAT parquet)"""
+    )
+
+    def imported(db: Path) -> tuple[str, list[tuple[Any, ...]], list[tuple[Any, ...]]]:
+        monkeypatch.setenv("SWARM_DB", str(db))
+        code, out, err = cli("personas", "import", str(path), "--id-field", "uid", "--max-chars", "100")
+        assert code == 0, err
+        out = out.splitlines()[0].split(": ", 1)[1]  # the counts, without the file's and the database's names
+        columns = "persona_id, text, attributes, text_hash, source_line, source_id, layout, age, city, tags, extra"
+        return (
+            out,
+            q(db, f"SELECT {columns}, score FROM personas ORDER BY source_line"),
+            q(db, "SELECT line, reason, detail, raw FROM import_rejects ORDER BY line"),
+        )
+
+    out, personas, rejects = imported(tmp_path / "columns.duckdb")
+    monkeypatch.setattr("persona_hub.records.usable", lambda columns, layout: False)
+    assert imported(tmp_path / "json.duckdb") == (out, personas, rejects)
+    assert out == "4 imported, 1 duplicates, 4 rejected"
+    assert [(r[0], r[1]) for r in rejects] == [(4, "empty_text"), (5, "empty_text"), (6, "no_text"), (7, "too_long")]
+    by_line = {r[4]: r for r in personas}
+    assert by_line[3][1] == "Bellringer who tunes  chimes.", "control characters out, VT and FF as spaces"
+    assert by_line[1][2] == '{"age":"42","city":null,"tags":["oak",null],"extra":{"a":1,"b":null},"score":1.5}'
+    assert by_line[3][8] == '["a","b"]', "a list written as a string is a list"
+    assert (by_line[9][0], by_line[9][5]) == ("p_E1E60FBC063E4010", "1"), "an id taken on line 1 is not reused"
+
+
+def test_which_parquet_files_are_read_from_their_columns() -> None:
+    from persona_hub import layouts, nesting, records
+
+    layout = layouts.Layout("persona", "persona", "uid")
+    assert records.usable({"persona": "VARCHAR", "uid": "BIGINT", "tags": "VARCHAR[]"}, layout)
+    assert not records.usable({"persona": "INTEGER", "uid": "BIGINT"}, layout), "not text: _raw says why, per row"
+    assert not records.usable({"persona": "VARCHAR", "uid": "DOUBLE"}, layout), "CAST and JSON write doubles apart"
+    assert not records.usable({"persona": "VARCHAR"}, layout), "no id column"
+    deep = "STRUCT(a " * nesting.MAX_DEPTH + "INTEGER" + ")" * nesting.MAX_DEPTH
+    assert not records.usable({"persona": "VARCHAR", "uid": "VARCHAR", "deep": deep}, layout)
+    assert records.attribute_keys({"persona": "VARCHAR", "uid": "VARCHAR", "age": "BIGINT"}, layout) == {"age"}
