@@ -5,9 +5,10 @@ Parquet file in place), and `_head` its first lines, whose records give the layo
 types; one SQL pass over `_raw` (or a Parquet file's own columns: `records`) appends the personas
 with text, hash, cleaned attributes and typed columns; the records the pass did not take get their
 reasons in `import_rejects` (a second pass, only when some record was not taken for a reason the
-reader did not already give). The import is one transaction, so `--strict` can take it all back. Exact copies — of the hub or of an earlier line —
-and source ids another persona has are then found, and removed or renamed in a second transaction
-(`copies`), with near copies under `--dedup near` (`near_dedup`).
+reader did not already give). The import is one transaction, so `--strict` can take it all back.
+Exact copies — of the hub or of an earlier line — and source ids another persona has are then found,
+and removed or renamed in a second transaction (`copies`), with near copies under `--dedup near`
+(`near_dedup`).
 """
 
 from __future__ import annotations
