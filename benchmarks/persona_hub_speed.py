@@ -57,6 +57,7 @@ from persona_hub.lines import Lines
 con = duckdb.connect(sys.argv[2])
 con.execute("SET preserve_insertion_order = false")
 types = {TYPES!r}
+patch = '{{"persona": null, "id": null}}'
 t = time.perf_counter()
 if sys.argv[1].endswith(".parquet"):
     records = ("SELECT file_row_number + 1 AS line, CAST(to_json({{'id': id, 'persona': persona, 'age': age, "
@@ -67,9 +68,10 @@ else:
     records = "SELECT line, rec FROM stream"
 con.execute(f\"\"\"CREATE TABLE personas AS
     SELECT line, text, md5_number(lower(text)) AS text_hash, source_id, attributes, '{{sys.argv[1]}}' AS source, typed.*
-    FROM (SELECT line, rec->>'$.persona' AS text, rec->>'$.id' AS source_id,
-                 CAST(json_merge_patch(rec, '{{"persona": null, "id": null}}') AS VARCHAR) AS attributes,
-                 json_transform(rec, '{{types}}') AS typed FROM ({{records}}))\"\"\")
+    FROM (SELECT line, got[1] AS text, got[2] AS source_id,
+                 CAST(json_merge_patch(rec, '{{patch}}') AS VARCHAR) AS attributes,
+                 json_transform(rec, '{{types}}') AS typed
+          FROM (SELECT *, json_extract_string(rec, ['$.persona', '$.id']) AS got FROM ({{records}})))\"\"\")
 con.close()
 print(json.dumps({{"seconds": time.perf_counter() - t, "peak_mb": {PEAK}}}))
 """

@@ -17,17 +17,22 @@ _ID_TYPES = {"VARCHAR", "BIGINT", "INTEGER", "SMALLINT", "TINYINT", "UBIGINT", "
 
 
 def from_json(source: str, layout: layouts.Layout) -> str:
-    """The records of `source` (`line, rec` with a JSON object per row) whose text field is a string."""
-    text_path = quote(json_key_path(layout.text_field))
-    id_sql = f"rec->>{quote(json_key_path(layout.id_field))}" if layout.id_field else "NULL::VARCHAR"
+    """The records of `source` (`line, rec` with a JSON object per row) whose text field is a string.
+    Text and id come from one json_extract of both paths: one parse of the record, not two."""
+    paths = [quote(json_key_path(layout.text_field))]
+    if layout.id_field:
+        paths.append(quote(json_key_path(layout.id_field)))
+    source_id = "got[2]->>'$'" if layout.id_field else "NULL::VARCHAR"
     drop = [layout.text_field] + ([layout.id_field] if layout.id_field else [])
     return f"""
-        SELECT line, {normalise.text_sql("value", "string")} AS raw_text, {id_sql} AS source_id,
+        SELECT line, {normalise.text_sql("value", "string")} AS raw_text, source_id,
                {normalise.attributes_sql("rec", drop)} AS merged
         FROM (
-            SELECT line, rec, value, value->>'$' AS string FROM (
-                SELECT line, rec, try(json_extract(rec, {text_path})) AS value
-                FROM {source} WHERE rec IS NOT NULL AND NOT {nesting.too_deep_sql("rec")}
+            SELECT line, rec, value, value->>'$' AS string, source_id FROM (
+                SELECT line, rec, got[1] AS value, {source_id} AS source_id FROM (
+                    SELECT line, rec, try(json_extract(rec, [{", ".join(paths)}])) AS got
+                    FROM {source} WHERE rec IS NOT NULL AND NOT {nesting.too_deep_sql("rec")}
+                )
             ) WHERE starts_with(value, '"')  -- a JSON string (an object's field: rec is an object)
         )
     """
