@@ -49,32 +49,36 @@ print(json.dumps({{"seconds": time.perf_counter() - t, "peak_mb": {PEAK}}}))
 # The least an import with provenance and exact dedup must do, in one statement: every record
 # numbered (the line reader the import uses, or Parquet's row numbers), its text read and its
 # lower-cased text hashed, the other fields kept as JSON and as typed columns (types given, not
-# found), the source named. No validation, cleaning, dedup, ids or rejects.
-FLOOR = f"""
+# found), the source named. No validation, cleaning, dedup, ids or rejects. A JSONL record is parsed
+# for text and id, for the other fields and for the typed ones; a Parquet file's columns are read as
+# they are, and only the other fields are written as JSON (as the import reads both).
+FLOOR = """
 import duckdb, json, resource, sys, time
 from pathlib import Path
 from persona_hub.lines import Lines
-con = duckdb.connect(sys.argv[2])
+source, db = sys.argv[1], sys.argv[2]
+con = duckdb.connect(db)
 con.execute("SET preserve_insertion_order = false")
-types = {TYPES!r}
-patch = '{{"persona": null, "id": null}}'
+others = ["age", "occupation", "country", "hobbies", "city"]
 t = time.perf_counter()
-if sys.argv[1].endswith(".parquet"):
-    records = ("SELECT file_row_number + 1 AS line, CAST(to_json({{'id': id, 'persona': persona, 'age': age, "
-               "'occupation': occupation, 'country': country, 'hobbies': hobbies, 'city': city}}) AS VARCHAR) AS rec "
-               f"FROM read_parquet('{{sys.argv[1]}}', file_row_number=true)")
+if source.endswith(".parquet"):
+    fields = ", ".join(f"'{c}': {c}" for c in others)
+    con.execute(f\"\"\"CREATE TABLE personas AS
+        SELECT file_row_number + 1 AS line, persona AS text, md5_number(lower(persona)) AS text_hash, id AS source_id,
+               CAST(to_json({{{fields}}}) AS VARCHAR) AS attributes, '{source}' AS source, {", ".join(others)}
+        FROM read_parquet('{source}', file_row_number=true)\"\"\")
 else:
-    con.register("stream", Lines(Path(sys.argv[1])).reader())
-    records = "SELECT line, rec FROM stream"
-con.execute(f\"\"\"CREATE TABLE personas AS
-    SELECT line, text, md5_number(lower(text)) AS text_hash, source_id, attributes, '{{sys.argv[1]}}' AS source, typed.*
-    FROM (SELECT line, got[1] AS text, got[2] AS source_id,
-                 CAST(json_merge_patch(rec, '{{patch}}') AS VARCHAR) AS attributes,
-                 json_transform(rec, '{{types}}') AS typed
-          FROM (SELECT *, json_extract_string(rec, ['$.persona', '$.id']) AS got FROM ({{records}})))\"\"\")
+    con.register("stream", Lines(Path(source)).reader())
+    patch, types = '{"persona": null, "id": null}', 'TYPES'
+    con.execute(f\"\"\"CREATE TABLE personas AS
+        SELECT line, text, md5_number(lower(text)) AS text_hash, source_id, attributes, '{source}' AS source, typed.*
+        FROM (SELECT line, got[1] AS text, got[2] AS source_id,
+                     CAST(json_merge_patch(rec, '{patch}') AS VARCHAR) AS attributes,
+                     json_transform(rec, '{types}') AS typed
+              FROM (SELECT *, json_extract_string(rec, ['$.persona', '$.id']) AS got FROM stream))\"\"\")
 con.close()
-print(json.dumps({{"seconds": time.perf_counter() - t, "peak_mb": {PEAK}}}))
-"""
+print(json.dumps({"seconds": time.perf_counter() - t, "peak_mb": PEAK}))
+""".replace("TYPES", TYPES).replace("PEAK", PEAK)
 
 OURS = f"""
 import json, resource, sys, time
