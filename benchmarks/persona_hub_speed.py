@@ -38,7 +38,7 @@ TYPES = '{"age": "BIGINT", "occupation": "VARCHAR", "country": "VARCHAR", "hobbi
 
 BOUND = f"""
 import duckdb, json, resource, sys, time
-con = duckdb.connect(sys.argv[2])
+con = quiet(duckdb.connect(sys.argv[2]))
 reader = "read_parquet" if sys.argv[1].endswith(".parquet") else "read_json"
 t = time.perf_counter()
 con.execute(f"CREATE TABLE personas AS SELECT * FROM {{reader}}('{{sys.argv[1]}}')")
@@ -57,7 +57,7 @@ import duckdb, json, resource, sys, time
 from pathlib import Path
 from persona_hub.lines import Lines
 source, db = sys.argv[1], sys.argv[2]
-con = duckdb.connect(db)
+con = quiet(duckdb.connect(db))
 con.execute("SET preserve_insertion_order = false")
 others = ["age", "occupation", "country", "hobbies", "city"]
 t = time.perf_counter()
@@ -94,7 +94,7 @@ print(json.dumps({{"seconds": time.perf_counter() - t, "imported": report.total(
 # What exact dedup holds: the hashes grouped to find copies (the step of an import that grows with it)
 DEDUP_STATE = f"""
 import duckdb, json, resource, sys
-con = duckdb.connect(sys.argv[1], read_only=True)
+con = quiet(duckdb.connect(sys.argv[1], read_only=True))
 before = {PEAK}
 copies = "SELECT text_hash FROM personas GROUP BY text_hash HAVING count(*) > 1"
 rows = con.execute(f"SELECT count(*) FROM ({{copies}})").fetchall()
@@ -121,7 +121,7 @@ print(json.dumps({"seconds": time.perf_counter() - started, "startup": started -
 # The least a sample of 1,000 reads: 1,000 random personas' output columns, in a fresh process
 FETCH = """
 import duckdb, json, random, sys, time
-con = duckdb.connect(sys.argv[1], read_only=True)
+con = quiet(duckdb.connect(sys.argv[1], read_only=True))
 total = con.execute("SELECT count(*) FROM personas").fetchall()[0][0]
 rows = random.Random(5).sample(range(total), 1000)
 t = time.perf_counter()
@@ -131,9 +131,15 @@ print(json.dumps({"seconds": time.perf_counter() - t}))
 """
 
 
+# DuckDB draws a progress bar on stdout, where a step prints its figures, once a statement runs long
+QUIET = 'def quiet(con):\n    con.execute("SET enable_progress_bar = false")\n    return con\n'
+
+
 def child(code: str, *args: str) -> dict:
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
-    out = subprocess.run([sys.executable, "-c", code, *args], capture_output=True, text=True, check=False, env=env)
+    out = subprocess.run(
+        [sys.executable, "-c", QUIET + code, *args], capture_output=True, text=True, check=False, env=env
+    )
     if out.returncode != 0:
         raise SystemExit(f"benchmark step failed:\n{out.stderr[-3000:]}")
     return json.loads(out.stdout.strip().splitlines()[-1])
