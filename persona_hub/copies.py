@@ -33,7 +33,10 @@ def find(con: duckdb.DuckDBPyConnection, import_id: str, paths: list[str]) -> tu
     con.register("_files", pa.table({"source": paths, "position": list(range(len(paths)))}))
     mine = f"(SELECT * FROM personas WHERE import_id = {quote(import_id)})"
     older = f"(SELECT * FROM personas WHERE import_id <> {quote(import_id)})"
+    # into an empty hub (a first import of 20 million), nothing is older: the joins with it are skipped
+    hub = bool(con.execute(f"SELECT count(*) FROM (SELECT 1 FROM {older} LIMIT 1)").fetchall()[0][0])
     ordered = "JOIN (SELECT source, min(position) AS position FROM _files GROUP BY source) USING (source)"
+    of_older = f"SELECT source, source_line FROM {mine} SEMI JOIN (SELECT text_hash FROM {older}) USING (text_hash)"
     con.execute(
         f"""
         INSERT INTO _copies
@@ -42,13 +45,13 @@ def find(con: duckdb.DuckDBPyConnection, import_id: str, paths: list[str]) -> tu
             FROM (SELECT source, source_line, text_hash FROM {mine} WHERE text_hash IN (
                 SELECT text_hash FROM {mine} GROUP BY text_hash HAVING count(*) > 1)) {ordered}
         ) WHERE n > 1
-        UNION
-        SELECT source, source_line FROM {mine} SEMI JOIN (SELECT text_hash FROM {older}) USING (text_hash)
+        {f"UNION {of_older}" if hub else ""}
         """
     )
     # A persona took its source's id at the insert when it had one. Only ids seen twice in the import
     # (found by grouping hashes of them, numbers rather than strings) or held by an older
-    # persona can be taken, and only by a persona that is not a copy.
+    # persona can be taken, and only by a persona that is not a copy. Two statements: as the two
+    # sides of one UNION, DuckDB kept every persona with an id of the import in memory for both.
     with_id = f"(SELECT source, source_line, source_id, text_hash FROM {mine} WHERE source_id IS NOT NULL)"
     twice = f"(SELECT hash(source_id) FROM {with_id} GROUP BY 1 HAVING count(*) > 1)"
     con.execute(
@@ -57,15 +60,20 @@ def find(con: duckdb.DuckDBPyConnection, import_id: str, paths: list[str]) -> tu
         SELECT source, source_line, {HASH_ID} AS persona_id FROM (
             SELECT source, source_line, text_hash,
                    row_number() OVER (PARTITION BY source_id ORDER BY position, source_line) AS n
-            FROM (SELECT * FROM {with_id} ANTI JOIN _copies USING (source, source_line)
-                  WHERE hash(source_id) IN {twice}) {ordered}
+            FROM (SELECT * FROM {with_id} WHERE hash(source_id) IN {twice})
+                 ANTI JOIN _copies USING (source, source_line) {ordered}
         ) WHERE n > 1
-        UNION
-        SELECT source, source_line, {HASH_ID} FROM (
-            SELECT * FROM {with_id} SEMI JOIN (SELECT persona_id AS source_id FROM {older}) USING (source_id)
-        ) ANTI JOIN _copies USING (source, source_line)
         """
     )
+    if hub:
+        con.execute(
+            f"""
+            INSERT INTO _renamed
+            SELECT source, source_line, {HASH_ID} FROM (
+                SELECT * FROM {with_id} SEMI JOIN (SELECT persona_id AS source_id FROM {older}) USING (source_id)
+            ) ANTI JOIN _copies USING (source, source_line) ANTI JOIN _renamed USING (source, source_line)
+            """
+        )
     con.unregister("_files")
     by_source = {
         str(source): int(n) for source, n in con.execute("SELECT source, count(*) FROM _copies GROUP BY ALL").fetchall()

@@ -384,6 +384,25 @@ def test_source_ids_go_to_first_copies_and_kept_copies_get_ids_of_their_own(
     assert len(set(ids)) == 3
 
 
+def test_a_later_file_keeps_no_copy_of_the_hub_and_takes_no_id_the_hub_has(
+    cli: Cli, tmp_path: Path, isolated_db: Path
+) -> None:
+    first = _jsonl(tmp_path / "first.jsonl", [{"persona": "Alpha person", "id": "X"}])
+    assert cli("personas", "import", str(first), "--id-field", "id")[0] == 0
+    later = [
+        {"persona": "ALPHA   person", "id": "W"},  # a copy of the hub's persona: removed
+        {"persona": "Gamma person", "id": "X"},  # the hub has X
+        {"persona": "Delta person", "id": "X"},  # so does the line before
+        {"persona": "Epsilon person", "id": "Z"},
+    ]
+    code, out, err = cli("personas", "import", str(_jsonl(tmp_path / "later.jsonl", later)), "--id-field", "id")
+    assert code == 0 and "3 imported, 1 duplicates" in out, (out, err)
+    rows = q(isolated_db, "SELECT persona_id, text FROM personas ORDER BY source, source_line")
+    assert rows[0] == ("X", "Alpha person") and rows[3] == ("Z", "Epsilon person")
+    assert [r[0][:2] for r in rows[1:3]] == ["p_", "p_"], "an id the hub has goes to neither later persona"
+    assert q(isolated_db, "SELECT count(DISTINCT persona_id) FROM personas") == [(4,)]
+
+
 def test_lines_after_bad_bytes_keep_their_numbers_in_a_file_read_in_parallel(
     cli: Cli, tmp_path: Path, isolated_db: Path
 ) -> None:
