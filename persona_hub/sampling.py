@@ -15,6 +15,7 @@ Each stratum's first `n` are found in one pass (`min_by(…, n)`), not by rankin
 from __future__ import annotations
 
 import hashlib
+import heapq
 import json
 from dataclasses import dataclass, field
 from typing import Any
@@ -151,17 +152,20 @@ def _stratified(
     """Each stratum's first n by key in one pass, then everyone's 1st, everyone's 2nd, … (strata in an
     order of their own for the seed) up to n."""
     keyed = _keyed(seed, condition, f"{ident(column)} AS _stratum, rowid AS _rid, persona_id, text_hash")
-    groups = _run(
-        con,
-        f"""SELECT _stratum, count(*) AS size, {_stratum_key(seed)} AS _sk,
-                   {"NULL" if _copies_kept(con) else f"min_by(_rid, _k, {max(int(n), 1)})"} AS rids
-            FROM ({keyed}) GROUP BY _stratum ORDER BY size DESC, _stratum""",
-        where,
-    ).fetchall()
-    if groups and groups[0][3] is None:  # keys may tie: rank every persona, ties by id
+    if _copies_kept(con):  # keys may tie: rank every persona, ties by id
+        groups = _strata(con, keyed, where, seed, 0, None)
         picked = _ranked_by_id(con, keyed, where, seed, n)
     else:
-        order = sorted((rank, sk, rid) for _, _, sk, rids in groups for rank, rid in enumerate(rids))[:n]
+        # Each stratum's first personas are those with the smallest keys, and keys are uniform: the
+        # first SURPLUS * n of all the matching personas' keys lie below a bound that leaves each
+        # stratum more than it needs, unless it is small. A stratum that got fewer below the bound than
+        # it needs has its personas found again without it (rare: a stratum of under SURPLUS/share).
+        matching = int(_run(con, f"SELECT count(*) FROM personas {condition}", where).fetchall()[0][0])
+        bound = (1 << 64) * SURPLUS * max(n, 1) // max(matching, 1)
+        groups = _strata(con, keyed, where, seed, n, bound if bound < (1 << 64) else None)
+        if not _complete(groups, n):
+            groups = _strata(con, keyed, where, seed, n, None)
+        order = heapq.nsmallest(n, ((rank, sk, rid) for _, _, _, sk, rids in groups for rank, rid in enumerate(rids)))
         picked = [rid for _, _, rid in order]
     chosen = {rid: i for i, rid in enumerate(picked)}
     rows = _rows(
@@ -179,8 +183,45 @@ def _stratified(
         drawn[repr(row["_stratum"])] = drawn.get(repr(row["_stratum"]), 0) + 1
         row[column] = row.pop("_stratum")
         del row["_rid"]
-    strata = [Stratum(value, int(size), drawn.get(repr(value), 0)) for value, size, _, _ in groups]
+    strata = [Stratum(value, int(size), drawn.get(repr(value), 0)) for value, size, _, _, _ in groups]
     return Sample(rows, n, seed, column, strata)
+
+
+SURPLUS = 8  # how many times the sample's size a stratified sample looks at before it chooses
+
+
+def _strata(
+    con: duckdb.DuckDBPyConnection, keyed: str, where: str | None, seed: int, n: int, bound: int | None
+) -> list[tuple[Any, int, int, Any, list[int]]]:
+    """(value, size, personas with a key under `bound`, the value's own key, the first n of those
+    personas' rowids) for each value of the stratum column, largest first; n = 0 finds no rowids."""
+    under = f"_k < {int(bound)}::UBIGINT" if bound is not None else "true"
+    rids = f"min_by(_rid, _k, {int(n)}) FILTER (WHERE {under})" if n else "NULL"
+    rows = _run(
+        con,
+        f"""SELECT _stratum, count(*) AS size, count(*) FILTER (WHERE {under}), {_stratum_key(seed)} AS _sk, {rids}
+            FROM ({keyed}) GROUP BY _stratum ORDER BY size DESC, _stratum""",
+        where,
+    ).fetchall()
+    return [(value, int(size), int(under_n), sk, list(r or [])) for value, size, under_n, sk, r in rows]
+
+
+def _complete(groups: list[tuple[Any, int, int, Any, list[int]]], n: int) -> bool:
+    """Whether every stratum has under the bound all the personas the round-robin takes from it."""
+    rounds = _rounds([size for _, size, _, _, _ in groups], n)
+    return all(under >= min(size, rounds) for _, size, under, _, _ in groups)
+
+
+def _rounds(sizes: list[int], n: int) -> int:
+    """How many rounds the round-robin takes to draw n (a round takes one from every stratum left)."""
+    done = 0  # the personas of the strata used up in earlier rounds
+    ordered = sorted(sizes)
+    for i, size in enumerate(ordered):
+        need = -(-(n - done) // (len(ordered) - i))  # rounds in which the strata left give the rest
+        if need <= size:
+            return need
+        done += size
+    return ordered[-1] if ordered else 0
 
 
 def _copies_kept(con: duckdb.DuckDBPyConnection) -> bool:

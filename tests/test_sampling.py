@@ -6,6 +6,7 @@ import hashlib
 import json
 from collections import Counter
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -193,3 +194,56 @@ def test_copies_kept_by_dedup_none_tie_and_are_ordered_by_id(cli: Cli, tmp_path:
     for group in ("g0", "g1", "g2"):  # within a stratum, the seed's order with ties by id
         ids = [r["persona_id"] for r in stratified if r["group"] == group]
         assert ids == sorted(ids, key=order.index)
+
+
+def test_a_stratified_sample_is_the_same_whether_or_not_it_looks_at_the_first_keys_only(
+    cli: Cli, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Only the personas with the smallest keys are looked at (SURPLUS times the sample); a stratum
+    too small for that is found again from all. The sample must be the one all personas give."""
+    sizes = {"big": 1500, "mid": 300, "small": 40, "tiny": 3}
+    path = tmp_path / "uneven.jsonl"
+    path.write_text(
+        "".join(
+            json.dumps({"persona": f"A {group} person, number {i}", "group": group}) + "\n"
+            for group, size in sizes.items()
+            for i in range(size)
+        )
+    )
+    assert cli("personas", "import", str(path))[0] == 0
+    from persona_hub import sampling
+
+    bounds: list[int | None] = []
+
+    def strata(*args: Any) -> Any:
+        bounds.append(args[-1])
+        return real(*args)
+
+    real = sampling._strata
+    monkeypatch.setattr(sampling, "_strata", strata)
+    for n, where in (("12", "true"), ("100", "true"), ("2000", "true"), ("12", "\"group\" IN ('big', 'mid')")):
+        args = ("-n", n, "--stratify-by", "group", "--seed", "5", "--where", where)
+        monkeypatch.setattr(sampling, "SURPLUS", 1 << 70)  # every persona
+        everyone = _sample(cli, *args)
+        for surplus in (8, 1):  # the default, and a bound too tight for most strata
+            monkeypatch.setattr(sampling, "SURPLUS", surplus)
+            bounds.clear()
+            assert _sample(cli, *args) == everyone, (n, surplus)
+            if (n, surplus) == ("12", 8):
+                assert bounds[0] is not None and len(bounds) == (2 if "IN" not in where else 1), bounds
+    assert Counter(r["group"] for r in _sample(cli, "-n", "12", "--stratify-by", "group")) == {
+        "big": 3,
+        "mid": 3,
+        "small": 3,
+        "tiny": 3,
+    }
+
+
+def test_the_rounds_a_round_robin_takes() -> None:
+    from persona_hub.sampling import _rounds
+
+    assert _rounds([400, 400, 400], 30) == 10
+    assert _rounds([400, 400, 400], 31) == 11
+    assert _rounds([2, 400, 400], 30) == 14, "the small stratum is used up after 2 rounds"
+    assert _rounds([2, 3], 30) == 3, "fewer personas than asked: every one of them"
+    assert _rounds([5, 5], 0) == 0 and _rounds([], 5) == 0
