@@ -312,29 +312,35 @@ def _insert_new(
     is_empty, is_too_long = _text_checks("raw_text", options.max_chars)
     whitespace = " OR ".join(f"contains(lowered, chr({c}))" for c in (9, 10, 11, 12, 13))
 
-    def personas_of(picked: str) -> str:  # picked: line, raw_text, source_id, merged (`records`)
+    def personas_of(picked: str) -> str:  # picked: line, raw_text, source_id, merged, … (`records`)
         return f"""
-            SELECT line, text, source_id, attributes,
+            SELECT * EXCLUDE (lowered),
                    md5_number(CASE WHEN contains(lowered, '  ') OR {whitespace}
                                    THEN regexp_replace(lowered, '\\s+', ' ', 'g') ELSE lowered END) AS text_hash
             FROM (
-                SELECT line, text, lower(text) AS lowered, source_id,
+                SELECT * EXCLUDE (merged), lower(text) AS lowered,
                        {normalise.list_strings_sql(normalise.null_literals_sql("merged"))} AS attributes
                 FROM (
-                    SELECT line, {_trimmed("raw_text")} AS text, source_id, merged FROM ({picked})
+                    SELECT * EXCLUDE (raw_text), {_trimmed("raw_text")} AS text FROM ({picked})
                     WHERE NOT {is_empty} AND NOT {is_too_long}
                 )
             )
         """
 
-    if raw.table is not None and raw.columns is not None and records.usable(raw.columns, layout):
-        new = personas_of(records.from_columns(raw.table, raw.columns, layout))
-        sample = personas_of(records.from_columns(raw.table, raw.columns, layout, rows=fields.TYPE_SAMPLE))
+    file_columns = raw.columns if raw.table is not None and records.usable(raw.columns, layout) else None
+    if raw.table is not None and file_columns is not None:
+        new = personas_of(records.from_columns(raw.table, file_columns, layout))
+        sample = personas_of(records.from_columns(raw.table, file_columns, layout, rows=fields.TYPE_SAMPLE))
     else:
         new, sample = personas_of(records.from_json("_raw", layout)), personas_of(records.from_json("_head", layout))
     found = fields.types_of(con, f"SELECT line, attributes FROM ({sample})")
     columns = fields.prepare_columns(con, report.import_id, found)
     struct, typed = fields.typed_values_sql(columns, "attributes")
+    if file_columns is not None:  # a typed column that can take the file's value as it is does
+        direct = records.typed_from_columns(file_columns, layout, columns)
+        typed = [(column, direct.get(column, sql)) for column, sql in typed]
+        if len(direct) == len(typed):
+            struct = "NULL"
     hash_id = copies.HASH_ID
     if options.dedup != "none":
         # the source's own id, else the hash's; an id another persona has is replaced after the insert

@@ -786,6 +786,48 @@ def test_a_parquet_file_read_from_its_columns_gives_what_its_json_gives(
     assert (by_line[9][0], by_line[9][5]) == ("p_E1E60FBC063E4010", "1"), "an id taken on line 1 is not reused"
 
 
+def test_typed_columns_read_from_a_parquet_files_columns_are_those_its_attributes_give(
+    cli: Cli, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Typed values are taken from the file's columns where they are what the attributes would give,
+    also for values past the lines that set the types (two here): "None", lists written as text."""
+    path = tmp_path / "typed.parquet"
+    duckdb.connect().execute(
+        f"""COPY (SELECT * FROM (VALUES
+            ('Ana, a ferry pilot.', 1, 0.5, true, 'plain', ['a', 'None']),
+            ('Ben, a glass blower.', -7, 'nan'::DOUBLE, false, 'also plain', []),
+            ('Cy, a tram driver.', NULL, 'inf'::DOUBLE, NULL, 'None', NULL),
+            ('Di, a luthier.', 9000000000, -0.0, true, '[''x'', ''y'']', ['b']),
+            ('Ed, a cooper.', 3, 1e300, false, 'a [b] c', [NULL]),
+            ('Fay, a farrier.', 4, 2.5, true, '', ['c']),
+            ('Gus, a thatcher.', 5, 3.5, false, 'null', ['d'])
+        ) AS t(persona, n, d, b, note, tags)) TO '{path}' (FORMAT parquet)"""
+    )
+    monkeypatch.setattr(fields, "TYPE_SAMPLE", 2)
+    from persona_hub import records
+
+    direct: list[dict[str, str]] = []
+    real = records.typed_from_columns
+    monkeypatch.setattr(records, "typed_from_columns", lambda *a: direct.append(real(*a)) or direct[-1])
+
+    def imported(db: Path) -> list[tuple[Any, ...]]:
+        monkeypatch.setenv("SWARM_DB", str(db))
+        code, _, err = cli("personas", "import", str(path))
+        assert code == 0, err
+        return q(  # NaN is not NaN in Python: compare the doubles as text
+            db,
+            "SELECT * EXCLUDE (import_id, imported_at, source) REPLACE (CAST(d AS VARCHAR) AS d) "
+            "FROM personas ORDER BY source_line",
+        )
+
+    from_columns = imported(tmp_path / "columns.duckdb")
+    assert sorted(direct[0]) == ["b", "d", "n", "note", "tags"], direct
+    monkeypatch.setattr(records, "usable", lambda columns, layout: False)
+    assert imported(tmp_path / "json.duckdb") == from_columns
+    notes = [r[-2] for r in from_columns]
+    assert notes == ["plain", "also plain", None, '["x","y"]', "a [b] c", None, None], notes
+
+
 def test_which_parquet_files_are_read_from_their_columns() -> None:
     from persona_hub import layouts, nesting, records
 
