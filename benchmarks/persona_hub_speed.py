@@ -185,14 +185,21 @@ def part_import(n: int, tmp: Path) -> str:
     hub = ""
     for ext in ("jsonl", "parquet"):
         source = str(data(f"hub_{n}.{ext}", n))
-        bound = child(BOUND, source, fresh(tmp, "bound.duckdb"))
+        # the bound before and after the rest, the faster kept: one bound run here can take 25 % longer
+        # than the next, which would flatter the ratio
+        bounds = [child(BOUND, source, fresh(tmp, "bound.duckdb"))]
         fresh(tmp, "bound.duckdb")
         floor = child(FLOOR, source, fresh(tmp, "floor.duckdb"))
         fresh(tmp, "floor.duckdb")
         ours = child(OURS, source, fresh(tmp, f"ours_{ext}.duckdb"), "exact")
+        bounds.append(child(BOUND, source, fresh(tmp, "bound.duckdb")))
+        fresh(tmp, "bound.duckdb")
+        bound = min(bounds, key=lambda b: b["seconds"])
+        both = " and ".join(f"{b['seconds']:.1f}" for b in bounds)
         ratio, floor_ratio = ours["seconds"] / bound["seconds"], floor["seconds"] / bound["seconds"]
         print(
-            f"{ext:8} bound {bound['seconds']:6.1f} s (peak {bound['peak_mb']:5.0f} MB)   "
+            f"{ext:8} bound {bound['seconds']:6.1f} s (peak {bound['peak_mb']:5.0f} MB; the faster of "
+            f"{both} s)   "
             f"floor {floor['seconds']:6.1f} s = {floor_ratio:.2f}x (peak {floor['peak_mb']:5.0f} MB)"
         )
         print(
