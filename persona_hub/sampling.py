@@ -9,7 +9,8 @@ Ties (only copies kept by `--dedup none` have equal keys) go by persona id.
 
 Stratified sampling takes personas round-robin across the column's values (everyone's 1st, then
 everyone's 2nd, …), so strata are drawn evenly and a small stratum's shortfall is filled from others.
-Each stratum's first `n` are found in one pass (`min_by(…, n)`), not by ranking every persona.
+Each stratum's first `n` are found in one pass (`min_by(…, n)`), not by ranking every persona, and
+among the personas with the smallest keys only, unless a stratum is too small for that (`SURPLUS`).
 """
 
 from __future__ import annotations
