@@ -278,6 +278,11 @@ def _load_parquet(con: duckdb.DuckDBPyConnection, path: Path) -> tuple[str, dict
     try:
         described = con.execute(f"DESCRIBE SELECT * FROM {src}").fetchall()
     except duckdb.Error as exc:
+        if 'column "file_row_number"' in str(exc):  # the name DuckDB gives the row numbers it reads
+            raise UnsupportedFile(
+                f"{path}: has a column named file_row_number, the name the import reads row numbers under; "
+                "rename the column (or save the file as JSONL) and import it again"
+            ) from exc
         raise UnsupportedFile(f"{path}: not a readable Parquet file: {exc}") from exc
     columns = {str(r[0]): str(r[1]) for r in described if r[0] != "file_row_number"}
     fields = ", ".join(f"{quote(c)}: {ident(c)}" for c in columns)

@@ -517,6 +517,10 @@ def test_json_documents_tinytroupe_fragments_and_unreadable_files(cli: Cli, tmp_
     code, _, err = cli("personas", "import", str(broken))
     assert code == 1 and "not a readable Parquet file" in err
     assert "Traceback" not in err
+    numbered = tmp_path / "numbered.parquet"
+    duckdb.connect().execute(f"COPY (SELECT 'A diver.' AS persona, 7 AS file_row_number) TO '{numbered}'")
+    code, _, err = cli("personas", "import", str(numbered))
+    assert code == 1 and "has a column named file_row_number" in err and "rename the column" in err, err
 
 
 def _nested(levels: int) -> str:
