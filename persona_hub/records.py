@@ -4,8 +4,8 @@ Every format can be read from `_raw`, one JSON object per record (`from_json`). 
 also be read from its own columns (`from_columns`): its text is already a string and its other fields
 already typed, so the JSON a record would be is written once (the attributes) instead of being written
 whole, then read three times (text, id, attributes) and written again. The two give the same rows; a
-file whose columns do not allow it (a text column that is not text, an id that is neither text nor a
-number, nesting past `nesting.MAX_DEPTH`) goes through `_raw`, which finds every bad record.
+file whose columns do not allow it (a text column that is not text, an id that is neither text nor an
+integer, nesting past `nesting.MAX_DEPTH`) goes through `_raw`, which finds every bad record.
 """
 
 from __future__ import annotations
