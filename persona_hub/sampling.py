@@ -159,8 +159,9 @@ def _stratified(
     else:
         # Each stratum's first personas are those with the smallest keys, and keys are uniform: the
         # first SURPLUS * n of all the matching personas' keys lie below a bound that leaves each
-        # stratum more than it needs, unless it is small. A stratum that got fewer below the bound than
-        # it needs has its personas found again without it (rare: a stratum of under SURPLUS/share).
+        # stratum more than it needs, unless it is small. If any stratum got fewer below the bound
+        # than the round-robin takes from it (one with under about 1/SURPLUS of an even share of the
+        # matching personas), every key is looked at again without the bound.
         matching = int(_run(con, f"SELECT count(*) FROM personas {condition}", where).fetchall()[0][0])
         bound = (1 << 64) * SURPLUS * max(n, 1) // max(matching, 1)
         groups = _strata(con, keyed, where, seed, n, bound if bound < (1 << 64) else None)
