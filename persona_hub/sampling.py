@@ -125,8 +125,6 @@ def sample(db: Database, n: int, where: str | None = None, seed: int = 0, strati
     if n < 0:
         raise BadFilter("-n must be zero or more")
     with db.read() as con:
-        # DuckDB then sorts the keys alone and reads the texts of the chosen rows only
-        con.execute(f"SET late_materialization_max_rows = {max(int(n) + 1, 50)}")
         condition = _where(con, where)
         if not stratify_by:
             return Sample(_first(con, condition, where, seed, n), n, seed)
@@ -137,14 +135,33 @@ def sample(db: Database, n: int, where: str | None = None, seed: int = 0, strati
 def _first(
     con: duckdb.DuckDBPyConnection, condition: str, where: str | None, seed: int, n: int
 ) -> list[dict[str, Any]]:
-    keyed = _keyed(seed, condition)
-    rows = _rows(_run(con, f"SELECT {_OUT}, _k FROM ({keyed}) ORDER BY _k LIMIT {int(n) + 1}", where))
-    if n and len(rows) > n and rows[n - 1]["_k"] == rows[n]["_k"]:  # a tie at the cut: decide by id
-        rows = _rows(_run(con, f"SELECT {_OUT}, _k FROM ({keyed}) ORDER BY _k, persona_id LIMIT {int(n)}", where))
-    rows = sorted(rows[:n], key=lambda r: (r["_k"], r["persona_id"]))
+    keyed = _keyed(seed, condition, "rowid AS _rid, persona_id, text_hash")
+    picked = _run(con, f"SELECT _rid, _k FROM ({keyed}) ORDER BY _k LIMIT {int(n) + 1}", where).fetchall()
+    if n and len(picked) > n and picked[n - 1][1] == picked[n][1]:  # a tie at the cut: decide by id
+        picked = _run(con, f"SELECT _rid, _k FROM ({keyed}) ORDER BY _k, persona_id LIMIT {int(n)}", where).fetchall()
+    keys = {rid: k for rid, k in picked[:n]}
+    rows = _read_rows(con, f"SELECT {_OUT}, rowid AS _rid FROM personas", list(keys), where)
+    rows.sort(key=lambda r: (keys[r["_rid"]], r["persona_id"]))
     for row in rows:
-        del row["_k"]
+        del row["_rid"]
     return rows
+
+
+# Rows spread over the file cost DuckDB a whole block of each column a row is in, and it keeps every
+# block it read in new memory (1,000 personas of 20M: about 750 MB, each page of it faulted in, then
+# freed at close). Under a small memory limit it reuses that memory: those 1,000 in 0.43 s, not 0.72 s,
+# and the file closed in 0.02 s, not 0.08 s. The limit leaves a result ample room (_ROW_ROOM a row).
+_READ_MEMORY = 128 << 20
+_ROW_ROOM = 16 << 10
+
+
+def _read_rows(con: duckdb.DuckDBPyConnection, select: str, rids: list[int], where: str | None) -> list[dict[str, Any]]:
+    """`select`'s rows whose rowid is in `rids` (in any order)."""
+    con.execute(f"SET memory_limit = '{max(_READ_MEMORY, len(rids) * _ROW_ROOM)}B'")
+    try:
+        return _rows(_run(con, f"{select} WHERE rowid IN (SELECT unnest(?::BIGINT[]))", where, [rids]))
+    finally:
+        con.execute("RESET memory_limit")
 
 
 def _stratified(
@@ -170,15 +187,7 @@ def _stratified(
         order = heapq.nsmallest(n, ((rank, sk, rid) for _, _, _, sk, rids in groups for rank, rid in enumerate(rids)))
         picked = [rid for _, _, rid in order]
     chosen = {rid: i for i, rid in enumerate(picked)}
-    rows = _rows(
-        _run(
-            con,
-            f"SELECT {_OUT}, {ident(column)} AS _stratum, rowid AS _rid FROM personas "
-            "WHERE rowid IN (SELECT unnest(?::BIGINT[]))",
-            where,
-            [picked],
-        )
-    )
+    rows = _read_rows(con, f"SELECT {_OUT}, {ident(column)} AS _stratum, rowid AS _rid FROM personas", picked, where)
     rows.sort(key=lambda r: chosen[r["_rid"]])
     drawn: dict[str, int] = {}
     for row in rows:

@@ -247,3 +247,15 @@ def test_the_rounds_a_round_robin_takes() -> None:
     assert _rounds([2, 400, 400], 30) == 14, "the small stratum is used up after 2 rounds"
     assert _rounds([2, 3], 30) == 3, "fewer personas than asked: every one of them"
     assert _rounds([5, 5], 0) == 0 and _rounds([], 5) == 0
+
+
+def test_rows_read_under_a_small_memory_limit_leave_the_limit_as_it_was(cli: Cli, hub: None, isolated_db: Path) -> None:
+    from persona_hub.sampling import _read_rows
+    from storage import Database
+
+    with Database(isolated_db).read() as con:
+        before = con.execute("SELECT current_setting('memory_limit')").fetchall()
+        rids = [r[0] for r in con.execute("SELECT rowid FROM personas ORDER BY rowid DESC LIMIT 5").fetchall()]
+        rows = _read_rows(con, "SELECT persona_id, rowid AS _rid FROM personas", rids, None)
+        assert sorted(r["_rid"] for r in rows) == sorted(rids)
+        assert con.execute("SELECT current_setting('memory_limit')").fetchall() == before
