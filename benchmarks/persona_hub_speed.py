@@ -15,6 +15,7 @@ runs in its own process, so its peak memory is its own.
 
     python benchmarks/persona_hub_speed.py                        # 20,000,000 and 5,000,000 (~20 min)
     python benchmarks/persona_hub_speed.py -n 1000000 --near 200000 --parts import,query
+    python benchmarks/persona_hub_speed.py --parts add,query --hub hub.duckdb    # a hub imported before
 """
 
 from __future__ import annotations
@@ -294,13 +295,14 @@ def main() -> None:
     parser.add_argument("-n", "--personas", type=int, default=20_000_000)
     parser.add_argument("--near", type=int, default=5_000_000, help="personas for the --dedup near step")
     parser.add_argument("--parts", default="import,add,query,near")
+    parser.add_argument("--hub", help="a hub this benchmark's import made (of -n personas), for add and query")
     args = parser.parse_args()
     parts = set(args.parts.split(","))
     print(f"persona hub benchmark: {args.personas:,} personas; cores: {os.cpu_count()}")
     with tempfile.TemporaryDirectory(prefix="swarm-bench-", dir=DATA if DATA.exists() else None) as tmp_name:
         tmp = Path(tmp_name)
         if parts & {"import", "add", "query"}:
-            hub = part_import(args.personas, tmp)
+            hub = args.hub if args.hub and "import" not in parts else part_import(args.personas, tmp)
             if "add" in parts:
                 part_add(args.personas, hub, tmp)
             if "query" in parts:

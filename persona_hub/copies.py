@@ -36,7 +36,10 @@ def find(con: duckdb.DuckDBPyConnection, import_id: str, paths: list[str]) -> tu
     # into an empty hub (a first import of 20 million), nothing is older: the joins with it are skipped
     hub = bool(con.execute(f"SELECT count(*) FROM (SELECT 1 FROM {older} LIMIT 1)").fetchall()[0][0])
     ordered = "JOIN (SELECT source, min(position) AS position FROM _files GROUP BY source) USING (source)"
-    of_older = f"SELECT source, source_line FROM {mine} SEMI JOIN (SELECT text_hash FROM {older}) USING (text_hash)"
+    # Against the hub, its side is the big one (20M, adding 100,000): its hashes and ids are probed
+    # against this import's, rather than gathered into a join table (1.3-1.8 s -> 0.8-1.0 s).
+    held = f"SELECT text_hash FROM {older} WHERE text_hash IN (SELECT text_hash FROM {mine})"
+    of_older = f"SELECT source, source_line FROM {mine} WHERE text_hash IN ({held})"
     con.execute(
         f"""
         INSERT INTO _copies
@@ -70,7 +73,8 @@ def find(con: duckdb.DuckDBPyConnection, import_id: str, paths: list[str]) -> tu
             f"""
             INSERT INTO _renamed
             SELECT source, source_line, {HASH_ID} FROM (
-                SELECT * FROM {with_id} SEMI JOIN (SELECT persona_id AS source_id FROM {older}) USING (source_id)
+                SELECT * FROM {with_id} WHERE source_id IN (
+                    SELECT persona_id FROM {older} WHERE persona_id IN (SELECT source_id FROM {with_id}))
             ) ANTI JOIN _copies USING (source, source_line) ANTI JOIN _renamed USING (source, source_line)
             """
         )
