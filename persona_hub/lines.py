@@ -15,10 +15,10 @@ from __future__ import annotations
 
 import codecs
 import gzip
+import io
 import zlib
 from collections.abc import Iterator
 from pathlib import Path
-from typing import IO
 
 import numpy as np
 import pyarrow as pa
@@ -45,9 +45,9 @@ class Lines:
     def reader(self) -> pa.RecordBatchReader:
         return pa.RecordBatchReader.from_batches(SCHEMA, self._batches())
 
-    def _open(self) -> IO[bytes]:
+    def _open(self) -> io.BufferedIOBase:
         if self.path.suffix.lower() == ".gz":
-            return gzip.open(self.path, "rb")  # type: ignore[return-value]
+            return gzip.open(self.path, "rb")
         return self.path.open("rb")
 
     def _batches(self) -> Iterator[pa.RecordBatch]:
@@ -60,15 +60,19 @@ class Lines:
 
     def _read(self) -> Iterator[pa.RecordBatch]:
         first = 1
-        rest = b""
+        rest: bytes | bytearray = b""
         skipping = False  # inside a line too long to keep, until its end
         with self._open() as fh:
             if fh.read(len(codecs.BOM_UTF8)) != codecs.BOM_UTF8:  # a byte-order mark is not part of the first record
                 fh.seek(0)
             while self.limit is None or first <= self.limit:
-                block = fh.read(BLOCK_BYTES)
-                data = rest + block if rest else block
-                if not block:
+                # one new buffer a block, read into after the last block's unfinished line: the batch is
+                # a view of it (joining and slicing bytes took two more copies of every block)
+                data = bytearray(len(rest) + BLOCK_BYTES)
+                data[: len(rest)] = rest
+                got = fh.readinto(memoryview(data)[len(rest) :])
+                del data[len(rest) + got :]
+                if not got:
                     if data and not skipping:  # the last line, without a line end
                         yield self._batch(data + b"\n", first)
                     return
@@ -83,16 +87,16 @@ class Lines:
                         self._reject(first, RejectReason.TOO_LONG, TOO_LONG_DETAIL)
                         skipping, rest = True, b""
                     continue
-                batch = self._batch(data[:end] if end < len(data) else data, first)
+                batch = self._batch(memoryview(data)[:end], first)
                 first += batch.num_rows
-                rest = data[end:]
+                rest = bytes(data[end:])
                 yield batch
 
     def _reject(self, line: int, reason: str, detail: str) -> None:
         self.rejects.append((line, reason, detail))
         self.records += 1
 
-    def _batch(self, data: bytes, first: int) -> pa.RecordBatch:
+    def _batch(self, data: bytes | bytearray | memoryview, first: int) -> pa.RecordBatch:
         """The lines of `data` (which ends with a line end) as one batch, numbered from `first`."""
         raw = np.frombuffer(data, np.uint8)
         ends = np.flatnonzero(raw == 10) + 1
@@ -106,7 +110,7 @@ class Lines:
         valid = np.ones(count, bool)
         # only lines that start with a space or a line end can be blank; look at those one by one
         for i in np.flatnonzero(np.isin(raw[starts], _BLANK_STARTS)):
-            if not data[starts[i] : ends[i]].rstrip(b"\r\n").strip(b" "):
+            if not bytes(data[starts[i] : ends[i]]).rstrip(b"\r\n").strip(b" "):
                 valid[i] = False
         for i in np.flatnonzero(np.diff(offsets) > MAX_LINE_BYTES):
             valid[i] = False
@@ -116,7 +120,7 @@ class Lines:
             text.validate(full=True)
         except pa.ArrowInvalid:  # some line is not UTF-8: find which (rare, so line by line)
             for i in np.flatnonzero(valid):
-                piece = data[starts[i] : ends[i]]
+                piece = bytes(data[starts[i] : ends[i]])
                 try:
                     piece.decode("utf-8")
                 except UnicodeDecodeError:
