@@ -157,11 +157,15 @@ _ROW_ROOM = 16 << 10
 
 def _read_rows(con: duckdb.DuckDBPyConnection, select: str, rids: list[int], where: str | None) -> list[dict[str, Any]]:
     """`select`'s rows whose rowid is in `rids` (in any order)."""
+    sql = f"{select} WHERE rowid IN (SELECT unnest(?::BIGINT[]))"
     con.execute(f"SET memory_limit = '{max(_READ_MEMORY, len(rids) * _ROW_ROOM)}B'")
     try:
-        return _rows(_run(con, f"{select} WHERE rowid IN (SELECT unnest(?::BIGINT[]))", where, [rids]))
+        return _rows(con.execute(sql, [rids]))
+    except duckdb.OutOfMemoryException:  # rows larger than the room given them: read with all the memory
+        pass
     finally:
         con.execute("RESET memory_limit")
+    return _rows(_run(con, sql, where, [rids]))
 
 
 def _stratified(

@@ -259,3 +259,17 @@ def test_rows_read_under_a_small_memory_limit_leave_the_limit_as_it_was(cli: Cli
         rows = _read_rows(con, "SELECT persona_id, rowid AS _rid FROM personas", rids, None)
         assert sorted(r["_rid"] for r in rows) == sorted(rids)
         assert con.execute("SELECT current_setting('memory_limit')").fetchall() == before
+
+
+def test_rows_too_big_for_the_small_memory_limit_are_read_with_all_of_it(
+    cli: Cli, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    path = tmp_path / "long_notes.jsonl"
+    path.write_text(
+        "".join(json.dumps({"persona": f"Archivist {i}", "notes": "x" * 100_000 + str(i)}) + "\n" for i in range(30))
+    )
+    assert cli("personas", "import", str(path))[0] == 0
+    monkeypatch.setattr("persona_hub.sampling._READ_MEMORY", 1 << 20)  # 1 MB for 3 MB of rows
+    monkeypatch.setattr("persona_hub.sampling._ROW_ROOM", 0)
+    rows = _sample(cli, "-n", "30", "--seed", "2")
+    assert len(rows) == 30 and all(len(r["attributes"]["notes"]) > 100_000 for r in rows)
